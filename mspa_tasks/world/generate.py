@@ -1,0 +1,436 @@
+"""Seeded generator of a live-streaming world with known latent structure.
+
+Authors have a category, region, scene, visual style and atmosphere; about 30% drift to a
+new atmosphere and scene partway through. Users have sparse category preferences, a home
+region with a personal bias towards it, atmosphere tastes, an activity level with a long
+tail (so the paper's filters have users to drop) and loyalty (re-tipping the last author).
+Tips follow those preferences, weighted by a long-tailed author popularity. Texts
+(profiles, ASR, frame captions, comments) and small PNG frames are drawn from the latents.
+Impressions with clicks and gifts cover the last ``impression_days`` days.
+
+Dirty rows are added on purpose, each with exactly one defect, and counted in the ledger
+returned by :func:`generate_world` (``expected_quarantine``): tips with a null user or
+author, tips to unknown authors, negative amounts, future timestamps, duplicate deliveries
+of an event, authors with a null id, a duplicate profile, no text or no image. All of them
+land inside the 30-day window that ends on the world's last day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mspa_tasks.artifacts import ArtifactStore
+from mspa_tasks.publish import parquet_bytes
+from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
+from mspa_tasks.world import vocab as V
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+AUTHOR_ID0 = 10_000
+USER_ID0 = 1_000_000
+# Evening-heavy diurnal curve of tipping (UTC hours; the demo world lives in one zone).
+DIURNAL = np.array([2, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 4, 5, 4, 4, 4, 5, 6, 8, 10, 12, 12, 9, 5],
+                   dtype=float)
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Size and shape knobs. ``PRESETS`` holds the named sizes."""
+
+    n_users: int = 2_000
+    n_authors: int = 3_000
+    n_days: int = 35
+    end_ds: str = "2026-11-20"
+    seed: int = 7
+    tips_per_user_day: float = 0.35
+    impression_days: int = 7
+    impressions_per_request: int = 10
+    frames_per_author: int = 2
+    drift_share: float = 0.3
+    dirty_rate: float = 0.002
+    window_days: int = 30
+
+    def __post_init__(self) -> None:
+        if self.n_users < 10 or self.n_authors < 20:
+            raise ValueError(f"world too small: {self.n_users} users, {self.n_authors} authors "
+                             "(need at least 10 users and 20 authors)")
+        if self.n_days < self.window_days + 2:
+            raise ValueError(f"n_days={self.n_days} must exceed window_days={self.window_days} "
+                             "by at least 2 so the window has a previous day")
+        dt.date.fromisoformat(self.end_ds)
+
+
+PRESETS: dict[str, WorldSpec] = {
+    "tiny": WorldSpec(n_users=150, n_authors=200, impression_days=2, frames_per_author=1,
+                      tips_per_user_day=0.5),
+    # Sized for the whole daily DAG in ~15 min on 2 cores. The composer with SmolLM2-135M
+    # (4 sections per text, shared-prefix batches, measured 2026-11-22) writes ~0.6 preference
+    # texts/s and ~1.1 author texts/s before retries: ~200 kept users + ~385 kept authors
+    # take ~11-12 min. WorldSpec() itself is the larger 2,000 x 3,000 world.
+    "demo": WorldSpec(n_users=300, n_authors=400),
+    "default": WorldSpec(),
+    # >= 100k authors and >= 1M tip events (about 1.2M with this seed).
+    "scale": WorldSpec(n_users=40_000, n_authors=100_000, tips_per_user_day=0.85,
+                       impression_days=1, frames_per_author=1),
+}
+
+
+@dataclass
+class WorldSummary:
+    spec: dict[str, Any]
+    rows: dict[str, int]
+    expected_quarantine: dict[str, dict[str, int]]
+    clean_tip_events: int
+    seconds: float
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+class _BucketSampler:
+    """Draw an index with probability proportional to ``weights`` among items sharing a key."""
+
+    def __init__(self, keys: np.ndarray, weights: np.ndarray) -> None:
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted_keys = keys[self.order]
+        self.cum = np.cumsum(weights[self.order])
+
+    def sample(self, query: np.ndarray, u: np.ndarray) -> np.ndarray:
+        lo = np.searchsorted(self.sorted_keys, query, side="left")
+        hi = np.searchsorted(self.sorted_keys, query, side="right")
+        empty = lo == hi
+        base = np.where(lo > 0, self.cum[np.maximum(lo - 1, 0)], 0.0)
+        top = self.cum[np.maximum(hi - 1, 0)]
+        target = base + u * (top - base)
+        pos = np.clip(np.searchsorted(self.cum, target, side="right"), lo, np.maximum(hi - 1, lo))
+        out = self.order[np.minimum(pos, len(self.order) - 1)]
+        return np.where(empty, -1, out)
+
+
+def _choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One categorical draw per row of ``probs``."""
+    cum = probs.cumsum(axis=1)
+    r = rng.random(len(probs))[:, None] * cum[:, -1:]
+    return (cum < r).sum(axis=1)
+
+
+def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) -> WorldSummary:
+    """Write the world into the warehouse's source tables (replacing them) and its frames and
+    latent truth into ``store`` under ``world/``. Deterministic for a given spec."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(spec.seed)
+    end_day = dt.date.fromisoformat(spec.end_ds)
+    day0 = end_day - dt.timedelta(days=spec.n_days - 1)
+    day0_ms = int(dt.datetime.combine(day0, dt.time(), dt.UTC).timestamp() * 1000)
+    n_cat, n_reg, n_atm, n_sty = len(V.CATEGORIES), len(V.REGIONS), len(V.ATMOSPHERES), len(V.STYLES)
+
+    # ---- authors ---------------------------------------------------------------------
+    A = spec.n_authors
+    a_cat = rng.choice(n_cat, A, p=np.array(V.CATEGORY_WEIGHTS) / sum(V.CATEGORY_WEIGHTS))
+    a_reg = rng.choice(n_reg, A, p=np.array(V.REGION_WEIGHTS) / sum(V.REGION_WEIGHTS))
+    a_sty = rng.integers(0, n_sty, A)
+    a_atm0 = rng.integers(0, n_atm, A)
+    a_scene0 = rng.integers(0, 3, A)
+    drifts = rng.random(A) < spec.drift_share
+    a_drift_day = np.where(drifts, rng.integers(3, spec.n_days - 1, A), spec.n_days + 1)
+    a_atm1 = (a_atm0 + rng.integers(1, n_atm, A)) % n_atm
+    a_scene1 = (a_scene0 + rng.integers(1, 3, A)) % 3
+    a_pop = rng.lognormal(0.0, 1.3, A)
+    author_ids = AUTHOR_ID0 + np.arange(A)
+
+    # ---- users -----------------------------------------------------------------------
+    U = spec.n_users
+    u_theta = rng.dirichlet(np.full(n_cat, 0.25), U)
+    u_home = rng.choice(n_reg, U, p=np.array(V.REGION_WEIGHTS) / sum(V.REGION_WEIGHTS))
+    u_bias = rng.beta(2, 2, U)
+    u_phi = rng.dirichlet(np.full(n_atm, 0.6), U)
+    u_rate = spec.tips_per_user_day * rng.lognormal(-0.5, 1.0, U)
+    u_loyal = rng.beta(2, 4, U)
+    user_ids = USER_ID0 + np.arange(U)
+    region_p = np.array(V.REGION_WEIGHTS) / sum(V.REGION_WEIGHTS)
+
+    def atm_on(day: int) -> np.ndarray:
+        return np.where(day >= a_drift_day, a_atm1, a_atm0)
+
+    def scene_on(day: int) -> np.ndarray:
+        return np.where(day >= a_drift_day, a_scene1, a_scene0)
+
+    def samplers(day: int) -> tuple[_BucketSampler, _BucketSampler, _BucketSampler]:
+        atm = atm_on(day)
+        return (_BucketSampler((a_cat * n_reg + a_reg) * n_atm + atm, a_pop),
+                _BucketSampler(a_cat * n_atm + atm, a_pop),
+                _BucketSampler(a_cat, a_pop))
+
+    def preferred_authors(users: np.ndarray, day: int) -> np.ndarray:
+        full, cat_atm, cat_only = samplers(day)
+        n = len(users)
+        cat = _choice_rows(rng, u_theta[users])
+        home = rng.random(n) < u_bias[users]
+        reg = np.where(home, u_home[users], rng.choice(n_reg, n, p=region_p))
+        atm = _choice_rows(rng, u_phi[users])
+        pick = full.sample((cat * n_reg + reg) * n_atm + atm, rng.random(n))
+        miss = pick < 0
+        pick[miss] = cat_atm.sample(cat[miss] * n_atm + atm[miss], rng.random(miss.sum()))
+        miss = pick < 0
+        pick[miss] = cat_only.sample(cat[miss], rng.random(miss.sum()))
+        return pick
+
+    # ---- tips ------------------------------------------------------------------------
+    last_author = np.full(U, -1)
+    tip_user, tip_author, tip_day, tip_ts = [], [], [], []
+    hour_p = DIURNAL / DIURNAL.sum()
+    for day in range(spec.n_days):
+        counts = rng.poisson(u_rate)
+        users = np.repeat(np.arange(U), counts)
+        if len(users) == 0:
+            continue
+        authors = preferred_authors(users, day)
+        loyal = (rng.random(len(users)) < u_loyal[users]) & (last_author[users] >= 0)
+        authors[loyal] = last_author[users[loyal]]
+        hours = rng.choice(24, len(users), p=hour_p)
+        ts = day0_ms + day * DAY_MS + hours * 3_600_000 + rng.integers(0, 3_600_000, len(users))
+        last_author[users] = authors  # numpy keeps the last write per user
+        tip_user.append(users)
+        tip_author.append(authors)
+        tip_day.append(np.full(len(users), day))
+        tip_ts.append(ts)
+    t_user = np.concatenate(tip_user)
+    t_author = np.concatenate(tip_author)
+    t_day = np.concatenate(tip_day)
+    t_ts = np.concatenate(tip_ts)
+    order = np.argsort(t_ts, kind="stable")
+    t_user, t_author, t_day, t_ts = t_user[order], t_author[order], t_day[order], t_ts[order]
+    n_clean = len(t_ts)
+    events = {
+        "event_id": (np.arange(n_clean) + 1).astype(object),
+        "user_id": user_ids[t_user].astype(object),
+        "author_id": author_ids[t_author].astype(object),
+        "live_id": (author_ids[t_author] * 1000 + t_day).astype(object),
+        "ts": t_ts.astype(object),
+        "amount": np.round(np.maximum(rng.lognormal(1.2, 1.0, n_clean), 0.1), 1).astype(object),
+        "ingested_at": (t_ts + rng.exponential(20_000, n_clean).astype(np.int64) + 500),
+    }
+
+    # ---- dirty tip rows: extra rows, each with one defect, inside the last window -------
+    expected: dict[str, Counter] = {"tip_events": Counter(), "authors": Counter()}
+    first_window_day = spec.n_days - spec.window_days
+    eligible = np.flatnonzero((t_day > first_window_day) & (t_day < spec.n_days - 1))
+    n_each = max(3, int(n_clean * spec.dirty_rate))
+    dirty_cols: dict[str, list] = {k: [] for k in events}
+    next_event_id = n_clean + 1
+
+    def add_dirty(kind: str, reason: str, n: int) -> None:
+        nonlocal next_event_id
+        base = rng.choice(eligible, n, replace=False)
+        for i in base:
+            row = {k: events[k][i] for k in events}
+            row["ingested_at"] = int(row["ingested_at"]) + int(rng.integers(60_000, 600_000))
+            if kind != "duplicate":
+                row["event_id"] = next_event_id
+                next_event_id += 1
+            if kind == "null_user":
+                row["user_id"] = None
+            elif kind == "null_author":
+                row["author_id"] = None
+            elif kind == "unknown_author":
+                row["author_id"] = int(author_ids[-1]) + 1 + int(rng.integers(1, 10_000))
+            elif kind == "negative_amount":
+                row["amount"] = -float(row["amount"])
+            elif kind == "future":
+                row["ts"] = int(row["ingested_at"]) + 400 * DAY_MS
+            for k in events:
+                dirty_cols[k].append(row[k])
+        expected["tip_events"][reason] += n
+
+    add_dirty("null_user", "null_key", n_each)
+    add_dirty("null_author", "null_key", n_each)
+    add_dirty("unknown_author", "unknown_author", n_each)
+    add_dirty("negative_amount", "invalid_amount", n_each)
+    add_dirty("future", "future_timestamp", n_each)
+    add_dirty("duplicate", "duplicate_event", n_each)
+
+    all_ingested = np.concatenate([events["ingested_at"], np.array(dirty_cols["ingested_at"],
+                                                                    dtype=np.int64)])
+    load_order = np.argsort(all_ingested, kind="stable")
+    columns = ["event_id", "user_id", "author_id", "live_id", "ts", "amount", "ingested_at"]
+    merged = {k: np.concatenate([np.asarray(events[k], dtype=object),
+                                 np.array(dirty_cols[k], dtype=object)])[load_order]
+              for k in columns}
+    tip_rows = list(zip(range(1, len(load_order) + 1),
+                        *[_py(merged[k]) for k in columns], strict=True))
+
+    # ---- author profiles, media, frames, comments ---------------------------------------
+    ids_shuffled = rng.permutation(A)
+    n_no_text = max(2, int(A * 0.02))
+    n_no_image = max(2, int(A * 0.02))
+    no_text = set(ids_shuffled[:n_no_text].tolist())
+    no_image = set(ids_shuffled[n_no_text:n_no_text + n_no_image].tolist())
+    expected["authors"]["no_text"] += n_no_text
+    expected["authors"]["no_image"] += n_no_image
+    updated_at = day0_ms + (spec.n_days - 1) * DAY_MS
+    author_rows = []
+    for a in range(A):
+        cat = V.CATEGORIES[a_cat[a]]
+        region = V.REGIONS[a_reg[a]]
+        intro = _intro(rng, cat, V.SCENES[cat][a_scene0[a]], V.STYLES[a_sty[a]],
+                       V.ATMOSPHERES[a_atm0[a]], region)
+        if a in no_text:
+            intro = None if a % 2 else "   "
+        author_rows.append((int(author_ids[a]), _nickname(rng), f"{V.CITIES[region]}, {region}",
+                            intro, cat, updated_at))
+    clean_pool = [a for a in ids_shuffled[n_no_text + n_no_image:][:2].tolist()]
+    for a in clean_pool:  # an older second profile row for the same author
+        row = author_rows[a]
+        author_rows.append((row[0], row[1] + "_old", row[2], row[3], row[4], updated_at - DAY_MS))
+    expected["authors"]["duplicate_author"] += len(clean_pool)
+    for _ in range(2):
+        author_rows.append((None, _nickname(rng), "Unknown", "profile without an id", "chatting",
+                            updated_at))
+    expected["authors"]["null_key"] += 2
+
+    media_rows, comment_rows = [], []
+    frames_written = 0
+    for a in range(A):
+        if a in no_image:
+            continue
+        days = np.sort(rng.choice(spec.n_days, spec.frames_per_author, replace=False))
+        for day in days.tolist():
+            live_id = int(author_ids[a]) * 1000 + day
+            atm_i = int(a_atm1[a] if day >= a_drift_day[a] else a_atm0[a])
+            scene_i = int(a_scene1[a] if day >= a_drift_day[a] else a_scene0[a])
+            cat = V.CATEGORIES[a_cat[a]]
+            scene, style, atm = V.SCENES[cat][scene_i], V.STYLES[a_sty[a]], V.ATMOSPHERES[atm_i]
+            key = f"world/frames/{int(author_ids[a])}/{live_id}.png"
+            uri = store.put_bytes(key, _frame_png(rng, cat, scene, style))
+            frames_written += 1
+            ts = day0_ms + day * DAY_MS + 20 * 3_600_000
+            caption = f"{style} shot of a {scene}; a {cat} stream, {atm} mood"
+            asr = (f"{_pick(rng, V.ASR_LINES[cat])}. {V.ATMOSPHERE_ASR[atm]}. "
+                   f"{_pick(rng, V.ASR_LINES[cat])}.")
+            media_rows.append((int(author_ids[a]), live_id, ts, uri, caption, asr))
+            for k in range(3):
+                text = _pick(rng, V.COMMENTS[atm])
+                if rng.random() < 0.01:
+                    text = _pick(rng, V.INJECTIONS)
+                comment_rows.append((int(author_ids[a]), live_id, ts + (k + 1) * 60_000, text))
+
+    # ---- impressions -------------------------------------------------------------------
+    imp_rows = []
+    request_id = 1
+    for day in range(spec.n_days - spec.impression_days, spec.n_days):
+        active = np.flatnonzero(rng.random(U) < np.minimum(0.9, 0.3 + u_rate))
+        k = spec.impressions_per_request
+        pref = preferred_authors(np.repeat(active, k // 2), day).reshape(len(active), k // 2)
+        pop = rng.choice(A, (len(active), k - k // 2), p=a_pop / a_pop.sum())
+        shown = np.concatenate([pref, pop], axis=1)
+        atm = atm_on(day)
+        users = np.repeat(active[:, None], k, axis=1)
+        affinity = (u_theta[users, a_cat[shown]] * 3
+                    + (u_home[users] == a_reg[shown]) * u_bias[users]
+                    + u_phi[users, atm[shown]] * 2)
+        p_click = 1 / (1 + np.exp(-(2.5 * affinity - 2.5)))
+        clicked = rng.random(shown.shape) < p_click
+        gifted = clicked & (rng.random(shown.shape) < 1 / (1 + np.exp(-(2.0 * affinity - 4.5))))
+        ts = day0_ms + day * DAY_MS + rng.integers(0, DAY_MS, len(active))
+        for r in range(len(active)):
+            for j in range(k):
+                imp_rows.append((request_id, int(user_ids[active[r]]), int(author_ids[shown[r, j]]),
+                                 int(ts[r]) + j, int(clicked[r, j]), int(gifted[r, j])))
+            request_id += 1
+
+    # ---- write (replacing the source tables) ---------------------------------------------
+    engine = make_engine(warehouse_url)
+    with engine.begin() as conn:
+        run_sql(conn, "ddl/warehouse.sql")
+        run_sql(conn, "world/truncate_sources.sql")
+        rows = {
+            "tip_events": bulk_insert(conn, "tip_events", ["load_seq", *columns], tip_rows),
+            "authors": bulk_insert(conn, "authors", ["author_id", "nickname", "location", "intro",
+                                                     "category", "updated_at"], author_rows),
+            "author_media": bulk_insert(conn, "author_media", [
+                "author_id", "live_id", "ts", "frame_uri", "frame_caption", "asr_text"], media_rows),
+            "live_comments": bulk_insert(conn, "live_comments",
+                                         ["author_id", "live_id", "ts", "text"], comment_rows),
+            "impressions": bulk_insert(conn, "impressions", [
+                "request_id", "user_id", "author_id", "ts", "clicked", "gifted"], imp_rows),
+        }
+    engine.dispose()
+    rows["frames"] = frames_written
+
+    latents = pa.table({
+        "author_id": author_ids, "category": [V.CATEGORIES[i] for i in a_cat],
+        "region": [V.REGIONS[i] for i in a_reg], "style": [V.STYLES[i] for i in a_sty],
+        "atmosphere_before": [V.ATMOSPHERES[i] for i in a_atm0],
+        "atmosphere_after": [V.ATMOSPHERES[i] for i in a_atm1],
+        "drift_day": np.where(drifts, a_drift_day, -1), "popularity": a_pop,
+    })
+    user_latents = pa.table({
+        "user_id": user_ids, "home_region": [V.REGIONS[i] for i in u_home],
+        "region_bias": u_bias, "tips_per_day": u_rate, "loyalty": u_loyal,
+        **{f"pref_{c}": u_theta[:, i] for i, c in enumerate(V.CATEGORIES)},
+        **{f"atm_{m}": u_phi[:, i] for i, m in enumerate(V.ATMOSPHERES)},
+    })
+    summary = WorldSummary(
+        spec=asdict(spec), rows=rows,
+        expected_quarantine={k: dict(sorted(v.items())) for k, v in expected.items()},
+        clean_tip_events=n_clean, seconds=round(time.perf_counter() - started, 2),
+    )
+    summary.artifacts = {
+        "author_latents": store.put_bytes("world/author_latents.parquet", parquet_bytes(latents)),
+        "user_latents": store.put_bytes("world/user_latents.parquet", parquet_bytes(user_latents)),
+    }
+    summary.artifacts["summary"] = store.put_text(
+        "world/summary.json", json.dumps(asdict(summary), indent=2, sort_keys=True) + "\n")
+    log.info("world written in %.1fs: %s", summary.seconds, rows)
+    return summary
+
+
+def _py(values: np.ndarray) -> list:
+    return [None if v is None else (v.item() if hasattr(v, "item") else v) for v in values]
+
+
+def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
+    return options[int(rng.integers(0, len(options)))]
+
+
+def _nickname(rng: np.random.Generator) -> str:
+    parts = [_pick(rng, V.SYLLABLES) for _ in range(int(rng.integers(2, 4)))]
+    return "".join(parts).capitalize() + str(int(rng.integers(1, 999)))
+
+
+def _intro(rng: np.random.Generator, cat: str, scene: str, style: str, atm: str,
+           region: str) -> str:
+    templates = (
+        "{Verb} from my {scene} in {city}. {Atm}, {style} vibes.",
+        "{city} streamer who {verb}. Usually live in a {scene}; {atm}.",
+        "Live nightly: {verb}. {Atm} streams with {style} lighting from a {scene}.",
+    )
+    verb = _pick(rng, V.CATEGORY_PHRASES[cat])
+    atm_phrase = _pick(rng, V.ATMOSPHERE_PHRASES[atm])
+    text = _pick(rng, templates).format(
+        verb=verb, Verb=verb[0].upper() + verb[1:], scene=scene, city=V.CITIES[region],
+        atm=atm_phrase, Atm=atm_phrase[0].upper() + atm_phrase[1:], style=style)
+    return text
+
+
+def _frame_png(rng: np.random.Generator, cat: str, scene: str, style: str) -> bytes:
+    """A 32x32 PNG: scene colour background, style tint, a category-coloured subject."""
+    from PIL import Image
+
+    img = np.empty((32, 32, 3), dtype=np.int16)
+    img[:] = np.array(V.SCENE_COLORS[scene]) + np.array(V.STYLE_TINT[style])
+    x, y = (int(v) for v in rng.integers(4, 16, 2))
+    img[y:y + 14, x:x + 10] = V.CATEGORY_COLORS[cat]
+    img += rng.integers(-12, 13, img.shape, dtype=np.int16)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

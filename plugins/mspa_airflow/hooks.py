@@ -1,0 +1,82 @@
+"""Hooks own connections: credentials come only from Airflow connections (or the secrets
+backend behind them) and never from settings files or code.
+
+``WarehouseHook`` builds a SQLAlchemy URL from the connection named in settings
+(``warehouse_conn_id``). On the embedded default the connection may be absent; then the
+settings' credential-free local URL (a SQLite file) is used. In ``prod`` an absent
+connection is an error that says how to create it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from mspa_tasks.artifacts import ArtifactStore, open_store
+from mspa_tasks.config import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# Airflow conn_type -> SQLAlchemy driver name; override with extra {"sqlalchemy_driver": ...}.
+DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2",
+           "sqlite": "sqlite", "mysql": "mysql+pymysql", "trino": "trino", "hive": "hive"}
+
+
+class WarehouseHook(BaseHook):
+    """Resolves the warehouse's SQLAlchemy URL from an Airflow connection."""
+
+    conn_name_attr = "warehouse_conn_id"
+    default_conn_name = "mspa_warehouse"
+    conn_type = "mspa_warehouse"
+    hook_name = "MSPA warehouse"
+
+    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings or load_settings()
+
+    def get_sqlalchemy_url(self) -> str:
+        conn_id = self.settings.warehouse_conn_id
+        if conn_id:
+            try:
+                conn = self.get_connection(conn_id)
+            except AirflowNotFoundException:
+                conn = None
+            if conn is not None:
+                return self.url_from_connection(conn)
+        if self.settings.env == "local" and self.settings.warehouse_url:
+            return self.settings.warehouse_url
+        raise AirflowNotFoundException(
+            f"warehouse connection {conn_id!r} is not defined (env={self.settings.env}). "
+            f"Create it, e.g. `airflow connections add {conn_id} --conn-type postgres "
+            "--conn-host HOST --conn-login USER --conn-password ... --conn-schema DB`.")
+
+    @staticmethod
+    def url_from_connection(conn: Any) -> str:
+        import sqlalchemy as sa
+
+        extra = conn.extra_dejson or {}
+        driver = extra.get("sqlalchemy_driver") or DRIVERS.get(conn.conn_type or "")
+        if not driver:
+            raise ValueError(f"connection {conn.conn_id!r} has conn_type {conn.conn_type!r}; "
+                             "set extra.sqlalchemy_driver to its SQLAlchemy driver name")
+        if driver == "sqlite":
+            return f"sqlite:///{conn.host or conn.schema}"
+        url = sa.URL.create(driver, username=conn.login or None, password=conn.password or None,
+                            host=conn.host or None, port=conn.port or None,
+                            database=conn.schema or None)
+        return url.render_as_string(hide_password=False)
+
+
+def artifact_store(settings: Settings | None = None) -> ArtifactStore:
+    """The artifact store of ``settings``; for ``s3://`` its boto3 client comes from the
+    Airflow AWS connection ``artifacts_conn_id`` (amazon provider's S3Hook)."""
+    settings = settings or load_settings()
+    if settings.artifacts_uri.startswith("s3://") and settings.artifacts_conn_id:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        client = S3Hook(aws_conn_id=settings.artifacts_conn_id).get_conn()
+        return open_store(settings.artifacts_uri, s3_client=client)
+    return open_store(settings.artifacts_uri)

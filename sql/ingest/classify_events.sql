@@ -1,0 +1,24 @@
+-- Candidate events of the window [:start_ms, :end_ms), each with its rejection reason
+-- (NULL = valid). Candidates: events timed inside the window, plus rows
+-- that landed inside the window with an event time at or after its end, or none at all.
+-- The rules and their order are documented in sql/README.md. The last rule,
+-- duplicate_event, is applied to these rows by mspa_tasks.ingest.mark_duplicates (a sort in
+-- memory; SQLite's ROW_NUMBER over the window cost more than the whole plain SELECT).
+SELECT
+    e.load_seq, e.event_id, e.user_id, e.author_id, e.live_id, e.ts, e.amount, e.ingested_at,
+    CASE
+        WHEN e.event_id IS NULL OR e.user_id IS NULL OR e.author_id IS NULL OR e.ts IS NULL
+            THEN 'null_key'
+        WHEN e.amount IS NULL OR e.amount <= 0 THEN 'invalid_amount'
+        WHEN e.ts > e.ingested_at + :future_tolerance_ms THEN 'future_timestamp'
+        WHEN known.author_id IS NULL THEN 'unknown_author'
+    END AS reason
+FROM (
+    SELECT * FROM tip_events WHERE ts >= :start_ms AND ts < :end_ms
+    UNION ALL
+    SELECT * FROM tip_events
+    WHERE ingested_at >= :start_ms AND ingested_at < :end_ms
+      AND (ts IS NULL OR ts >= :end_ms)
+) e
+LEFT JOIN (SELECT DISTINCT author_id FROM authors WHERE author_id IS NOT NULL) known
+    ON known.author_id = e.author_id;

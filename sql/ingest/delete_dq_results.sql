@@ -1,0 +1,1 @@
+DELETE FROM dq_results WHERE ds = :ds;

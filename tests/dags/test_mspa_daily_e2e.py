@@ -1,0 +1,101 @@
+"""The daily DAG run by Airflow itself (`airflow dags test`) on a tiny demo world."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mspa_tasks.ingest import window_for
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+DS = "2026-11-20"
+BIN = Path(sys.executable).parent
+
+
+def _run(env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory) -> dict:
+    home = tmp_path_factory.mktemp("e2e")
+    env = {**os.environ, "AIRFLOW_HOME": str(home / "airflow"), "MSPA_HOME": str(home / "mspa"),
+           "MSPA_ENV": "local"}
+    migrated = _run(env, str(BIN / "airflow"), "db", "migrate")
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    pool = _run(env, str(BIN / "airflow"), "pools", "set", "mspa_compose", "2", "composer")
+    assert pool.returncode == 0, pool.stderr[-3000:]
+    seeded = _run(env, str(BIN / "python"), "-m", "mspa_tasks", "seed-world", "--preset", "tiny",
+                  "--end-ds", DS)
+    assert seeded.returncode == 0, seeded.stderr[-3000:]
+    return env
+
+
+def _dags_test(env: dict, ds: str) -> subprocess.CompletedProcess:
+    return _run(env, str(BIN / "airflow"), "dags", "test", "mspa_daily", ds)
+
+
+def _manifest_path(env: dict, ds: str) -> Path:
+    return Path(env["MSPA_HOME"]) / "artifacts" / "sessions" / f"ds={ds}" / "manifest.json"
+
+
+def test_daily_dag_ingests_composes_and_publishes(airflow_env):
+    """ingest -> compose through Airflow with the packaged SmolLM2 on CPU."""
+    result = _dags_test(airflow_env, DS)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:]
+    assert "state=success" in log
+    manifest = json.loads(_manifest_path(airflow_env, DS).read_text())
+    ledger = json.loads((Path(airflow_env["MSPA_HOME"]) / "artifacts/world/summary.json")
+                        .read_text())["expected_quarantine"]
+    assert manifest["counts"]["events"]["quarantined"] == ledger["tip_events"]
+    assert manifest["counts"]["authors"]["dropped"] == ledger["authors"]
+    assert manifest["counts"]["users"]["kept"] > 0
+    db = sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
+    extras = [json.loads(e) for (e,) in db.execute(
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+        "WHERE a.name = 'mspa_sessions'")]
+    db.close()
+    assert {"ds": DS, "manifest": f"file://{_manifest_path(airflow_env, DS)}"} in extras
+    artifacts = Path(airflow_env["MSPA_HOME"]) / "artifacts"
+    prefs = json.loads((artifacts / f"preference_texts/ds={DS}/manifest.json").read_text())
+    authors = json.loads((artifacts / f"author_texts/ds={DS}/manifest.json").read_text())
+    assert prefs["counts"]["total"] == manifest["counts"]["users"]["kept"]
+    assert authors["counts"]["total"] == manifest["counts"]["authors"]["kept"]
+    assert prefs["counts"]["ok"] + prefs["counts"]["failed"] == prefs["counts"]["total"]
+    assert prefs["counts"]["ok"] > prefs["counts"]["total"] // 2
+    assert prefs["model_version"][0].startswith("smollm2-135m-instruct-")
+    assert prefs["frames_as"] == "captions"
+    assert "frames reach the prompt as captions" in log
+    assert "compose.compose_shard" in log and "generate:" in log  # progress lines
+    sample = (artifacts / f"reports/compose/ds={DS}/sample.md").read_text()
+    assert sample.count("## user ") == 20
+
+def test_quality_breach_fails_the_run_and_keeps_the_previous_partition(airflow_env):
+    if not _manifest_path(airflow_env, DS).exists():
+        assert _dags_test(airflow_env, DS).returncode == 0
+    before = _manifest_path(airflow_env, DS).read_bytes()
+    warehouse = sqlite3.connect(Path(airflow_env["MSPA_HOME"]) / "warehouse.db")
+    day_end_ms = window_for(DS, 1).end_ms
+    with warehouse:  # the day's feed stops at 08:00: the freshness check must catch it
+        warehouse.execute("DELETE FROM tip_events WHERE ts >= ?", (day_end_ms - 16 * 3_600_000,))
+    warehouse.close()
+    result = _dags_test(airflow_env, DS)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "freshness_hours FAILED: value 16" in log and "bound <= 6" in log, log[-5000:]
+    assert "ingest.publish_sessions" not in _succeeded_tasks(log)
+    assert _manifest_path(airflow_env, DS).read_bytes() == before
+
+
+def _succeeded_tasks(log: str) -> set[str]:
+    return {line.split("task_id=")[1].split()[0] for line in log.splitlines()
+            if "[DAG TEST] end task" in line and "task_id=" in line}

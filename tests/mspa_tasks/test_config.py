@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from mspa_tasks.config import ConfigError, IngestConfig, QualityConfig, load_settings
+
+
+def test_local_settings_point_inside_home(tmp_path):
+    s = load_settings("local", home=tmp_path)
+    assert s.env == "local"
+    assert s.warehouse_url == f"sqlite:///{tmp_path}/warehouse.db"
+    assert s.artifacts_uri == f"file://{tmp_path}/artifacts"
+    assert s.ingest.window_days == 30 and s.ingest.min_authors == 3
+
+
+def test_prod_settings_carry_no_credentials(tmp_path):
+    s = load_settings("prod", home=tmp_path)
+    assert s.warehouse_url == "" and s.warehouse_conn_id == "mspa_warehouse"
+    assert s.artifacts_uri.startswith("s3://") and s.artifacts_conn_id == "aws_default"
+
+
+def test_env_is_picked_by_one_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("MSPA_ENV", "prod")
+    assert load_settings(home=tmp_path).env == "prod"
+    monkeypatch.setenv("MSPA_ENV", "staging")
+    with pytest.raises(ConfigError, match=r"MSPA_ENV='staging' is invalid: .*local, prod"):
+        load_settings(home=tmp_path)
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "message"), [
+    (IngestConfig, {"window_days": 0}, r"ingest.window_days=0 is invalid"),
+    (IngestConfig, {"min_authors": 0}, r"ingest.min_authors=0 is invalid"),
+    (IngestConfig, {"min_tip_days": 31}, r"ingest.min_tip_days=31 .* window_days \(30\)"),
+    (QualityConfig, {"max_null_key_rate": 1.5}, r"quality.max_null_key_rate=1.5 .* share"),
+    (QualityConfig, {"volume_ratio_min": 1.2}, r"volume_ratio_min/max=\(1.2, 2.0\)"),
+])
+def test_bad_values_say_value_rule_and_name(cls, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        cls(**kwargs)
+
+
+def test_params_override_ingest_knobs_and_change_fingerprint(tmp_path):
+    s = load_settings("local", home=tmp_path)
+    t = s.with_ingest(window_days=14)
+    assert t.ingest.window_days == 14 and s.ingest.window_days == 30
+    assert t.fingerprint() != s.fingerprint()
+    with pytest.raises(ConfigError):
+        s.with_ingest(min_tip_days=20, window_days=14)

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from mspa_tasks.artifacts import open_store
+from mspa_tasks.ingest import window_for
+from mspa_tasks.world.generate import PRESETS, WorldSpec, generate_world
+
+SPEC = dataclasses.replace(PRESETS["tiny"], end_ds="2026-11-20")
+
+
+def _tables(url: str) -> dict[str, pd.DataFrame]:
+    engine = sa.create_engine(url)
+    out = {t: pd.read_sql(f"SELECT * FROM {t}", engine) for t in
+           ("tip_events", "authors", "author_media", "live_comments", "impressions")}
+    engine.dispose()
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    url = f"sqlite:///{root / 'w.db'}"
+    store = open_store(f"file://{root / 'art'}")
+    summary = generate_world(SPEC, url, store)
+    return url, store, summary, _tables(url)
+
+
+def test_same_seed_same_world(tiny, tmp_path):
+    url, _, summary, tables = tiny
+    other = f"sqlite:///{tmp_path / 'w2.db'}"
+    generate_world(SPEC, other, open_store(f"file://{tmp_path / 'art2'}"))
+    again = _tables(other)
+    for name, df in tables.items():
+        left = df.drop(columns=["frame_uri"], errors="ignore")
+        right = again[name].drop(columns=["frame_uri"], errors="ignore")
+        pd.testing.assert_frame_equal(left, right)
+
+
+def test_rows_and_ledger_agree(tiny):
+    _, _, summary, tables = tiny
+    assert summary.rows["tip_events"] == len(tables["tip_events"])
+    dirty = sum(summary.expected_quarantine["tip_events"].values())
+    assert len(tables["tip_events"]) == summary.clean_tip_events + dirty
+    assert tables["tip_events"].load_seq.is_unique
+
+
+def test_tips_follow_latent_preferences(tiny):
+    """Users tip their top latent category far above its base rate: the truth is recoverable."""
+    _, store, _, tables = tiny
+    users = pq.read_table(io.BytesIO(store.get_bytes("world/user_latents.parquet"))).to_pandas()
+    tips = tables["tip_events"].dropna(subset=["user_id", "author_id"])
+    tips = tips.merge(tables["authors"].dropna(subset=["author_id"])
+                      .drop_duplicates("author_id")[["author_id", "category"]], on="author_id")
+    prefs = users.set_index("user_id")[[c for c in users.columns if c.startswith("pref_")]]
+    top = prefs.idxmax(axis=1).str.removeprefix("pref_")
+    tips["top"] = tips.user_id.map(top)
+    share_top = (tips.category == tips.top).mean()
+    base = tips.category.value_counts(normalize=True)
+    expected_by_chance = tips.top.map(base).mean()
+    assert share_top > 2 * expected_by_chance
+
+
+def test_popularity_has_a_long_tail(tiny):
+    _, _, _, tables = tiny
+    per_author = tables["tip_events"].author_id.value_counts()
+    top_decile = per_author.head(max(1, len(per_author) // 10)).sum() / per_author.sum()
+    assert top_decile > 0.3
+
+
+def test_frames_are_real_pngs_in_the_store(tiny):
+    _, store, _, tables = tiny
+    uri = tables["author_media"].frame_uri.iloc[0]
+    key = uri.removeprefix(store.root_uri + "/")
+    image = Image.open(io.BytesIO(store.get_bytes(key)))
+    assert image.format == "PNG" and image.size == (32, 32)
+
+
+def test_texts_carry_the_latents_and_some_injections(tiny):
+    _, _, _, tables = tiny
+    intros = tables["authors"].intro.dropna()
+    assert intros.str.len().gt(20).mean() > 0.9
+    assert tables["author_media"].asr_text.str.len().gt(20).all()
+    assert tables["impressions"].clicked.mean() > tables["impressions"].gifted.mean() > 0
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="world too small"):
+        WorldSpec(n_users=5)
+    with pytest.raises(ValueError, match="must exceed window_days"):
+        WorldSpec(n_days=30)
+
+
+def test_scale_preset_meets_the_issue_sizes():
+    spec = PRESETS["scale"]
+    expected_events = spec.n_users * spec.tips_per_user_day * spec.n_days
+    assert spec.n_authors >= 100_000 and expected_events >= 1_000_000
+    assert np.isclose(PRESETS["default"].n_users, 2_000)
+
+
+def test_drifting_authors_change_mood_in_their_media(tiny):
+    """Authors that drift show their old atmosphere before the drift day and the new after."""
+    _, store, _, tables = tiny
+    latents = pq.read_table(io.BytesIO(store.get_bytes("world/author_latents.parquet")))
+    latents = latents.to_pandas().set_index("author_id")
+    media = tables["author_media"]
+    day0_ms = window_for(SPEC.end_ds, SPEC.n_days).start_ms
+    checked = 0
+    for row in media.itertuples():
+        author = latents.loc[row.author_id]
+        if author.drift_day < 0:
+            continue
+        day = (row.ts - day0_ms) // 86_400_000
+        expected = author.atmosphere_after if day >= author.drift_day else author.atmosphere_before
+        assert f"{expected} mood" in row.frame_caption
+        checked += 1
+    assert checked > 10
