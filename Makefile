@@ -19,12 +19,12 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo test test-fast postgres lint bench-ingest bench-compose lock clean
+.PHONY: help venv models airflow-init seed demo test test-fast postgres lint bench-ingest bench-compose bench-vectors lock clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
 	@echo "make test   set up everything and run the whole test suite"
-	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose lock clean"
+	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors lock clean"
 
 venv: $(VENV)/.installed
 
@@ -52,6 +52,7 @@ airflow-init: venv
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -50 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/airflow pools set mspa_compose 2 "composer shards (one model per slot)" > /dev/null
+	$(BIN)/airflow pools set mspa_milvus 1 "milvus-lite: one process at a time" > /dev/null
 	@echo "Airflow metadata DB ready under $(AIRFLOW_HOME) (SQLite)"
 
 seed: venv
@@ -66,6 +67,7 @@ demo: venv models airflow-init seed
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS)
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset preference_texts
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset author_texts
+	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset author_vectors
 	@echo "  dag log      $(MSPA_HOME)/demo-dag.log"
 	@echo "  airflow home $(AIRFLOW_HOME)  (airflow standalone to browse it)"
 
@@ -91,6 +93,9 @@ bench-compose: venv models
 	@test -f $(MSPA_HOME)/artifacts/preference_texts/ds=$(DS)/manifest.json \
 	  && $(BIN)/python bench/compose.py quality --home $(MSPA_HOME) --ds $(DS) \
 	  || echo "(run make demo first for the quality figure)"
+
+bench-vectors: venv models
+	$(BIN)/python bench/vectors.py
 
 lock: venv
 	( echo "# Full pinned dependency set (Airflow's guidance: install against constraints)."; \

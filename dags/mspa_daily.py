@@ -18,14 +18,25 @@
 | `compose_shard` (mapped, pool `mspa_compose`) | one shard: fenced inputs from the published sessions and author content; texts whose cache key (model, prompt version, exact input) matches yesterday's or a rerun's are reused; the rest are generated in batches, validated, retried, and failures stored with their reason |
 | `publish_texts` | merges shards; publishes `preference_texts/ds=<ds>/` and `author_texts/ds=<ds>/` (Parquet + manifest with ok/failed/reused/regenerated counts) and the warehouse tables of the same names; writes a 20-text sample report for a human to read |
 
+**Vectors** (task group `vectors`, the nightly author-vector refresh in Milvus):
+
+| task | what it does | on failure |
+| --- | --- | --- |
+| `encode` | sentence-transformers over the day's author feature texts (an author whose text failed is encoded from its profile, counted) and preference texts; reuses vectors of unchanged texts; publishes `author_vectors/ds=<ds>/` and `user_vectors/ds=<ds>/` | retried |
+| `build_collection` (pool `mspa_milvus`) | a new collection `mspa_authors__<ds>__<encoder>__<build>`: schema, index from config, batched insert, load | retried; a half-built collection is never served and is dropped by retention |
+| `validate_collection` (pool `mspa_milvus`) | the gate: row count = kept authors, same ids, stored = encoded vectors, ANN recall@K vs exact search, each spot-checked author finds itself first | **stops the run, no retry**; the log and `reports/vectors/ds=<ds>/gate.json` name each check; the alias keeps serving the previous version |
+| `publish_alias` (pool `mspa_milvus`) | one `alter_alias` of `mspa_authors` onto the validated collection; keeps the last `keep_versions` published versions, drops the rest | retried |
+
+Roll back with the DAG `mspa_vectors_rollback` (Params) or `mspa vectors rollback`.
+
 Every step replaces its own `ds` and nothing else: rerunning or backfilling a day is safe.
-Emits the Assets `mspa_sessions` and `mspa_preference_texts`, `mspa_author_texts`
-(extra: `ds`, `manifest`).
+Emits the Assets `mspa_sessions`, `mspa_preference_texts`, `mspa_author_texts`
+(extra: `ds`, `manifest`) and `mspa_author_vectors` (extra: `alias`, `collection`, `ds`).
 
 **Params** (Trigger DAG w/ config): `window_days`, `min_authors`, `min_tip_days`.
 
-Environment: `MSPA_ENV=local` (SQLite, `file://`) or `prod` (connections `mspa_warehouse`,
-`aws_default`). Runbook and reasons: `sql/README.md`, `docs/`.
+Environment: `MSPA_ENV=local` (SQLite, `file://`, milvus-lite file) or `prod` (connections
+`mspa_warehouse`, `aws_default`, `mspa_milvus`). Runbook and reasons: `sql/README.md`, `docs/`.
 """
 
 from __future__ import annotations
@@ -38,7 +49,10 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 SESSIONS = Asset(name="mspa_sessions", uri="mspa://sessions", group="mspa")
 PREFERENCE_TEXTS = Asset(name="mspa_preference_texts", uri="mspa://preference_texts", group="mspa")
 AUTHOR_TEXTS = Asset(name="mspa_author_texts", uri="mspa://author_texts", group="mspa")
+AUTHOR_VECTORS = Asset(name="mspa_author_vectors", uri="milvus://mspa_authors", group="mspa")
 COMPOSE_POOL = "mspa_compose"  # created by `make airflow-init`; size it to the GPU workers
+# A milvus-lite file is one process's at a time: one slot on the embedded default.
+MILVUS_POOL = "mspa_milvus"
 
 
 def _settings(params: dict | None):
@@ -58,6 +72,12 @@ def _warehouse_url(settings) -> str:
     return WarehouseHook(settings=settings).get_sqlalchemy_url()
 
 
+def _milvus_target(settings):
+    from mspa_airflow.hooks import MilvusHook
+
+    return MilvusHook(settings=settings).get_target()
+
+
 @dag(
     dag_id="mspa_daily",
     # Data intervals: the run for day D starts at 02:00 UTC on D+1 with ds = D, once the
@@ -67,7 +87,7 @@ def _warehouse_url(settings) -> str:
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["mspa", "daily", "ingest"],
+    tags=["mspa", "daily", "ingest", "compose", "vectors"],
     default_args={
         "owner": "mspa-data-eng",
         "retries": 2,
@@ -165,7 +185,58 @@ def mspa_daily():
 
         compose_shard.expand(shard=plan_shards()) >> publish_texts()
 
-    ingest() >> compose()
+    @task_group(group_id="vectors", tooltip="encode texts; new Milvus collection; gate; alias")
+    def vectors():
+        @task(doc_md="Encode author and preference texts; publish author/user vectors.")
+        def encode(ds=None, params=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.vectors.encode import encode_day
+
+            settings = _settings(params)
+            result = encode_day(ds, artifact_store(settings), settings)
+            return {"authors": result.authors_manifest, "users": result.users_manifest,
+                    "counts": result.counts}
+
+        @task(pool=MILVUS_POOL, doc_md="Build a new versioned collection; the alias is untouched.")
+        def build_collection(ds=None, params=None) -> str:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.vectors import milvus
+
+            settings = _settings(params)
+            return milvus.build_collection(ds, _milvus_target(settings),
+                                           artifact_store(settings), settings).collection
+
+        @task(pool=MILVUS_POOL, doc_md="The gate: counts, ids, stored vectors, recall@K, spot checks.")
+        def validate_collection(collection: str, ds=None, params=None) -> list[dict]:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.vectors import milvus
+
+            settings = _settings(params)
+            try:
+                checks = milvus.validate_collection(ds, collection, _milvus_target(settings),
+                                                    artifact_store(settings), settings)
+            except milvus.VectorGateError as exc:  # a failed gate is not transient
+                raise AirflowFailException(str(exc)) from exc
+            return [c.as_dict() for c in checks]
+
+        @task(pool=MILVUS_POOL, outlets=[AUTHOR_VECTORS],
+              doc_md="Swap the alias onto the validated collection; apply retention.")
+        def publish_alias(collection: str, ds=None, params=None, outlet_events=None) -> dict:
+            from mspa_tasks.vectors import milvus
+
+            settings = _settings(params)
+            result = milvus.publish_collection(ds, collection, _milvus_target(settings), settings)
+            outlet_events[AUTHOR_VECTORS].extra = {k: result[k] for k in
+                                                   ("alias", "collection", "ds")}
+            return result
+
+        collection = build_collection()
+        encode() >> collection
+        validate_collection(collection) >> publish_alias(collection)
+
+    ingest() >> compose() >> vectors()
 
 
 mspa_daily()

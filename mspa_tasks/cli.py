@@ -5,6 +5,9 @@ Commands:
   ingest          run the ingest steps for one ds without Airflow
   show-manifest   print a published partition's manifest as a readable summary
   prepare-models  convert the packaged models once into the models cache folder
+  vectors         encode / build / validate / publish / refresh / list / rollback the
+                  author vectors in Milvus (local: the milvus-lite file; elsewhere --uri and
+                  the token in $MILVUS_TOKEN)
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 
 from mspa_tasks.artifacts import open_store
@@ -52,13 +56,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_show_manifest(args: argparse.Namespace) -> int:
     from mspa_tasks.publish import read_manifest
-    from mspa_tasks.report import manifest_summary, texts_summary
+    from mspa_tasks.report import manifest_summary, texts_summary, vectors_summary
 
     settings = _settings(args)
     store = open_store(settings.artifacts_uri)
     manifest = read_manifest(store, args.dataset, args.ds)
     if args.dataset == "sessions":
         print(manifest_summary(manifest, store, settings))
+    elif args.dataset in ("author_vectors", "user_vectors"):
+        from mspa_tasks.vectors import milvus
+
+        versions = milvus.list_versions(milvus.MilvusTarget(settings.vectors.milvus_uri),
+                                        settings) if settings.vectors.milvus_uri else []
+        print(vectors_summary(manifest, store, versions, settings.vectors.alias))
     else:
         print(texts_summary(manifest, store))
     return 0
@@ -70,6 +80,53 @@ def cmd_prepare_models(args: argparse.Namespace) -> int:
     settings = _settings(args)
     for name, path in prepare_packaged_models(settings.models_dir).items():
         print(f"{name}: {path}")
+    return 0
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    from mspa_tasks.vectors import milvus
+    from mspa_tasks.vectors.encode import encode_day
+
+    settings = _settings(args)
+    if args.insert_batch:
+        settings = dataclasses.replace(settings, vectors=dataclasses.replace(
+            settings.vectors, insert_batch=args.insert_batch))
+    uri = args.uri or settings.vectors.milvus_uri
+    if not uri:
+        print("no Milvus URI: pass --uri (and the token in $MILVUS_TOKEN)", file=sys.stderr)
+        return 2
+    target = milvus.MilvusTarget(uri, os.environ.get("MILVUS_TOKEN", ""), args.db_name)
+    store = open_store(settings.artifacts_uri)
+    needs_ds = {"encode", "build", "validate", "publish", "refresh"}
+    if args.action in needs_ds and not args.ds:
+        print(f"vectors {args.action} needs --ds", file=sys.stderr)
+        return 2
+    out: object
+    try:
+        if args.action == "encode":
+            out = encode_day(args.ds, store, settings).counts
+        elif args.action == "build":
+            out = milvus.build_collection(args.ds, target, store, settings).collection
+        elif args.action in ("validate", "publish") and not args.collection:
+            print(f"vectors {args.action} needs --collection", file=sys.stderr)
+            return 2
+        elif args.action == "validate":
+            out = [c.message for c in milvus.validate_collection(args.ds, args.collection, target,
+                                                                 store, settings)]
+        elif args.action == "publish":
+            out = milvus.publish_collection(args.ds, args.collection, target, settings)
+        elif args.action == "refresh":
+            name = milvus.build_collection(args.ds, target, store, settings).collection
+            milvus.validate_collection(args.ds, name, target, store, settings)
+            out = milvus.publish_collection(args.ds, name, target, settings)
+        elif args.action == "list":
+            out = milvus.list_versions(target, settings)
+        else:
+            out = milvus.rollback(target, settings, to=args.to, reason=args.reason)
+    except (milvus.VectorGateError, milvus.PublishRefused) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2, default=str))
     return 0
 
 
@@ -92,11 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show_manifest)
     p = sub.add_parser("prepare-models", help="convert packaged models into the cache")
     p.set_defaults(func=cmd_prepare_models)
+    p = sub.add_parser("vectors", help="the author-vector refresh in Milvus, step by step")
+    p.add_argument("action", choices=["encode", "build", "validate", "publish", "refresh",
+                                      "list", "rollback"])
+    p.add_argument("--ds", default=None)
+    p.add_argument("--collection", default=None, help="for validate / publish")
+    p.add_argument("--to", default=None, help="rollback target (default: previous version)")
+    p.add_argument("--reason", default="rollback from the command line")
+    p.add_argument("--uri", default=None, help="Milvus URI (default: the local lite file)")
+    p.add_argument("--db-name", default="")
+    p.add_argument("--insert-batch", type=int, default=None, help="rows per insert call")
+    p.set_defaults(func=cmd_vectors)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("milvus_lite", "pymilvus", "grpc"):  # their INFO lines drown ours
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

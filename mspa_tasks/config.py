@@ -104,6 +104,47 @@ class ComposeConfig:
         _check(self.retries >= 0, "compose.retries", self.retries, "must be >= 0")
 
 
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW")
+
+
+@dataclass(frozen=True)
+class VectorsConfig:
+    """Encoding and the Milvus refresh: encoder, collection, index, gate and retention."""
+
+    encoder: str = "packaged:all-minilm-l6-v2"      # or a hub id / local folder
+    encode_batch_size: int = 64
+    milvus_conn_id: str = "mspa_milvus"             # used when defined; otherwise milvus_uri
+    milvus_uri: str = ""                            # credential-free local URI (a lite file)
+    alias: str = "mspa_authors"                     # what consumers search
+    index_type: str = "FLAT"
+    index_params: dict = field(default_factory=dict)
+    search_params: dict = field(default_factory=dict)
+    insert_batch: int = 1000
+    keep_versions: int = 3                          # published versions kept, serving included
+    recall_k: int = 1000                            # recall@K of the gate (clamped, see gate)
+    recall_sample: int = 50                         # query vectors the gate checks
+    min_recall: float = 0.99
+    spot_checks: int = 20                           # authors searched by their own vector
+    search_batch: int = 10                          # queries per search call (gRPC 256 MB cap)
+
+    def __post_init__(self) -> None:
+        _check(self.index_type in INDEX_TYPES, "vectors.index_type", self.index_type,
+               f"must be one of {', '.join(INDEX_TYPES)}")
+        _check(self.alias.replace("_", "a").isalnum() and not self.alias[0].isdigit(),
+               "vectors.alias", self.alias, "must be letters, digits and _ (Milvus names)")
+        for name in ("encode_batch_size", "insert_batch", "keep_versions", "recall_k",
+                     "recall_sample", "search_batch"):
+            _check(getattr(self, name) >= 1, f"vectors.{name}", getattr(self, name),
+                   "must be >= 1")
+        _check(0 <= self.min_recall <= 1, "vectors.min_recall", self.min_recall,
+               "is a share, between 0 and 1")
+        _check(self.spot_checks >= 0, "vectors.spot_checks", self.spot_checks, "must be >= 0")
+        _check("@" not in self.milvus_uri and "token" not in self.milvus_uri.lower(),
+               "vectors.milvus_uri", "<redacted>",
+               f"must carry no credentials; put the token in the Airflow connection "
+               f"'{self.milvus_conn_id}'")
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     preset: str = "demo"
@@ -122,6 +163,7 @@ class Settings:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     compose: ComposeConfig = field(default_factory=ComposeConfig)
+    vectors: VectorsConfig = field(default_factory=VectorsConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self) -> None:
@@ -171,13 +213,15 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
         return value.replace("{home}", str(home_path))
 
     sections = {"ingest": IngestConfig, "quality": QualityConfig, "compose": ComposeConfig,
-                "world": WorldConfig}
+                "vectors": VectorsConfig, "world": WorldConfig}
     typed = {}
     for key, cls in sections.items():
         values = raw.pop(key, {})
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [{key}] of {env}.toml")
+        if key == "vectors" and "milvus_uri" in values:
+            values["milvus_uri"] = expand(values["milvus_uri"])
         typed[key] = cls(**values)
     return Settings(
         env=raw["env"],

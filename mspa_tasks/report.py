@@ -65,3 +65,18 @@ def texts_summary(manifest: dict[str, Any], store: ArtifactStore) -> str:
     if manifest.get("sample_report"):
         lines.append(f"  sample   {manifest['sample_report']}")
     return "\n".join(lines)
+
+
+def vectors_summary(manifest: dict[str, Any], store: ArtifactStore,
+                    versions: list[dict[str, Any]] | None = None, alias: str = "") -> str:
+    """A short text report of an ``author_vectors`` manifest and the Milvus versions."""
+    c = manifest["counts"]
+    prefix = partition_prefix(manifest["dataset"], manifest["ds"])
+    lines = [f"{manifest['dataset']}  ds {manifest['ds']}  encoder {manifest['encoder_version']}"
+             f"  dim {manifest['dim']}",
+             "  " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in c.items()),
+             f"  manifest {store.uri(prefix + '/manifest.json')}"]
+    for v in versions or []:
+        mark = f"<- {alias}" if v["serving"] else ""
+        lines.append(f"  milvus {v['collection']}  {v['status']}  recall {v['recall']}  {mark}")
+    return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Hooks own connections: credentials come only from Airflow connections (or the secrets
 backend behind them) and never from settings files or code.
 
-``WarehouseHook`` builds a SQLAlchemy URL from the connection named in settings
+``MilvusHook`` gives the vector store's target (URI, token, database) from its own
+connection type ``mspa_milvus``. ``WarehouseHook`` builds a SQLAlchemy URL from the connection named in settings
 (``warehouse_conn_id``). On the embedded default the connection may be absent; then the
 settings' credential-free local URL (a SQLite file) is used. In ``prod`` an absent
 connection is an error that says how to create it.
@@ -17,6 +18,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from mspa_tasks.artifacts import ArtifactStore, open_store
 from mspa_tasks.config import Settings, load_settings
+from mspa_tasks.vectors.milvus import MilvusTarget
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +82,40 @@ def artifact_store(settings: Settings | None = None) -> ArtifactStore:
         client = S3Hook(aws_conn_id=settings.artifacts_conn_id).get_conn()
         return open_store(settings.artifacts_uri, s3_client=client)
     return open_store(settings.artifacts_uri)
+
+
+class MilvusHook(BaseHook):
+    """Resolves where the author vectors live: Milvus standalone/distributed (URI, token,
+    database in the connection ``vectors.milvus_conn_id``) or, on the embedded default
+    without that connection, the settings' milvus-lite file."""
+
+    conn_name_attr = "milvus_conn_id"
+    default_conn_name = "mspa_milvus"
+    conn_type = "mspa_milvus"
+    hook_name = "MSPA Milvus"
+
+    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings or load_settings()
+
+    def get_target(self) -> MilvusTarget:
+        conn_id = self.settings.vectors.milvus_conn_id
+        if conn_id:
+            try:
+                conn = self.get_connection(conn_id)
+            except AirflowNotFoundException:
+                conn = None
+            if conn is not None:
+                return self.target_from_connection(conn)
+        if self.settings.env == "local" and self.settings.vectors.milvus_uri:
+            return MilvusTarget(uri=self.settings.vectors.milvus_uri)
+        raise AirflowNotFoundException(
+            f"Milvus connection {conn_id!r} is not defined (env={self.settings.env}). Create "
+            f"it, e.g. `airflow connections add {conn_id} --conn-type mspa_milvus "
+            "--conn-host http://milvus:19530 --conn-password TOKEN --conn-schema default`.")
+
+    @staticmethod
+    def target_from_connection(conn: Any) -> MilvusTarget:
+        if not conn.host:
+            raise ValueError(f"connection {conn.conn_id!r} has no URI (host field)")
+        return MilvusTarget(uri=conn.host, token=conn.password or "", db_name=conn.schema or "")

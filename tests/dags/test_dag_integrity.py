@@ -15,8 +15,12 @@ HEAVY = {"torch", "transformers", "trl", "sentence_transformers", "pymilvus", "d
 EXPECTED_TASKS = {
     "mspa_daily": {"ingest.prepare_tables", "ingest.extract_window", "ingest.quality_gate",
                    "ingest.publish_sessions", "compose.plan_shards", "compose.compose_shard",
-                   "compose.publish_texts"},
+                   "compose.publish_texts", "vectors.encode", "vectors.build_collection",
+                   "vectors.validate_collection", "vectors.publish_alias"},
+    "mspa_vectors_rollback": {"rollback"},
 }
+# A rollback is not retried: repeating it would move the alias back one more version.
+NOT_RETRIED = {("mspa_vectors_rollback", "rollback")}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,8 @@ def test_dag_is_documented_tagged_and_retried(dagbag, dag_id):
     assert dag.doc_md and dag_id in dag.doc_md
     assert set(dag.task_ids) == EXPECTED_TASKS[dag_id]
     for task in dag.tasks:
-        assert task.retries >= 2, f"{task.task_id} has retries={task.retries}"
+        wanted = 0 if (dag_id, task.task_id) in NOT_RETRIED else 2
+        assert task.retries >= wanted, f"{task.task_id} has retries={task.retries}"
         assert task.doc_md, f"{task.task_id} has no doc_md"
 
 
@@ -68,3 +73,17 @@ def test_daily_params_and_asset(dagbag):
     assert [o.name for o in texts.outlets] == ["mspa_preference_texts", "mspa_author_texts"]
     assert dag.get_task("compose.compose_shard").pool == "mspa_compose"
     assert "ingest.publish_sessions" in dag.get_task("compose.plan_shards").upstream_task_ids
+
+
+def test_vector_tasks_hold_the_one_slot_milvus_pool(dagbag):
+    daily = dagbag.dags["mspa_daily"]
+    for task_id in ("vectors.build_collection", "vectors.validate_collection",
+                    "vectors.publish_alias"):
+        assert daily.get_task(task_id).pool == "mspa_milvus"
+    assert dagbag.dags["mspa_vectors_rollback"].get_task("rollback").pool == "mspa_milvus"
+    assert daily.get_task("vectors.encode").pool != "mspa_milvus"  # encoding needs no Milvus
+    assert [o.name for o in daily.get_task("vectors.publish_alias").outlets] == \
+        ["mspa_author_vectors"]
+    assert "compose.publish_texts" in daily.get_task("vectors.encode").upstream_task_ids
+    assert {"vectors.validate_collection", "vectors.build_collection"} <= \
+        daily.get_task("vectors.publish_alias").upstream_task_ids

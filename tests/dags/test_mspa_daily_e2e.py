@@ -31,8 +31,9 @@ def airflow_env(tmp_path_factory) -> dict:
            "MSPA_ENV": "local"}
     migrated = _run(env, str(BIN / "airflow"), "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
-    pool = _run(env, str(BIN / "airflow"), "pools", "set", "mspa_compose", "2", "composer")
-    assert pool.returncode == 0, pool.stderr[-3000:]
+    for name, slots in (("mspa_compose", "2"), ("mspa_milvus", "1")):
+        pool = _run(env, str(BIN / "airflow"), "pools", "set", name, slots, name)
+        assert pool.returncode == 0, pool.stderr[-3000:]
     seeded = _run(env, str(BIN / "python"), "-m", "mspa_tasks", "seed-world", "--preset", "tiny",
                   "--end-ds", DS)
     assert seeded.returncode == 0, seeded.stderr[-3000:]
@@ -79,10 +80,49 @@ def test_daily_dag_ingests_composes_and_publishes(airflow_env):
     sample = (artifacts / f"reports/compose/ds={DS}/sample.md").read_text()
     assert sample.count("## user ") == 20
 
+    # vectors: every kept author is in the collection the alias serves; query it as a consumer.
+    vectors = json.loads((artifacts / f"author_vectors/ds={DS}/manifest.json").read_text())
+    assert vectors["counts"]["total"] == manifest["counts"]["authors"]["kept"]
+    assert vectors["counts"]["feature_text"] == authors["counts"]["ok"]
+    hits, served = _consumer_query(airflow_env)
+    assert served.startswith(f"mspa_authors__{DS.replace('-', '')}__all_minilm_l6_v2_")
+    assert len(hits) == 10 and all(h["entity"]["category"] for h in hits)
+    assert hits[0]["distance"] >= hits[-1]["distance"]
+    gate = json.loads((artifacts / f"reports/vectors/ds={DS}/gate.json").read_text())
+    assert gate["passed"] and gate["collection"] == served
+    db = sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
+    extras = [json.loads(e) for (e,) in db.execute(
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+        "WHERE a.name = 'mspa_author_vectors'")]
+    db.close()
+    assert {"alias": "mspa_authors", "collection": served, "ds": DS} in extras
+
+
+def _consumer_query(env: dict) -> tuple[list[dict], str]:
+    """Search the alias with one user's preference vector, as a recommender team would."""
+    import pyarrow.parquet as pq
+    from pymilvus import MilvusClient
+
+    artifacts = Path(env["MSPA_HOME"]) / "artifacts"
+    users = pq.read_table(next((artifacts / f"user_vectors/ds={DS}").glob("vectors-*.parquet")))
+    client = MilvusClient(str(Path(env["MSPA_HOME"]) / "milvus.db"))
+    try:
+        client.load_collection("mspa_authors")
+        hits = client.search("mspa_authors", data=[users.column("vector")[0].as_py()], limit=10,
+                             output_fields=["category", "location", "encoder_version"])[0]
+        served = client.describe_alias("mspa_authors")["collection_name"]
+    finally:
+        client.close()
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(str(Path(env["MSPA_HOME"]) / "milvus.db"))
+    return hits, served
+
 def test_quality_breach_fails_the_run_and_keeps_the_previous_partition(airflow_env):
     if not _manifest_path(airflow_env, DS).exists():
         assert _dags_test(airflow_env, DS).returncode == 0
     before = _manifest_path(airflow_env, DS).read_bytes()
+    served_before = _consumer_query(airflow_env)[1]
     warehouse = sqlite3.connect(Path(airflow_env["MSPA_HOME"]) / "warehouse.db")
     day_end_ms = window_for(DS, 1).end_ms
     with warehouse:  # the day's feed stops at 08:00: the freshness check must catch it
@@ -94,6 +134,7 @@ def test_quality_breach_fails_the_run_and_keeps_the_previous_partition(airflow_e
     assert "freshness_hours FAILED: value 16" in log and "bound <= 6" in log, log[-5000:]
     assert "ingest.publish_sessions" not in _succeeded_tasks(log)
     assert _manifest_path(airflow_env, DS).read_bytes() == before
+    assert _consumer_query(airflow_env)[1] == served_before  # the alias did not move
 
 
 def _succeeded_tasks(log: str) -> set[str]:

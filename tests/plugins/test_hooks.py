@@ -4,7 +4,7 @@ import pytest
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mspa_airflow.hooks import WarehouseHook, artifact_store
+from mspa_airflow.hooks import MilvusHook, WarehouseHook, artifact_store
 from mspa_tasks.config import load_settings
 
 
@@ -47,3 +47,35 @@ def test_prod_without_connection_is_a_clear_error(tmp_path):
 def test_artifact_store_from_settings(tmp_path):
     store = artifact_store(load_settings("local", home=tmp_path))
     assert store.root_uri == f"file://{tmp_path}/artifacts"
+
+
+def test_milvus_target_from_its_own_connection_type(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_CONN_MSPA_MILVUS", '{"conn_type": "mspa_milvus", '
+                       '"host": "http://milvus.internal:19530", "password": "root:s3cr3t", '
+                       '"schema": "recsys"}')
+    target = MilvusHook(settings=load_settings("prod", home=tmp_path)).get_target()
+    assert (target.uri, target.token, target.db_name) == (
+        "http://milvus.internal:19530", "root:s3cr3t", "recsys")
+    assert "s3cr3t" not in repr(target) and not target.is_lite
+
+
+def test_milvus_local_falls_back_to_the_lite_file(tmp_path):
+    target = MilvusHook(settings=load_settings("local", home=tmp_path)).get_target()
+    assert target.uri == f"{tmp_path}/milvus.db" and target.is_lite and not target.token
+
+
+def test_milvus_prod_without_connection_says_how_to_add_it(tmp_path):
+    hook = MilvusHook(settings=load_settings("prod", home=tmp_path))
+    with pytest.raises(AirflowNotFoundException, match="--conn-type mspa_milvus"):
+        hook.get_target()
+
+
+def test_connection_types_are_registered_with_airflow():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    hook = ProvidersManagerTaskRuntime().hooks["mspa_milvus"]
+    assert hook.hook_class_name == "mspa_airflow.hooks.MilvusHook"
+    # What the UI's connection form uses (declared in mspa_airflow/provider.py).
+    behaviour = ProvidersManager().field_behaviours["mspa_milvus"]
+    assert behaviour["relabeling"]["host"] == "URI"

@@ -1,0 +1,237 @@
+"""Encode the day's texts into unit vectors: ``author_vectors`` and ``user_vectors`` per ``ds``.
+
+Inputs are the published partitions of ``ds``: ``author_texts`` and ``preference_texts``
+(the composer) and ``sessions`` (the kept author set with its scalar fields).
+
+* **Authors**: every kept author gets exactly one vector, so that every kept author can be
+  recommended. Its text is the composer's feature text when that text is ``ok``; when the
+  composer stored it as ``failed``, the author's own profile (category, nickname, location)
+  is encoded instead and the row says so (``text_source = "profile"``, counted in the
+  manifest) — a visible, degraded vector rather than a missing author.
+* **Users**: one vector per ``ok`` preference text; users whose text failed get none and are
+  counted (the replay cannot score them and says so).
+
+A vector is reused from the latest published partition at or before ``ds`` when the encoder
+version and the hash of the exact text match (a rerun encodes nothing; a normal day encodes
+only changed texts).
+
+Columns: ``author_id``/``user_id``, ``vector`` (float32, L2-normalised), ``text_hash``,
+``text_source``, ``composer_version`` (model + prompt that wrote the text, empty for profile
+texts), ``reused``; authors also carry ``category`` and ``location`` (Milvus filter fields).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mspa_tasks.artifacts import ArtifactStore
+from mspa_tasks.config import Settings, VectorsConfig
+from mspa_tasks.ingest import code_version
+from mspa_tasks.progress import Progress
+from mspa_tasks.publish import publish_partition, published_days, read_manifest, read_table
+
+log = logging.getLogger(__name__)
+
+AUTHOR_VECTORS = "author_vectors"
+USER_VECTORS = "user_vectors"
+PACKAGED_ENCODER = "packaged:all-minilm-l6-v2"
+
+
+class InputsMissing(RuntimeError):
+    """An input partition of ``ds`` is not published; the message names the step to rerun."""
+
+
+def text_hash(text: str) -> str:
+    """Hash of the exact text encoded (the vector cache key, with the encoder version)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def vector_schema(id_col: str, dim: int, with_fields: bool) -> pa.Schema:
+    fields = [(id_col, pa.int64()), ("vector", pa.list_(pa.float32(), dim)),
+              ("text_hash", pa.string()), ("text_source", pa.string()),
+              ("composer_version", pa.string()), ("reused", pa.bool_())]
+    if with_fields:
+        fields += [("category", pa.string()), ("location", pa.string())]
+    return pa.schema(fields)
+
+
+def resolve_encoder(cfg: VectorsConfig) -> tuple[str, str]:
+    """``(path or hub id, encoder version)``. The packaged MiniLM is versioned by the hash of
+    its weights, a folder by its name and weights, a hub id by itself."""
+    if cfg.encoder == PACKAGED_ENCODER:
+        from mspa_tasks.models import minilm_path
+
+        path = minilm_path()
+        return str(path), f"all-minilm-l6-v2-{_weights_digest(path)}"
+    if cfg.encoder.startswith("packaged:"):
+        raise ValueError(f"vectors.encoder={cfg.encoder!r}: the only packaged encoder is "
+                         f"{PACKAGED_ENCODER!r}")
+    if Path(cfg.encoder).is_dir():
+        return cfg.encoder, f"{Path(cfg.encoder).name}-{_weights_digest(Path(cfg.encoder))}"
+    return cfg.encoder, cfg.encoder  # a hub id (production; never fetched in tests)
+
+
+def _weights_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in folder.glob("*.safetensors")) or ["config.json"]:
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class Encoder:
+    """A sentence-transformers model that returns float32, L2-normalised rows."""
+
+    def __init__(self, cfg: VectorsConfig) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path, self.version = resolve_encoder(cfg)
+        self.batch_size = cfg.encode_batch_size
+        self.model = SentenceTransformer(path)
+        self.dim = int(self.model.get_embedding_dimension()
+                       if hasattr(self.model, "get_embedding_dimension")
+                       else self.model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: list[str], label: str = "texts") -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        progress = Progress(f"encode {label}", len(texts), log, unit="texts")
+        chunk = self.batch_size * 8
+        for start in range(0, len(texts), chunk):
+            part = texts[start:start + chunk]
+            out[start:start + len(part)] = self.model.encode(
+                part, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False)
+            progress.update(len(part))
+        return out
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    authors_manifest: str
+    users_manifest: str
+    counts: dict[str, Any]
+
+
+def profile_text(row: dict[str, Any]) -> str:
+    """The fallback text of an author whose feature text failed: its own profile.
+
+    >>> profile_text({"category": "singing", "nickname": "Mia", "location": "Chengdu"})
+    'singing streamer Mia in Chengdu'
+    """
+    who = f"{row.get('category') or 'unknown'} streamer {row.get('nickname') or ''}".strip()
+    return who + (f" in {row['location']}" if row.get("location") else "")
+
+
+def _read(store: ArtifactStore, dataset: str, ds: str, name: str, step: str) -> pa.Table:
+    if ds not in published_days(store, dataset):
+        raise InputsMissing(f"{dataset}/ds={ds} is not published; run {step} for {ds} first")
+    return read_table(store, dataset, ds, name)
+
+
+def _previous_vectors(store: ArtifactStore, dataset: str, ds: str,
+                      encoder_version: str) -> dict[str, np.ndarray]:
+    """text_hash -> vector from the latest published partition at or before ``ds``."""
+    days = [d for d in published_days(store, dataset) if d <= ds]
+    if not days or read_manifest(store, dataset, days[-1]).get("encoder_version") != encoder_version:
+        return {}
+    table, vectors = read_vectors(store, dataset, days[-1])
+    return dict(zip(table.column("text_hash").to_pylist(), vectors, strict=True))
+
+
+def _vectors_for(texts: list[str], cache: dict[str, np.ndarray], encoder: Encoder,
+                 label: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    hashes = [text_hash(t) for t in texts]
+    reused = np.array([h in cache for h in hashes], dtype=bool)
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    todo = [i for i, hit in enumerate(reused) if not hit]
+    log.info("%s: %d texts, %d reused, %d to encode", label, len(texts), int(reused.sum()),
+             len(todo))
+    if todo:
+        out[todo] = encoder.encode([texts[i] for i in todo], label)
+    for i in np.flatnonzero(reused):
+        out[i] = cache[hashes[i]]
+    return out, hashes, reused
+
+
+def _vector_column(vectors: np.ndarray) -> pa.Array:
+    dim = vectors.shape[1]
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim)
+
+
+def encode_day(ds: str, store: ArtifactStore, settings: Settings,
+               encoder: Encoder | None = None) -> EncodeResult:
+    """Encode ``ds``'s author and preference texts and publish both vector datasets."""
+    cfg = settings.vectors
+    authors = _read(store, "sessions", ds, "authors", "the ingest group")
+    author_texts = {r["author_id"]: r for r in
+                    _read(store, "author_texts", ds, "texts", "the compose group").to_pylist()}
+    user_texts = _read(store, "preference_texts", ds, "texts", "the compose group").to_pylist()
+    encoder = encoder or Encoder(cfg)
+
+    rows = authors.sort_by("author_id").to_pylist()
+    texts, sources, composers = [], [], []
+    for row in rows:
+        composed = author_texts.get(row["author_id"])
+        if composed and composed["status"] == "ok":
+            texts.append(composed["text"])
+            sources.append("feature_text")
+            composers.append(f"{composed['model_version']}|{composed['prompt_version']}")
+        else:
+            texts.append(profile_text(row))
+            sources.append("profile")
+            composers.append("")
+    cache = _previous_vectors(store, AUTHOR_VECTORS, ds, encoder.version)
+    vectors, hashes, reused = _vectors_for(texts, cache, encoder, "author texts")
+    author_table = pa.Table.from_arrays(
+        [pa.array([r["author_id"] for r in rows], pa.int64()), _vector_column(vectors),
+         pa.array(hashes), pa.array(sources), pa.array(composers), pa.array(reused),
+         pa.array([r.get("category") for r in rows], pa.string()),
+         pa.array([r.get("location") for r in rows], pa.string())],
+        schema=vector_schema("author_id", encoder.dim, with_fields=True))
+
+    ok_users = sorted((r for r in user_texts if r["status"] == "ok"), key=lambda r: r["user_id"])
+    cache = _previous_vectors(store, USER_VECTORS, ds, encoder.version)
+    u_vectors, u_hashes, u_reused = _vectors_for([r["text"] for r in ok_users], cache,
+                                                 encoder, "preference texts")
+    user_table = pa.Table.from_arrays(
+        [pa.array([r["user_id"] for r in ok_users], pa.int64()),
+         _vector_column(u_vectors), pa.array(u_hashes, pa.string()),
+         pa.array(["preference_text"] * len(ok_users), pa.string()),
+         pa.array([f"{r['model_version']}|{r['prompt_version']}" for r in ok_users], pa.string()),
+         pa.array(u_reused, pa.bool_())],
+        schema=vector_schema("user_id", encoder.dim, with_fields=False))
+
+    common = {"encoder_version": encoder.version, "dim": encoder.dim,
+              "code_version": code_version(), "config_version": settings.fingerprint()}
+    a_counts = {"total": author_table.num_rows,
+                "feature_text": sources.count("feature_text"),
+                "profile_fallback": sources.count("profile"),
+                "reused": int(reused.sum()), "encoded": int((~reused).sum())}
+    u_counts = {"total": user_table.num_rows, "reused": int(u_reused.sum()),
+                "encoded": int((~u_reused).sum()),
+                "skipped_failed_text": len(user_texts) - len(ok_users)}
+    a_pub = publish_partition(store, AUTHOR_VECTORS, ds, {"vectors": author_table},
+                              {**common, "counts": a_counts})
+    u_pub = publish_partition(store, USER_VECTORS, ds, {"vectors": user_table},
+                              {**common, "counts": u_counts})
+    if a_counts["profile_fallback"]:
+        log.warning("%d authors have no ok feature text; their profile was encoded instead",
+                    a_counts["profile_fallback"])
+    log.info("published %s %s and %s %s", a_pub.manifest_uri, a_counts, u_pub.manifest_uri,
+             u_counts)
+    return EncodeResult(a_pub.manifest_uri, u_pub.manifest_uri,
+                        {"authors": a_counts, "users": u_counts})
+
+
+def read_vectors(store: ArtifactStore, dataset: str, ds: str) -> tuple[pa.Table, np.ndarray]:
+    """A published vector partition: its table and its vectors as an ``(n, dim)`` array."""
+    table = read_table(store, dataset, ds, "vectors")
+    dim = table.schema.field("vector").type.list_size
+    flat = table.column("vector").combine_chunks().flatten()
+    return table, np.asarray(flat, dtype=np.float32).reshape(table.num_rows, dim)

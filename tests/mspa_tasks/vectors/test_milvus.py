@@ -1,0 +1,152 @@
+"""The Milvus refresh on a real milvus-lite file: build, gate, alias swap, retention, rollback."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from mspa_tasks.vectors import milvus
+from mspa_tasks.vectors.milvus import PublishRefused, VectorGateError, milvus_client
+
+from .conftest import publish_vectors
+
+D1, D2, D3 = "2026-11-18", "2026-11-19", "2026-11-20"
+
+
+def refresh(ds, target, store, settings) -> str:
+    name = milvus.build_collection(ds, target, store, settings).collection
+    milvus.validate_collection(ds, name, target, store, settings)
+    milvus.publish_collection(ds, name, target, settings)
+    return name
+
+
+def consumer_search(target, vector, limit=5, **kw):
+    """What a recommender team does: search the alias, never a versioned name."""
+    with milvus_client(target) as client:
+        client.load_collection("mspa_authors")  # lite starts released; a server: no-op
+        return client.search("mspa_authors", data=[vector.tolist()], limit=limit,
+                             output_fields=["category", "encoder_version"], **kw)[0]
+
+
+def test_first_refresh_serves_the_new_collection_through_the_alias(milvus_settings, local_store):
+    settings, target = milvus_settings
+    vectors = publish_vectors(local_store, D1)
+    name = refresh(D1, target, local_store, settings)
+    hits = consumer_search(target, vectors[7])
+    assert hits[0]["author_id"] == 80 and hits[0]["distance"] == pytest.approx(1.0, abs=1e-5)
+    assert hits[0]["entity"]["encoder_version"] == "test-encoder-v1"
+    only_gaming = consumer_search(target, vectors[7], filter='category == "gaming"')
+    assert {h["entity"]["category"] for h in only_gaming} == {"gaming"}
+    with milvus_client(target) as client:
+        assert client.describe_alias("mspa_authors")["collection_name"] == name
+        props = client.describe_collection(name)["properties"]
+        assert props["mspa.status"] == "published" and props["mspa.ds"] == D1
+    gate = json.loads(local_store.get_text(f"reports/vectors/ds={D1}/gate.json"))
+    assert gate["passed"] and {c["name"] for c in gate["checks"]} >= {
+        "row_count", "ids_match", "stored_vectors_match", "recall_at_75", "self_is_nearest"}
+
+
+def test_rerun_of_a_day_replaces_its_collection_without_duplicates(milvus_settings, local_store):
+    settings, target = milvus_settings
+    publish_vectors(local_store, D1)
+    first = refresh(D1, target, local_store, settings)
+    second = refresh(D1, target, local_store, settings)
+    assert first != second
+    with milvus_client(target) as client:
+        assert client.list_collections() == [second]
+        count = client.query("mspa_authors", filter="", output_fields=["count(*)"])[0]["count(*)"]
+    assert count == 300
+
+
+def test_retention_keeps_the_last_versions_one_per_day(milvus_settings, local_store):
+    settings, target = milvus_settings
+    settings = dataclasses.replace(settings, vectors=dataclasses.replace(settings.vectors,
+                                                                         keep_versions=2))
+    names = {}
+    for i, ds in enumerate((D1, D2, D3)):
+        publish_vectors(local_store, ds, seed=i)
+        names[ds] = refresh(ds, target, local_store, settings)
+    versions = milvus.list_versions(target, settings)
+    assert [v["collection"] for v in versions] == [names[D3], names[D2]]
+    assert [v["serving"] for v in versions] == [True, False]
+
+
+def test_failed_gate_leaves_the_alias_on_the_previous_version(milvus_settings, local_store):
+    settings, target = milvus_settings
+    before = publish_vectors(local_store, D1)
+    good = refresh(D1, target, local_store, settings)
+    publish_vectors(local_store, D2, seed=5)
+    bad = milvus.build_collection(D2, target, local_store, settings).collection
+    # The day's vectors change under the built collection (a concurrent re-encode): what
+    # Milvus would serve is no longer what was encoded, and fewer authors are kept.
+    publish_vectors(local_store, D2, n_authors=250, seed=6)
+    with pytest.raises(VectorGateError) as caught:
+        milvus.validate_collection(D2, bad, target, local_store, settings)
+    message = str(caught.value)
+    assert "the alias was not moved" in message
+    for check in ("row_count FAILED: value 300, bound [250, 250]",
+                  "ids_match FAILED: value 50", "stored_vectors_match FAILED",
+                  "self_is_nearest FAILED"):
+        assert check in message
+    with pytest.raises(PublishRefused, match="'failed'"):
+        milvus.publish_collection(D2, bad, target, settings)
+    assert consumer_search(target, before[3])[0]["author_id"] == 40
+    with milvus_client(target) as client:
+        assert client.describe_alias("mspa_authors")["collection_name"] == good
+        assert "row_count" in client.describe_collection(bad)["properties"]["mspa.reason"]
+    gate = json.loads(local_store.get_text(f"reports/vectors/ds={D2}/gate.json"))
+    assert not gate["passed"]
+    # The next good run publishes, and retention drops the failed build.
+    final = refresh(D2, target, local_store, settings)
+    with milvus_client(target) as client:
+        assert sorted(client.list_collections()) == sorted([good, final])
+
+
+def test_zero_vectors_are_refused_before_anything_is_created(milvus_settings, local_store):
+    settings, target = milvus_settings
+    vectors = publish_vectors(local_store, D1)
+    vectors[4] = 0.0
+    publish_vectors(local_store, D1, vectors=vectors)
+    with pytest.raises(VectorGateError, match="zero_or_invalid_vectors FAILED: value 1"):
+        milvus.build_collection(D1, target, local_store, settings)
+    with milvus_client(target) as client:
+        assert client.list_collections() == []
+
+
+def test_unvalidated_collection_is_never_published(milvus_settings, local_store):
+    settings, target = milvus_settings
+    publish_vectors(local_store, D1)
+    built = milvus.build_collection(D1, target, local_store, settings).collection
+    with pytest.raises(PublishRefused, match="only ever points to a validated collection"):
+        milvus.publish_collection(D1, built, target, settings)
+
+
+def test_rollback_goes_to_the_previous_version_and_says_why(milvus_settings, local_store):
+    settings, target = milvus_settings
+    v1 = publish_vectors(local_store, D1, seed=1)
+    first = refresh(D1, target, local_store, settings)
+    publish_vectors(local_store, D2, seed=2)
+    second = refresh(D2, target, local_store, settings)
+    result = milvus.rollback(target, settings, reason="bad texts on 11-19")
+    assert (result["from"], result["to"]) == (second, first)
+    assert consumer_search(target, v1[0])[0]["distance"] == pytest.approx(1.0, abs=1e-5)
+    versions = {v["collection"]: v for v in milvus.list_versions(target, settings)}
+    assert versions[second]["status"] == "rolled_back"
+    assert versions[second]["reason"] == "bad texts on 11-19"
+    with pytest.raises(PublishRefused, match="no published version"):
+        milvus.rollback(target, settings)  # nothing older than `first` is left
+
+
+def test_rollback_before_any_publish_is_refused(milvus_settings):
+    settings, target = milvus_settings
+    with pytest.raises(PublishRefused, match="does not exist yet"):
+        milvus.rollback(target, settings)
+
+
+def test_recall_is_tie_aware_and_exact_on_flat():
+    scores = np.array([[0.5, 0.5, 0.5, 0.1], [0.9, 0.2, 0.3, 0.4]])
+    assert milvus.recall_at_k(scores, [[2, 1], [0, 3]], 2) == 1.0
+    assert milvus.recall_at_k(scores, [[3, 1], [1, 2]], 2) == pytest.approx((0.5 + 0) / 2)
