@@ -84,10 +84,25 @@ class MilvusTarget:
         return self.uri.endswith(".db")
 
 
+class _LiteUnimplementedFilter(logging.Filter):
+    """milvus-lite's in-process gRPC server answers RPCs it does not implement (asked for by
+    pymilvus on connect) with an ERROR and a traceback; harmless, and alarming in task logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Method not implemented" not in record.getMessage() and not (
+            record.exc_info and "Method not implemented" in str(record.exc_info[1]))
+
+
+_LITE_FILTER = _LiteUnimplementedFilter()
+
+
 @contextmanager
 def milvus_client(target: MilvusTarget) -> Iterator[Any]:
     """An open ``MilvusClient``, always closed on exit (a lite file is one process's)."""
     from pymilvus import MilvusClient
+
+    if target.is_lite and _LITE_FILTER not in logging.getLogger("grpc._server").filters:
+        logging.getLogger("grpc._server").addFilter(_LITE_FILTER)
 
     kwargs: dict[str, Any] = {"uri": target.uri}
     if target.token:
