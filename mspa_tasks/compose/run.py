@@ -6,7 +6,7 @@ Steps (the DAG's ``compose`` group):
 2. :func:`compose_shard` — one shard: read the published ``sessions`` partition and author
    content (profiles, frame captions or images, ASR, comments, all before the window's end),
    render fenced inputs, reuse every text whose cache key (model version, prompt version,
-   hash of the exact input) matches a text with status ``ok`` in the latest published
+   hash of the exact input) matches a text (``ok`` or ``failed``) in the latest published
    partition at or before ``ds``, generate the rest in batches with validation and retries,
    and stage the shard under ``_staging/<dataset>/ds=<ds>/``.
 3. :func:`publish_texts` — merge the shards of both datasets, publish
@@ -263,13 +263,17 @@ def _shard_key(dataset: str, ds: str, shard: int, of: int) -> str:
 
 
 def load_cache(store: ArtifactStore, dataset: str, ds: str) -> dict[str, dict[str, Any]]:
-    """``input_hash -> row`` of ``ok`` texts in the latest published partition at or before
-    ``ds`` (the same day included, so a rerun regenerates nothing)."""
+    """``input_hash -> row`` of the texts in the latest published partition at or before
+    ``ds`` (the same day included, so a rerun regenerates nothing).
+
+    ``failed`` texts are reused too: their retry budget was spent on this exact input with
+    fixed seeds, so trying again would repeat the same answers at the same cost. A new input,
+    prompt or model (a new key) gets a fresh try."""
     days = [d for d in published_days(store, dataset) if d <= ds]
     if not days:
         return {}
     table = read_table(store, dataset, days[-1], "texts")
-    return {r["input_hash"]: r for r in table.to_pylist() if r["status"] == "ok"}
+    return {r["input_hash"]: r for r in table.to_pylist()}
 
 
 def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,

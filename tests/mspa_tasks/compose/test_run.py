@@ -110,7 +110,8 @@ def test_changing_five_percent_of_sessions_regenerates_those_users(world, wareho
     assert regenerated == set(changed)
 
 
-def test_failures_are_retried_then_stored_with_their_reason(world, warehouse_url, store):
+def test_failures_are_retried_then_stored_with_their_reason(world, warehouse_url, store,
+                                                            monkeypatch):
     backend = WordsFromDataBackend(fail_sections={"Regional bias"})
     settings = world.with_compose(retries=2)
     result = compose_day(DS, warehouse_url, store, settings, backend)
@@ -120,10 +121,18 @@ def test_failures_are_retried_then_stored_with_their_reason(world, warehouse_url
     rows = read_table(store, "preference_texts", DS, "texts").to_pylist()
     assert all(r["reason"] == "Regional bias: empty" and r["attempts"] == 3 for r in rows)
     assert all(r["text"].startswith("Favoured author types: ") for r in rows)
-    # failed texts are never reused: the next run tries them again
+    # The retry budget is spent once per exact input: a rerun reuses the failures (with
+    # their reasons) instead of repeating the same seeded attempts...
     again = compose_day(DS, warehouse_url, store, settings, WordsFromDataBackend())
-    assert again["preference_texts"]["counts"]["regenerated"] == counts["total"]
-    assert again["preference_texts"]["counts"]["ok"] == counts["total"]
+    assert again["preference_texts"]["counts"]["regenerated"] == 0
+    assert again["preference_texts"]["counts"]["failed"] == counts["total"]
+    # ...and a new model (a new cache key) tries them afresh.
+    fixed = WordsFromDataBackend()
+    fixed.model_version = "words-from-data-v2"
+    monkeypatch.setattr(run, "model_version", lambda cfg, s: fixed.model_version)
+    fresh = compose_day(DS, warehouse_url, store, settings, fixed)
+    assert fresh["preference_texts"]["counts"]["regenerated"] == counts["total"]
+    assert fresh["preference_texts"]["counts"]["ok"] == counts["total"]
 
 
 def test_publish_refuses_missing_shards(world, warehouse_url, store, words_backend):
