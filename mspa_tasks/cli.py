@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("milvus_lite", "pymilvus", "grpc"):  # their INFO lines drown ours
+    for noisy in ("milvus_lite", "pymilvus", "grpc", "faiss"):  # their INFO lines drown ours
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return args.func(args)
