@@ -91,6 +91,7 @@ def main() -> int:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--k", type=int, default=1000)
+
     args = parser.parse_args()
 
     from mspa_tasks.artifacts import open_store
@@ -139,6 +140,7 @@ def main() -> int:
         s = dataclasses.replace(settings, vectors=cfg)
         name = milvus.build_collection(ds, target, store, s, build_id=f"r{index_type}").collection
         with milvus.milvus_client(target) as client:
+            milvus.ensure_loaded(client, name)
             ids = read_vectors(store, AUTHOR_VECTORS, ds)[0].column("author_id").to_pylist()
             index_of = {int(a): i for i, a in enumerate(ids)}
             started = time.perf_counter()
