@@ -27,7 +27,24 @@ DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2
            "sqlite": "sqlite", "mysql": "mysql+pymysql", "trino": "trino", "hive": "hive"}
 
 
-class WarehouseHook(BaseHook):
+class _SettingsHook(BaseHook):
+    """A hook whose connection is optional on the embedded default (settings name it)."""
+
+    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings or load_settings()
+
+    def optional_connection(self, conn_id: str) -> Any | None:
+        """The connection ``conn_id``, or None when it is unnamed or not defined."""
+        if not conn_id:
+            return None
+        try:
+            return self.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return None
+
+
+class WarehouseHook(_SettingsHook):
     """Resolves the warehouse's SQLAlchemy URL from an Airflow connection."""
 
     conn_name_attr = "warehouse_conn_id"
@@ -35,19 +52,11 @@ class WarehouseHook(BaseHook):
     conn_type = "mspa_warehouse"
     hook_name = "MSPA warehouse"
 
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.settings = settings or load_settings()
-
     def get_sqlalchemy_url(self) -> str:
         conn_id = self.settings.warehouse_conn_id
-        if conn_id:
-            try:
-                conn = self.get_connection(conn_id)
-            except AirflowNotFoundException:
-                conn = None
-            if conn is not None:
-                return self.url_from_connection(conn)
+        conn = self.optional_connection(conn_id)
+        if conn is not None:
+            return self.url_from_connection(conn)
         if self.settings.env == "local" and self.settings.warehouse_url:
             return self.settings.warehouse_url
         raise AirflowNotFoundException(
@@ -84,7 +93,7 @@ def artifact_store(settings: Settings | None = None) -> ArtifactStore:
     return open_store(settings.artifacts_uri)
 
 
-class MilvusHook(BaseHook):
+class MilvusHook(_SettingsHook):
     """Resolves where the author vectors live: Milvus standalone/distributed (URI, token,
     database in the connection ``vectors.milvus_conn_id``) or, on the embedded default
     without that connection, the settings' milvus-lite file."""
@@ -94,19 +103,11 @@ class MilvusHook(BaseHook):
     conn_type = "mspa_milvus"
     hook_name = "MSPA Milvus"
 
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.settings = settings or load_settings()
-
     def get_target(self) -> MilvusTarget:
         conn_id = self.settings.vectors.milvus_conn_id
-        if conn_id:
-            try:
-                conn = self.get_connection(conn_id)
-            except AirflowNotFoundException:
-                conn = None
-            if conn is not None:
-                return self.target_from_connection(conn)
+        conn = self.optional_connection(conn_id)
+        if conn is not None:
+            return self.target_from_connection(conn)
         if self.settings.env == "local" and self.settings.vectors.milvus_uri:
             return MilvusTarget(uri=self.settings.vectors.milvus_uri)
         raise AirflowNotFoundException(
