@@ -13,15 +13,21 @@ from dataclasses import asdict, dataclass
 from mspa_tasks.config import QualityConfig
 
 
-class DataQualityError(RuntimeError):
+class GateError(RuntimeError):
+    """A gate stopped: the message names every failed check, its value and its bound."""
+
+    def __init__(self, what: str, failures: list[CheckResult], consequence: str = "") -> None:
+        self.failures = failures
+        lines = "\n".join(f"  - {f.message}" for f in failures)
+        super().__init__(f"{what}: {len(failures)} check(s) failed{consequence}\n{lines}")
+
+
+class DataQualityError(GateError):
     """One or more data-quality checks failed; downstream outputs were not refreshed."""
 
     def __init__(self, ds: str, failures: list[CheckResult]) -> None:
         self.ds = ds
-        self.failures = failures
-        lines = "\n".join(f"  - {f.message}" for f in failures)
-        super().__init__(f"data-quality gate stopped ds={ds}: {len(failures)} check(s) failed\n"
-                         f"{lines}")
+        super().__init__(f"data-quality gate stopped ds={ds}", failures)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings, VectorsConfig
 from mspa_tasks.progress import Progress
 from mspa_tasks.publish import read_manifest
-from mspa_tasks.quality import CheckResult
+from mspa_tasks.quality import CheckResult, GateError
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,13 @@ VARCHAR_LIMITS = {"encoder_version": 128, "composer_version": 256, "text_hash": 
                   "text_source": 16, "category": 64, "location": 128}
 
 
-class VectorGateError(RuntimeError):
+class VectorGateError(GateError):
     """The new collection failed validation; the alias still serves the previous version."""
 
     def __init__(self, collection: str, failures: list[CheckResult]) -> None:
         self.collection = collection
-        self.failures = failures
-        lines = "\n".join(f"  - {f.message}" for f in failures)
-        super().__init__(f"vector gate stopped {collection}: {len(failures)} check(s) failed; "
-                         f"the alias was not moved\n{lines}")
+        super().__init__(f"vector gate stopped {collection}", failures,
+                         "; the alias was not moved")
 
 
 class PublishRefused(RuntimeError):
