@@ -19,11 +19,12 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo test test-fast postgres lint bench-ingest bench-compose bench-vectors lock clean
+.PHONY: help venv models airflow-init seed demo retrain test test-fast postgres lint bench-ingest bench-compose bench-vectors lock clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
 	@echo "make test   set up everything and run the whole test suite"
+	@echo "make retrain   after make demo: GRPO-retrain the recommender on the demo world (DS=$(DS))"
 	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors lock clean"
 
 venv: $(VENV)/.installed
@@ -53,6 +54,7 @@ airflow-init: venv
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -50 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/airflow pools set mspa_compose 2 "composer shards (one model per slot)" > /dev/null
 	$(BIN)/airflow pools set mspa_milvus 1 "milvus-lite: one process at a time" > /dev/null
+	$(BIN)/airflow pools set mspa_gpu 1 "trainer runs (one per GPU node; the CPU on this machine)" > /dev/null
 	@echo "Airflow metadata DB ready under $(AIRFLOW_HOME) (SQLite)"
 
 seed: venv
@@ -70,6 +72,17 @@ demo: venv models airflow-init seed
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset author_vectors
 	@echo "  dag log      $(MSPA_HOME)/demo-dag.log"
 	@echo "  airflow home $(AIRFLOW_HOME)  (airflow standalone to browse it)"
+
+# MSPA's alignment stage on the demo world: examples, a few GRPO steps on CPU, Acc@4/Acc@10 of
+# the new model and the champion, the gate, the registry. Needs `make demo` first.
+RETRAIN_CONF ?= {}
+retrain: venv airflow-init
+	@echo "== airflow dags test mspa_retrain $(DS) (log: $(MSPA_HOME)/retrain-dag.log)"
+	@start=$$(date +%s); \
+	$(BIN)/airflow dags test mspa_retrain $(DS) -c '$(RETRAIN_CONF)' > $(MSPA_HOME)/retrain-dag.log 2>&1 \
+	  || { tail -60 $(MSPA_HOME)/retrain-dag.log; exit 1; }; \
+	echo "== mspa_retrain finished in $$(( $$(date +%s) - start ))s"
+	@$(BIN)/python -m mspa_tasks models list
 
 postgres:
 	@bash scripts/ensure_postgres.sh

@@ -130,6 +130,28 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from mspa_tasks.align import registry
+
+    settings = _settings(args)
+    url = settings.warehouse_url
+    if args.action == "list":
+        out = [{"version": m.version, "status": m.status, "ds": m.ds, "reason": m.reason,
+                "acc": {k: v for k, v in m.metrics.get("new", {}).items()
+                        if k.startswith("acc@")}} for m in registry.list_models(url)]
+    else:
+        if not args.version:
+            print("models promote needs a VERSION (see `mspa models list`)", file=sys.stderr)
+            return 2
+        try:
+            out = registry.promote(url, args.version, args.reason).version
+        except KeyError as exc:
+            print(exc.args[0], file=sys.stderr)
+            return 1
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mspa", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db-name", default="")
     p.add_argument("--insert-batch", type=int, default=None, help="rows per insert call")
     p.set_defaults(func=cmd_vectors)
+    p = sub.add_parser("models", help="the recommender model registry: list, promote by hand")
+    p.add_argument("action", choices=["list", "promote"])
+    p.add_argument("version", nargs="?", default=None)
+    p.add_argument("--reason", default="promoted from the command line")
+    p.set_defaults(func=cmd_models)
     return parser
 
 

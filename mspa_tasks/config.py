@@ -145,6 +145,70 @@ class VectorsConfig:
                f"'{self.milvus_conn_id}'")
 
 
+LAUNCHERS = ("local", "kubernetes")
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """MSPA's self-corrective preference alignment: examples, GRPO, evaluation gate, pod."""
+
+    base_model: str = "packaged:smollm2-135m-instruct"  # the first champion; hub id/folder/s3://
+    train_m: tuple[int, ...] = (4, 10)              # candidate-set sizes trained on
+    eval_m: tuple[int, ...] = (4, 10)               # Acc@m reported and gated
+    history_chars: int = 600                        # the user's fenced history block
+    candidate_chars: int = 160                      # one candidate's line
+    candidate_salt: str = "mspa-candidates-v1"
+    max_train_users: int = 0                        # 0 = every train user
+    max_eval_users: int = 0                         # 0 = every validation user
+    # GRPO (TRL GRPOTrainer). The paper uses a KL penalty; TRL's default beta is 0.
+    num_generations: int = 4                        # group size
+    per_device_train_batch_size: int = 4            # completions per step; multiple of the group
+    gradient_accumulation_steps: int = 1
+    beta: float = 0.04
+    learning_rate: float = 1e-5
+    max_steps: int = 8
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    rewards: tuple[str, ...] = ("accuracy", "format", "similarity")
+    reward_weights: tuple[float, ...] = (1.0, 0.5, 0.5)  # lambda1..lambda3, in `rewards` order
+    seed: int = 0
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    eval_batch_size: int = 8
+    eval_max_new_tokens: int = 64
+    tolerance: float = 0.02                         # promote if Acc@m >= champion's - tolerance
+    use_champion: bool = True                       # the composer writes with the champion
+    launcher: str = "local"                         # local subprocess | kubernetes pod
+    pod: dict = field(default_factory=dict)         # image, namespace, resources, ... (prod)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train_m", tuple(int(m) for m in self.train_m))
+        object.__setattr__(self, "eval_m", tuple(int(m) for m in self.eval_m))
+        object.__setattr__(self, "rewards", tuple(self.rewards))
+        object.__setattr__(self, "reward_weights", tuple(float(w) for w in self.reward_weights))
+        for name in ("train_m", "eval_m"):
+            _check(bool(getattr(self, name)) and min(getattr(self, name)) >= 2, f"align.{name}",
+                   getattr(self, name), "needs sizes >= 2 (the ground truth and a negative)")
+        _check(self.num_generations >= 2, "align.num_generations", self.num_generations,
+               "must be >= 2: GRPO's advantage compares completions within a group")
+        _check(self.per_device_train_batch_size % self.num_generations == 0,
+               "align.per_device_train_batch_size", self.per_device_train_batch_size,
+               f"must be a multiple of num_generations ({self.num_generations})")
+        _check(len(self.reward_weights) == len(self.rewards), "align.reward_weights",
+               self.reward_weights, f"needs one weight per reward {list(self.rewards)}")
+        _check(self.beta >= 0, "align.beta", self.beta, "must be >= 0")
+        _check(self.learning_rate > 0, "align.learning_rate", self.learning_rate, "must be > 0")
+        for name in ("max_steps", "max_completion_length", "eval_batch_size",
+                     "eval_max_new_tokens", "history_chars", "candidate_chars",
+                     "gradient_accumulation_steps"):
+            _check(getattr(self, name) >= 1, f"align.{name}", getattr(self, name),
+                   "must be >= 1")
+        _check(0 <= self.tolerance <= 1, "align.tolerance", self.tolerance,
+               "is a share of accuracy, between 0 and 1")
+        _check(self.launcher in LAUNCHERS, "align.launcher", self.launcher,
+               f"must be one of {', '.join(LAUNCHERS)}")
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     preset: str = "demo"
@@ -164,6 +228,7 @@ class Settings:
     quality: QualityConfig = field(default_factory=QualityConfig)
     compose: ComposeConfig = field(default_factory=ComposeConfig)
     vectors: VectorsConfig = field(default_factory=VectorsConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self) -> None:
@@ -189,6 +254,9 @@ class Settings:
     def with_compose(self, **changes: object) -> Settings:
         return dataclasses.replace(self, compose=dataclasses.replace(self.compose, **changes))
 
+    def with_align(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, align=dataclasses.replace(self.align, **changes))
+
 
 def _check(ok: bool, name: str, value: object, rule: str) -> None:
     if not ok:
@@ -213,7 +281,7 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
         return value.replace("{home}", str(home_path))
 
     sections = {"ingest": IngestConfig, "quality": QualityConfig, "compose": ComposeConfig,
-                "vectors": VectorsConfig, "world": WorldConfig}
+                "vectors": VectorsConfig, "align": AlignConfig, "world": WorldConfig}
     typed = {}
     for key, cls in sections.items():
         values = raw.pop(key, {})

@@ -44,7 +44,8 @@ def candidate_set(user_id: int, gt: int, tipped: set[int], author_ids: Sequence[
     index = {int(a): i for i, a in enumerate(author_ids)}
     if gt not in index:
         raise KeyError(f"ground truth {gt} of user {user_id} has no author vector")
-    eligible = np.array([a not in tipped for a in author_ids], dtype=bool)
+    # The ground truth is never its own negative, whether or not ``tipped`` holds it.
+    eligible = np.array([a not in tipped and a != gt for a in author_ids], dtype=bool)
     if eligible.sum() < m - 1:
         raise NotEnoughAuthors(f"user {user_id}: {int(eligible.sum())} eligible negatives, "
                                f"need {m - 1}")

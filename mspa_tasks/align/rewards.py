@@ -42,8 +42,12 @@ def completion_text(completion: Any) -> str:
 
 
 def parse_recommended(text: str, candidate_ids: Sequence[int]) -> int | None:
-    """The candidate the text recommends: the first candidate id after the last
-    "Recommended author" phrase (any case, any punctuation), else None.
+    """The candidate the text recommends, else None.
+
+    With a "Recommended author" phrase (any case, any punctuation): the first candidate id
+    after the last such phrase. Without one: the candidate, if the text names exactly one
+    distinct candidate id (a text listing several recommends none of them). Numbers that are
+    not candidates, and digits inside longer numbers, never count.
 
     >>> parse_recommended("Recommended author: 42.", [7, 42])
     42
@@ -51,16 +55,19 @@ def parse_recommended(text: str, candidate_ids: Sequence[int]) -> int | None:
     7
     >>> parse_recommended("Recommended author: 99", [7, 42]) is None
     True
+    >>> parse_recommended("This streamer (42) fits", [7, 42]), parse_recommended("7 or 42?", [7, 42])
+    (42, None)
     """
-    matches = list(_RECOMMENDED.finditer(text or ""))
-    if not matches:
-        return None
+    text = text or ""
     allowed = {int(c) for c in candidate_ids}
-    for number in _NUMBER.finditer(text[matches[-1].end():]):
-        value = int(number.group(1))
-        if value in allowed:
-            return value
-    return None
+    matches = list(_RECOMMENDED.finditer(text))
+    if matches:
+        for number in _NUMBER.finditer(text[matches[-1].end():]):
+            if int(number.group(1)) in allowed:
+                return int(number.group(1))
+        return None
+    named = {int(n.group(1)) for n in _NUMBER.finditer(text)} & allowed
+    return named.pop() if len(named) == 1 else None
 
 
 def has_format(text: str) -> bool:

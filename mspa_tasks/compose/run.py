@@ -5,8 +5,9 @@ Steps (the DAG's ``compose`` group):
 1. :func:`plan_shards` — the shard list (user shards and author shards), from config only.
 2. :func:`compose_shard` — one shard: read the published ``sessions`` partition and author
    content (profiles, frame captions or images, ASR, comments, all before the window's end),
-   render fenced inputs, reuse every text whose cache key (model version, prompt version,
-   hash of the exact input) matches a text (``ok`` or ``failed``) in the latest published
+   render fenced inputs (the model is the champion of ``model_registry`` once a retrained
+   one is promoted, see ``mspa_tasks.align``), reuse every text whose cache key (model
+   version, prompt version, hash of the exact input) matches a text (``ok`` or ``failed``) in the latest published
    partition at or before ``ds``, generate the rest in batches with validation and retries,
    and stage the shard under ``_staging/<dataset>/ds=<ds>/``.
 3. :func:`publish_texts` — merge the shards of both datasets, publish
@@ -284,6 +285,9 @@ def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
         raise ValueError(f"kind={kind!r}: use 'users' or 'authors'")
     if not 0 <= shard < of:
         raise ValueError(f"shard={shard} is outside 0..{of - 1}")
+    from mspa_tasks.align.run import serving_settings  # the champion; align imports compose
+
+    settings = serving_settings(settings, warehouse_url, store)
     cfg = settings.compose
     dataset, id_col = KINDS[kind]
     spec = load_prompt(cfg.preference_prompt if kind == "users" else cfg.author_prompt)

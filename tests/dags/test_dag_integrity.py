@@ -18,6 +18,7 @@ EXPECTED_TASKS = {
                    "compose.publish_texts", "vectors.encode", "vectors.build_collection",
                    "vectors.validate_collection", "vectors.publish_alias"},
     "mspa_vectors_rollback": {"rollback"},
+    "mspa_retrain": {"prepare", "train", "register"},
 }
 # A rollback is not retried: repeating it would move the alias back one more version.
 NOT_RETRIED = {("mspa_vectors_rollback", "rollback")}
@@ -87,3 +88,15 @@ def test_vector_tasks_hold_the_one_slot_milvus_pool(dagbag):
     assert "compose.publish_texts" in daily.get_task("vectors.encode").upstream_task_ids
     assert {"vectors.validate_collection", "vectors.build_collection"} <= \
         daily.get_task("vectors.publish_alias").upstream_task_ids
+
+
+def test_retrain_schedule_params_pool_and_asset(dagbag):
+    dag = dagbag.dags["mspa_retrain"]
+    assert dag.timetable.summary == "0 4 * * 0"  # weekly, Sundays 04:00 UTC
+    assert set(dag.params) == {"ds", "max_steps", "learning_rate", "beta", "num_generations",
+                               "max_train_users", "max_eval_users", "tolerance"}
+    assert all(dag.params[k] is None for k in dag.params if k != "ds")  # empty = config
+    assert dag.get_task("train").pool == "mspa_gpu"
+    assert dag.get_task("train").upstream_task_ids == {"prepare"}
+    assert dag.get_task("register").upstream_task_ids == {"prepare", "train"}
+    assert [o.name for o in dag.get_task("register").outlets] == ["mspa_recommender_model"]

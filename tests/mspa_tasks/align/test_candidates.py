@@ -19,9 +19,10 @@ def authors():
 
 
 @pytest.mark.parametrize("m", [4, 10])
-def test_sets_hold_the_truth_once_and_no_other_tipped_author(authors, m):
+@pytest.mark.parametrize("tipped", [{1000, 1003, 1006, 1009}, {1003, 1006, 1009}],
+                         ids=["tipped-holds-gt", "tipped-without-gt"])
+def test_sets_hold_the_truth_once_and_no_other_tipped_author(authors, m, tipped):
     ids, cats, v = authors
-    tipped = {1000, 1003, 1006, 1009}
     for user in range(50):
         s = candidate_set(user, 1000, tipped, ids, cats, v, m)
         assert len(s) == m == len(set(s)) and s.count(1000) == 1

@@ -31,7 +31,10 @@ FULL = ("User Preference: likes calm singers. Recommendation Reason: bedroom stu
     ("Recommended author: 202. ... Recommended author: 303", 303),  # the last phrase wins
     ("Recommended author: 3030", None),                  # no partial-number match
     ("Recommended author: none of them", None),
-    ("The best is 303", None),                           # no phrase, no recommendation
+    ("The best is 303", 303),                            # no phrase: the one candidate named
+    ("This streamer (303) beats 303's rival", 303),      # named twice, still one candidate
+    ("303 or 202, hard to say", None),                   # no phrase, two candidates: none
+    ("The best is 3031 in 2026", None),                  # no phrase, no candidate
     ("", None),
 ])
 def test_parse_recommended(text, expected):

@@ -1,0 +1,129 @@
+"""
+### mspa_retrain — re-align the recommender LLM with GRPO, and promote it only if it is better
+
+MSPA's self-corrective preference alignment, weekly (Sundays 04:00 UTC) or from the UI
+(*Trigger DAG w/ config*). The model reads a user's tipping history and `m` candidate authors
+and writes `User Preference`, `Recommendation Reason` and `Recommended author`; GRPO rewards
+the right author (accuracy), the three phrases in order (format) and closeness of the picked
+author to the right one (similarity), with weights λ1..λ3 and a KL penalty `beta` from config.
+
+| task | what it does | on failure |
+| --- | --- | --- |
+| `prepare` | picks the data day (`ds` Param, else the newest day with published author vectors), publishes `align_examples/ds=<ds>/` (the train/val/test users' histories without their last tip, candidate sets of m = 4 and 10 with the last-tipped author as ground truth), registers the base model as champion on the very first run, writes the run file `runs/recommender/<version>/run.json` | retried |
+| `train` (pool `mspa_gpu`) | the trainer entry point `python -m mspa_tasks.align.train --config <run file>`: GRPO from the champion, then Acc@4 and Acc@10 of the new model **and** of the champion on the same validation users; writes `models/recommender/<version>/` (model, `metrics.json`, `eval.json`). Production: a KubernetesPodOperator (trainer image, GPUs, DeepSpeed ZeRO-3 through `accelerate`, secrets from Kubernetes, deferrable, logs streamed, pod deleted). Embedded default: a local CPU subprocess, a few steps | retried; a retry trains again into the same version folder |
+| `register` | the gate: promote if no Acc@m is worse than the champion's by more than `tolerance`; writes the version, status (`champion` / `rejected`), the reason and both models' figures to `model_registry`, and the comparison table to this log | retried |
+
+A rejected version is a normal outcome (the run succeeds; the reason is in the registry and
+the log). The promoted champion is what the next `mspa_daily` composer writes with; roll back
+by promoting an earlier version: `mspa models list`, `mspa models promote VERSION --reason ...`.
+
+**Params**: `ds`, `max_steps`, `learning_rate`, `beta`, `num_generations`,
+`max_train_users`, `max_eval_users`, `tolerance` (empty = config).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from mspa_airflow.pods import trainer_launch
+
+RECOMMENDER_MODEL = Asset(name="mspa_recommender_model", uri="mspa://recommender_model",
+                          group="mspa")
+GPU_POOL = "mspa_gpu"  # created by `make airflow-init`; one slot per trainer node
+OVERRIDABLE = {"max_steps": int, "learning_rate": float, "beta": float, "num_generations": int,
+               "max_train_users": int, "max_eval_users": int, "tolerance": float}
+
+
+def _overrides(params: dict | None) -> dict:
+    return {k: cast(params[k]) for k, cast in OVERRIDABLE.items()
+            if params and params.get(k) not in (None, "")}
+
+
+def _optional(kind: str, description: str, minimum: float | None = None) -> Param:
+    schema = {"type": [kind, "null"], "description": description}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    return Param(None, **schema)
+
+
+@dag(
+    dag_id="mspa_retrain",
+    schedule=CronDataIntervalTimetable("0 4 * * 0", timezone="UTC"),
+    start_date=dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["mspa", "weekly", "training", "grpo"],
+    default_args={
+        "owner": "mspa-ml",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "execution_timeout": dt.timedelta(hours=12),
+    },
+    params={
+        "ds": Param("", type="string",
+                    description="Data day (YYYY-MM-DD); empty = newest day with vectors."),
+        "max_steps": _optional("integer", "GRPO steps (config when empty).", 1),
+        "learning_rate": _optional("number", "Learning rate (config when empty).", 0),
+        "beta": _optional("number", "KL penalty; 0 disables the reference model.", 0),
+        "num_generations": _optional("integer", "GRPO group size (>= 2).", 2),
+        "max_train_users": _optional("integer", "Cap on train users; 0 = all.", 0),
+        "max_eval_users": _optional("integer", "Cap on validation users; 0 = all.", 0),
+        "tolerance": _optional("number", "Promote if Acc@m >= champion's - tolerance.", 0),
+    },
+)
+def mspa_retrain():
+    @task(doc_md="Publish the alignment examples; make sure a champion exists; write the run file.")
+    def prepare(run_id=None, params=None, data_interval_end=None) -> dict:
+        from mspa_airflow.hooks import WarehouseHook, artifact_store
+        from mspa_tasks.align.run import latest_ready_day, prepare_run
+        from mspa_tasks.config import load_settings
+
+        settings = load_settings()
+        store = artifact_store(settings)
+        # A scheduled run trains on the newest day published before it started.
+        newest = (data_interval_end - dt.timedelta(days=1)).date().isoformat() \
+            if data_interval_end else None
+        day = params.get("ds") or latest_ready_day(store, on_or_before=newest)
+        return prepare_run(day, run_id, WarehouseHook(settings=settings).get_sqlalchemy_url(),
+                           store, settings, _overrides(params))
+
+    @task(doc_md="Register the version; promote it only if the gate passes.",
+          outlets=[RECOMMENDER_MODEL])
+    def register(run: dict, outlet_events=None) -> dict:
+        from mspa_airflow.hooks import WarehouseHook, artifact_store
+        from mspa_tasks.align.run import register_run
+        from mspa_tasks.config import load_settings
+
+        settings = load_settings()
+        result = register_run(run["version"], WarehouseHook(settings=settings)
+                              .get_sqlalchemy_url(), artifact_store(settings), settings)
+        outlet_events[RECOMMENDER_MODEL].extra = {k: result[k] for k in
+                                                  ("version", "status", "champion_version")}
+        return result
+
+    run = prepare()
+    launcher, pod = trainer_launch()  # [align] launcher of this environment's config
+    if launcher == "kubernetes":
+        from mspa_airflow.pods import trainer_pod_operator
+
+        train = trainer_pod_operator(
+            "train", pod, "{{ ti.xcom_pull(task_ids='prepare')['config_uri'] }}",
+            pool=GPU_POOL, doc_md="GRPO + evaluation in the trainer pod (GPUs, DeepSpeed ZeRO-3).")
+    else:
+        @task(task_id="train", pool=GPU_POOL,
+              doc_md="GRPO + evaluation: the trainer entry point as a local subprocess.")
+        def train_local(run: dict) -> None:
+            from mspa_tasks.align.run import launch_local
+
+            launch_local(run["config_uri"])
+
+        train = train_local(run)
+    run >> train >> register(run)
+
+
+mspa_retrain()

@@ -1,0 +1,140 @@
+"""The recommender model registry and its promotion gate (table ``model_registry``).
+
+Exactly one version is the **champion**: the model the composer writes with and the one every
+new version is measured against. The first retraining run registers the configured base
+model as the initial champion. A new version is promoted only if, on the same validation
+examples in the same run, its Acc@m is not worse than the champion's by more than the
+tolerance for every ``m``; the decision, its reason and both models' figures are stored.
+Promotion (retire the old champion, crown the new one) is one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from mspa_tasks.warehouse import fetch_arrow, make_engine, run_sql
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    ds: str | None
+    base_version: str | None
+    artifact_uri: str
+    model_ref: str
+    status: str
+    reason: str
+    metrics: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ModelVersion:
+        return cls(row["version"], row["ds"], row["base_version"], row["artifact_uri"],
+                   row["model_ref"], row["status"], row["reason"], json.loads(row["metrics"]))
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+def prepare_registry(warehouse_url: str) -> None:
+    engine = make_engine(warehouse_url)
+    with engine.begin() as conn:
+        run_sql(conn, "ddl/align.sql")
+    engine.dispose()
+
+
+def list_models(warehouse_url: str) -> list[ModelVersion]:
+    """Every registered version, newest first ([] before the first retraining)."""
+    engine = make_engine(warehouse_url)
+    try:
+        if not sa.inspect(engine).has_table("model_registry"):
+            return []
+        with engine.connect() as conn:
+            rows = fetch_arrow(conn, "align/select_models.sql").to_pylist()
+    finally:
+        engine.dispose()
+    return [ModelVersion.from_row(r) for r in rows]
+
+
+def champion(warehouse_url: str) -> ModelVersion | None:
+    """The serving champion, or None before the first retraining run."""
+    engine = make_engine(warehouse_url)
+    try:
+        if not sa.inspect(engine).has_table("model_registry"):
+            return None
+        with engine.connect() as conn:
+            rows = fetch_arrow(conn, "align/select_champion.sql").to_pylist()
+    finally:
+        engine.dispose()
+    return ModelVersion.from_row(rows[0]) if rows else None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def register(warehouse_url: str, version: ModelVersion) -> None:
+    """Insert ``version`` (replacing a row of the same version: a retried run); when its
+    status is ``champion``, retire the previous champion in the same transaction."""
+    now = _now()
+    engine = make_engine(warehouse_url)
+    with engine.begin() as conn:
+        run_sql(conn, "ddl/align.sql")
+        if version.status == "champion":
+            run_sql(conn, "align/retire_champion.sql",
+                    {"version": version.version, "decided_at": now,
+                     "reason": f"replaced by {version.version}"})
+        run_sql(conn, "align/upsert_model.sql", {
+            "version": version.version, "ds": version.ds, "base_version": version.base_version,
+            "artifact_uri": version.artifact_uri, "model_ref": version.model_ref,
+            "status": version.status, "reason": version.reason,
+            "metrics": json.dumps(version.metrics, sort_keys=True), "created_at": now,
+            "decided_at": now})
+    engine.dispose()
+
+
+def promote(warehouse_url: str, version: str, reason: str) -> ModelVersion:
+    """Make a registered version the champion by hand (roll back or forward), retiring the
+    current one in the same transaction. Rejected versions can be promoted this way too:
+    the reason is recorded."""
+    known = {m.version: m for m in list_models(warehouse_url)}
+    if version not in known:
+        raise KeyError(f"no model version {version!r}; registered: {sorted(known) or 'none'}")
+    now = _now()
+    engine = make_engine(warehouse_url)
+    with engine.begin() as conn:
+        run_sql(conn, "align/retire_champion.sql", {"version": version, "decided_at": now,
+                                                    "reason": f"replaced by {version}: {reason}"})
+        run_sql(conn, "align/promote_model.sql", {"version": version, "decided_at": now,
+                                                  "reason": f"promoted by hand: {reason}"})
+    engine.dispose()
+    return champion(warehouse_url)
+
+
+def decide(new: dict[str, float], champ: dict[str, float], tolerance: float) -> Decision:
+    """Promote when every ``acc@m`` of ``new`` is at least the champion's minus ``tolerance``.
+
+    >>> decide({"acc@4": 0.30, "acc@10": 0.12}, {"acc@4": 0.31, "acc@10": 0.12}, 0.02).promote
+    True
+    >>> d = decide({"acc@4": 0.25, "acc@10": 0.12}, {"acc@4": 0.30, "acc@10": 0.10}, 0.02)
+    >>> d.promote, d.reason
+    (False, 'rejected: acc@4 0.2500 < champion 0.3000 - tolerance 0.0200; acc@10 0.1200 vs champion 0.1000 ok')
+    """
+    keys = sorted(k for k in champ if k.startswith("acc@"))
+    if not keys or set(keys) - set(new):
+        raise ValueError(f"cannot compare: new has {sorted(new)}, champion has {sorted(champ)}")
+    parts, worse = [], False
+    for k in sorted(keys, key=lambda k: int(k.split("@")[1])):
+        if new[k] < champ[k] - tolerance - 1e-12:
+            worse = True
+            parts.append(f"{k} {new[k]:.4f} < champion {champ[k]:.4f} - tolerance {tolerance:.4f}")
+        else:
+            parts.append(f"{k} {new[k]:.4f} vs champion {champ[k]:.4f} ok")
+    return Decision(not worse, ("rejected: " if worse else "promoted: ") + "; ".join(parts))

@@ -1,0 +1,206 @@
+"""The retraining run's steps, as the DAG ``mspa_retrain`` calls them (Airflow-free).
+
+1. :func:`prepare_run` — pick the data day, publish its alignment examples, make sure a
+   champion exists (the first run registers the configured base model), and write the run
+   file ``runs/recommender/<version>/run.json`` the trainer reads.
+2. The trainer entry point (:mod:`mspa_tasks.align.train`) — a local subprocess
+   (:func:`launch_local`) or a Kubernetes pod; it writes the model, ``metrics.json`` and
+   ``eval.json`` under ``models/recommender/<version>/``.
+3. :func:`register_run` — read both models' Acc@m from ``eval.json``, apply the gate, and
+   record the version, its status and the reason in ``model_registry``.
+
+:func:`serving_settings` gives the composer the champion's weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from typing import Any
+
+from mspa_tasks.align import registry
+from mspa_tasks.align.examples import build_examples
+from mspa_tasks.align.store import model_prefix, resolve_model
+from mspa_tasks.align.train import EVAL, METRICS, RunConfig
+from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
+from mspa_tasks.config import Settings
+from mspa_tasks.publish import published_days
+from mspa_tasks.vectors.encode import AUTHOR_VECTORS
+
+log = logging.getLogger(__name__)
+
+
+class RunIncomplete(RuntimeError):
+    """The trainer did not leave a complete result (model, metrics, eval) for the version."""
+
+
+def base_version(settings: Settings) -> str:
+    """The registry name of the configured base model (the first champion).
+
+    >>> from mspa_tasks.config import load_settings
+    >>> base_version(load_settings("local"))
+    'base-packaged-smollm2-135m-instruct'
+    """
+    ref = settings.align.base_model
+    return "base-" + "".join(c if c.isalnum() else "-" for c in ref.lower()).strip("-")
+
+
+def run_version(ds: str, run_id: str) -> str:
+    """A version name per (data day, DAG run): a retried task reuses it.
+
+    >>> run_version("2026-11-20", "manual__2026-11-22T10:00:00")
+    'r20261120-569c6995'
+    """
+    return f"r{ds.replace('-', '')}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def latest_ready_day(store: ArtifactStore, on_or_before: str | None = None) -> str:
+    """The newest ``ds`` whose author vectors are published (what the examples need)."""
+    days = [d for d in published_days(store, AUTHOR_VECTORS)
+            if on_or_before is None or d <= on_or_before]
+    if not days:
+        raise RunIncomplete(f"no published {AUTHOR_VECTORS} partition"
+                            + (f" on or before {on_or_before}" if on_or_before else "")
+                            + "; run mspa_daily first")
+    return days[-1]
+
+
+def ensure_champion(warehouse_url: str, settings: Settings) -> registry.ModelVersion:
+    """The champion; on the first run, the configured base model registered as such."""
+    current = registry.champion(warehouse_url)
+    if current is not None:
+        return current
+    base = registry.ModelVersion(
+        version=base_version(settings), ds=None, base_version=None,
+        artifact_uri=settings.align.base_model, model_ref=settings.align.base_model,
+        status="champion", reason="initial champion: the configured base model, untrained",
+        metrics={})
+    registry.register(warehouse_url, base)
+    log.info("registered the base model %s as the initial champion", base.model_ref)
+    return base
+
+
+def prepare_run(ds: str, run_id: str, warehouse_url: str, store: ArtifactStore,
+                settings: Settings, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Steps 1 of the module doc. Returns ``{ds, version, config_uri, champion_version,
+    examples}``; ``overrides`` replace ``[align]`` knobs for this run (DAG Params)."""
+    if overrides:
+        settings = settings.with_align(**overrides)
+    registry.prepare_registry(warehouse_url)
+    published = build_examples(ds, warehouse_url, store, settings)
+    champ = ensure_champion(warehouse_url, settings)
+    version = run_version(ds, run_id)
+    run = RunConfig(ds=ds, version=version, artifacts_uri=settings.artifacts_uri,
+                    model=champ.model_ref, champion=champ.model_ref,
+                    champion_version=champ.version, models_dir=str(settings.models_dir),
+                    align=settings.align)
+    key = f"runs/recommender/{version}/run.json"
+    uri = store.put_text(key, json.dumps(run.as_dict(), indent=2, default=list))
+    log.info("run %s: examples %s, starting from champion %s; run file %s", version,
+             published.manifest["counts"]["examples"], champ.version, uri)
+    return {"ds": ds, "version": version, "config_uri": uri, "champion_version": champ.version,
+            "examples": published.manifest["counts"]["examples"]}
+
+
+def trainer_command(config_uri: str) -> list[str]:
+    """The trainer entry point's command line (the pod runs it under ``accelerate``)."""
+    return [sys.executable, "-m", "mspa_tasks.align.train", "--config", config_uri]
+
+
+def launch_local(config_uri: str, timeout_s: float | None = None) -> None:
+    """Run the trainer as a subprocess on this machine, streaming its output to the log."""
+    command = trainer_command(config_uri)
+    log.info("launching %s", " ".join(command))
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line and "Loading weights" not in line and "Writing model shards" not in line:
+                log.info("[trainer] %s", line)
+        rc = proc.wait(timeout=timeout_s)
+    if rc != 0:
+        raise RunIncomplete(f"the trainer exited with {rc}; its output is above")
+
+
+def _read_json(store: ArtifactStore, key: str) -> dict[str, Any]:
+    try:
+        return json.loads(store.get_text(key))
+    except ArtifactNotFound as exc:
+        raise RunIncomplete(f"{store.uri(key)} is missing: the trainer did not finish") from exc
+
+
+def register_run(version: str, warehouse_url: str, store: ArtifactStore,
+                 settings: Settings) -> dict[str, Any]:
+    """Step 3 of the module doc. Returns the decision with both models' figures."""
+    prefix = model_prefix(version)
+    report = _read_json(store, f"{prefix}/{EVAL}")
+    metrics = _read_json(store, f"{prefix}/{METRICS}")
+    tolerance = report["config"]["align"]["tolerance"]
+    new = {k: v for k, v in report["new"].items() if k.startswith("acc@")}
+    champ = {k: v for k, v in report["champion"].items() if k.startswith("acc@")}
+    decision = registry.decide(new, champ, tolerance)
+    current = registry.champion(warehouse_url)
+    if current is not None and current.version != report["champion_version"]:
+        # Another version was promoted while this one trained: it was not measured against it.
+        decision = registry.Decision(False, f"rejected: measured against "
+                                     f"{report['champion_version']}, but the champion is now "
+                                     f"{current.version}; retrain from it")
+    steps = metrics.get("steps", [])
+    entry = {"new": report["new"], "champion": report["champion"],
+             "champion_version": report["champion_version"], "tolerance": tolerance,
+             "validation_examples": report["validation_examples"],
+             "train": {"steps": len(steps),
+                       "reward_first": steps[0]["reward"] if steps else None,
+                       "reward_last": steps[-1]["reward"] if steps else None,
+                       "runtime_s": metrics.get("train_runtime_s"),
+                       "tokens_per_s": metrics.get("tokens_per_s"),
+                       "weights": metrics.get("weights"), "device": metrics.get("device")}}
+    registry.register(warehouse_url, registry.ModelVersion(
+        version=version, ds=report["ds"], base_version=report["base_version"],
+        artifact_uri=report["model_uri"], model_ref=report["model_ref"],
+        status="champion" if decision.promote else "rejected", reason=decision.reason,
+        metrics=entry))
+    table = format_comparison(version, report["champion_version"], report["new"],
+                              report["champion"])
+    log.info("gate for %s: %s\n%s", version, decision.reason, table)
+    return {"version": version, "status": "champion" if decision.promote else "rejected",
+            "reason": decision.reason, "new": new, "champion": champ,
+            "champion_version": report["champion_version"]}
+
+
+def format_comparison(version: str, champion_version: str, new: dict[str, Any],
+                      champ: dict[str, Any]) -> str:
+    """Both models' figures side by side, for the run log.
+
+    >>> print(format_comparison("r1", "base", {"acc@4": 0.5, "n@4": 2}, {"acc@4": 0.25, "n@4": 2}))
+    metric  r1      base
+    acc@4   0.5000  0.2500
+    n@4     2       2
+    """
+    keys = [k for k in new if k in champ]
+    width = max(len(version), len(champion_version), 6) + 2
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = [f"{'metric':<8}{version:<{width}}{champion_version}"]
+    lines += [f"{k:<8}{fmt(new[k]):<{width}}{fmt(champ[k])}" for k in keys]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def serving_settings(settings: Settings, warehouse_url: str, store: ArtifactStore) -> Settings:
+    """``settings`` with the composer's model set to the champion's weights (a local copy),
+    when ``align.use_champion`` is on and a trained champion exists; else unchanged."""
+    if not settings.align.use_champion:
+        return settings
+    champ = registry.champion(warehouse_url)
+    if champ is None or champ.version == base_version(settings):
+        return settings
+    path = resolve_model(champ.model_ref, store, settings.models_dir)
+    log.info("composer model: champion %s (%s)", champ.version, path)
+    return dataclasses.replace(settings, compose=dataclasses.replace(settings.compose,
+                                                                     model=path))

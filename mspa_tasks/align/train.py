@@ -1,0 +1,244 @@
+"""The trainer entry point: GRPO on the alignment examples, then Acc@m of new vs champion.
+
+    python -m mspa_tasks.align.train --config RUN.json [--set max_steps=2 --set beta=0.0]
+
+The same command runs as a local subprocess (embedded default, CPU) and in the trainer pod
+(production: ``accelerate launch --config_file docker/accelerate_zero3.yaml -m
+mspa_tasks.align.train ...``). ``--config`` is a JSON or TOML file, a ``file://`` or an
+``s3://`` URI (the run file ``mspa_retrain`` writes); ``--set key=value`` overrides a run
+field or an ``[align]`` knob (values parsed as JSON, else taken as strings).
+
+Steps: read ``align_examples/ds=<ds>`` (train split for GRPO, validation split for Acc@m);
+resolve the starting model and the champion (``packaged:``, ``artifact:``, a folder or a hub
+id); train with TRL's ``GRPOTrainer`` (rewards from :mod:`mspa_tasks.align.rewards`, weights
+λ1..λ3 from config, KL ``beta``); save the model; evaluate the new model and the champion on
+the same validation examples; write under ``models/recommender/<version>/``: ``model/``
+(weights and tokenizer, with its ``_SUCCESS.json``), ``metrics.json`` (every logged step:
+loss, KL, reward means per function; runtime, tokens/s, peak memory, how much the weights
+moved) and ``eval.json`` (both models' report), written last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mspa_tasks.config import AlignConfig
+
+log = logging.getLogger("mspa_tasks.align.train")
+
+EVAL = "eval.json"
+METRICS = "metrics.json"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: what to train from, on which data, where results go."""
+
+    ds: str
+    version: str
+    artifacts_uri: str
+    model: str                      # starting point (usually the champion)
+    champion: str                   # evaluated in the same run, on the same examples
+    champion_version: str
+    models_dir: str                 # local cache of resolved models
+    align: AlignConfig = field(default_factory=AlignConfig)
+
+    @property
+    def output(self) -> str:
+        from mspa_tasks.align.store import model_prefix
+
+        return model_prefix(self.version)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def load_run_config(source: str, overrides: list[str] | None = None) -> RunConfig:
+    """The run config from a path or URI, with ``key=value`` overrides applied."""
+    if source.startswith(("s3://", "file://")):
+        from mspa_tasks.artifacts import open_store
+
+        root, _, name = source.rpartition("/")
+        text = open_store(root).get_text(name)
+    else:
+        text = Path(source).read_text()
+    raw = tomllib.loads(text) if source.endswith(".toml") else json.loads(text)
+    align = dict(raw.pop("align", {}))
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"align"}
+    align_fields = {f.name for f in dataclasses.fields(AlignConfig)}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().removeprefix("align.")
+        if not sep or key not in run_fields | align_fields:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{sorted(run_fields | align_fields)}")
+        (raw if key in run_fields else align)[key] = _value(value)
+    missing = run_fields - set(raw)
+    if missing:
+        raise SystemExit(f"run config {source} lacks {sorted(missing)}")
+    return RunConfig(**{k: raw[k] for k in run_fields}, align=AlignConfig(**align))
+
+
+def grpo_args(cfg: AlignConfig, output_dir: str) -> Any:
+    """TRL's ``GRPOConfig`` for ``cfg`` (CPU when no GPU is present)."""
+    import torch
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        num_generations=cfg.num_generations, beta=cfg.beta,
+        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
+        reward_weights=list(cfg.reward_weights), seed=cfg.seed,
+        bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
+
+
+def train(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
+          out_dir: Path) -> dict[str, Any]:
+    """GRPO on ``rows``; the trained model is saved to ``out_dir``. Returns the metrics."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer
+
+    from mspa_tasks.align.rewards import reward_functions
+
+    cfg = run.align
+    columns = ("prompt", "candidate_ids", "ground_truth", "candidate_vectors")
+    dataset = Dataset.from_list([{k: r[k] for k in columns} for r in rows])
+    dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # Sharded (ZeRO-3) parameters cannot be compared in one process; single-process runs
+    # record how far the weights moved, which is what the CPU test checks.
+    before = None if distributed else [p.detach().clone() for p in model.parameters()]
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_functions(cfg.rewards),
+                          args=grpo_args(cfg, str(out_dir / "trainer")),
+                          train_dataset=dataset, processing_class=tokenizer)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - started
+    steps = [h for h in trainer.state.log_history if "reward" in h]
+    moved = None
+    if before is not None:
+        after = list(trainer.model.parameters())
+        moved = {"tensors_changed": sum(not torch.equal(a.detach().to(b.dtype), b)
+                                        for a, b in zip(after, before, strict=True)),
+                 "tensors": len(before),
+                 "l2_change": float(sum((a.detach().float() - b.float()).pow(2).sum()
+                                        for a, b in zip(after, before, strict=True)) ** 0.5)}
+    trainer.save_model(str(out_dir / "model"))
+    tokenizer.save_pretrained(str(out_dir / "model"))
+    tokens = trainer.state.num_input_tokens_seen or (steps[-1].get("num_tokens") if steps else 0)
+    metrics = {
+        "steps": steps, "train_runtime_s": round(seconds, 2),
+        "train_metrics": result.metrics, "num_tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 1) if tokens else None,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "peak_memory_gb": (round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                           if torch.cuda.is_available() else None),
+        "weights": moved, "examples": len(rows), "world_size": int(os.environ.get(
+            "WORLD_SIZE", "1")), "is_main_process": trainer.accelerator.is_main_process,
+    }
+    for step in steps:
+        log.info("step %s: reward %.4f %s kl %s", step.get("step"), step["reward"],
+                 {k.split("/")[1]: round(v, 4) for k, v in step.items()
+                  if k.startswith("rewards/") and k.endswith("/mean")}, step.get("kl"))
+    return metrics
+
+
+def run_training(run: RunConfig) -> dict[str, Any]:
+    """The whole run (see module doc); returns ``eval.json``'s content."""
+    from mspa_tasks.align.evaluate import evaluate_model
+    from mspa_tasks.align.examples import read_examples
+    from mspa_tasks.align.store import resolve_model, upload_folder
+    from mspa_tasks.artifacts import open_store
+
+    store = open_store(run.artifacts_uri)
+    cfg = run.align
+    train_rows = read_examples(store, run.ds, "train", cfg.train_m)
+    val_rows = read_examples(store, run.ds, "val", cfg.eval_m)
+    if not train_rows or not val_rows:
+        raise SystemExit(f"align_examples/ds={run.ds} has {len(train_rows)} train and "
+                         f"{len(val_rows)} validation examples; both are needed")
+    models_dir = Path(run.models_dir)
+    start_path = resolve_model(run.model, store, models_dir)
+    champion_path = resolve_model(run.champion, store, models_dir)
+    log.info("run %s on ds=%s: %d train / %d validation examples; from %s (champion %s)",
+             run.version, run.ds, len(train_rows), len(val_rows), run.model,
+             run.champion_version)
+    with tempfile.TemporaryDirectory(prefix="mspa-train-") as tmp:
+        out = Path(tmp)
+        metrics = train(run, train_rows, start_path, out)
+        if not metrics["is_main_process"]:
+            return {}
+        model_uri = upload_folder(store, out / "model", f"{run.output}/model")
+        store.put_text(f"{run.output}/{METRICS}", json.dumps(metrics, indent=2, default=str))
+        new, new_answers = evaluate_model(str(out / "model"), val_rows, cfg.eval_batch_size,
+                                          cfg.eval_max_new_tokens, f"new {run.version}")
+    champ, champ_answers = evaluate_model(champion_path, val_rows, cfg.eval_batch_size,
+                                          cfg.eval_max_new_tokens,
+                                          f"champion {run.champion_version}")
+    report = {"version": run.version, "ds": run.ds, "model_uri": model_uri,
+              "model_ref": f"artifact:{run.output}/model", "base_version": run.champion_version,
+              "new": new, "champion": champ, "champion_version": run.champion_version,
+              "validation_examples": len(val_rows), "config": run.as_dict(),
+              "samples": [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
+                           "new": a, "champion": b}
+                          for r, a, b in list(zip(val_rows, new_answers, champ_answers,
+                                                  strict=True))[:5]]}
+    store.put_text(f"{run.output}/{EVAL}", json.dumps(report, indent=2, default=str))
+    log.info("Acc new %s vs champion %s", {k: v for k, v in new.items() if k.startswith("acc")},
+             {k: v for k, v in champ.items() if k.startswith("acc")})
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mspa_tasks.align.train",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="run file: path, file:// or s3:// URI")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a run field or an [align] knob")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    run = load_run_config(args.config, args.overrides)
+    report = run_training(run)
+    if report:
+        print(json.dumps({"version": report["version"], "new": report["new"],
+                          "champion": report["champion"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

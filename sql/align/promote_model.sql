@@ -1,0 +1,5 @@
+-- Make an existing version the champion by hand (rollback or roll forward); the caller
+-- retires the current champion in the same transaction (retire_champion.sql).
+UPDATE model_registry
+SET status = 'champion', reason = :reason, decided_at = :decided_at
+WHERE version = :version;

@@ -1,0 +1,6 @@
+SELECT version, ds, base_version, artifact_uri, model_ref, status, reason, metrics,
+       created_at, decided_at
+FROM model_registry
+WHERE status = 'champion'
+ORDER BY decided_at DESC
+LIMIT 1;

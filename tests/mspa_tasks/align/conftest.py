@@ -1,0 +1,44 @@
+"""A published day with every input the alignment stage reads, built by the real pipeline:
+the tiny world, ingest, the composer (with the deterministic backend of the compose tests,
+to stay inside the test budget) and the real packaged encoder."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mspa_tasks import ingest
+from mspa_tasks.compose import run as compose
+from mspa_tasks.config import VectorsConfig
+from mspa_tasks.vectors.encode import Encoder, encode_day
+from mspa_tasks.world.generate import PRESETS, generate_world
+from tests.mspa_tasks.compose.conftest import WordsFromDataBackend
+
+DS = "2026-11-20"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return Encoder(VectorsConfig())
+
+
+@pytest.fixture
+def day(tmp_path, encoder):
+    """``(warehouse_url, store, settings)`` with sessions, texts and vectors of ``DS``."""
+    from mspa_tasks.artifacts import open_store
+    from mspa_tasks.config import load_settings
+
+    settings = load_settings("local", home=tmp_path / "home")
+    settings = settings.with_align(max_train_users=20, max_eval_users=6)
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    store = open_store(f"file://{tmp_path / 'artifacts'}")
+    generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=DS), url, store)
+    ingest.run_ingest(DS, url, store, settings)
+    backend = WordsFromDataBackend()
+    for shard in compose.plan_shards(settings.compose):
+        compose.compose_shard(DS, shard["kind"], shard["shard"], shard["of"], url, store,
+                              settings, backend=backend)
+    compose.publish_texts(DS, url, store, settings)
+    encode_day(DS, store, settings, encoder)
+    return url, store, settings

@@ -1,0 +1,107 @@
+"""Alignment examples built from a real published day: ground truth, negatives, no leak."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from mspa_tasks.align.examples import (
+    DATASET,
+    ExamplesMissing,
+    build_examples,
+    read_examples,
+    split_last_tip,
+)
+from mspa_tasks.compose.prompting import render_user
+from mspa_tasks.compose.run import load_author_content
+from mspa_tasks.ingest import window_for
+from mspa_tasks.publish import read_table
+from mspa_tasks.vectors.encode import read_vectors
+
+from .conftest import DS
+
+
+@pytest.mark.parametrize(("events", "expected"), [
+    ([(0, 5), (1, 6), (2, 7)], (7, [(6, 1), (5, 1)])),
+    ([(0, 5), (1, 5), (2, 5)], (5, [(5, 2)])),           # gt tipped before: stays, count - 1
+    ([(2, 7), (0, 5), (1, 6)], (7, [(6, 1), (5, 1)])),   # order by seq, not by list position
+    ([(0, 5), (1, 6), (2, 5), (3, 6)], (6, [(5, 2), (6, 1)])),
+])
+def test_split_last_tip(events, expected):
+    assert split_last_tip(events) == expected
+
+
+def _sessions(store):
+    t = read_table(store, "sessions", DS, "sessions").to_pylist()
+    by_user = defaultdict(list)
+    for r in t:
+        by_user[r["user_id"]].append(r)
+    return by_user
+
+
+def test_each_example_holds_the_last_tipped_author_once_and_no_other_tipped_author(day):
+    url, store, settings = day
+    build_examples(DS, url, store, settings)
+    sessions = _sessions(store)
+    split = dict(zip(*(read_table(store, "sessions", DS, "user_split").column(c).to_pylist()
+                       for c in ("user_id", "split")), strict=True))
+    ids, vectors = read_vectors(store, "author_vectors", DS)
+    row_of = {a: i for i, a in enumerate(ids.column("author_id").to_pylist())}
+    rows = read_table(store, DATASET, DS, "examples").to_pylist()
+    assert {r["m"] for r in rows} == {4, 10}
+    for r in rows:
+        events = sessions[r["user_id"]]
+        (gt,) = [e["author_id"] for e in events if e["is_ground_truth"]]
+        assert r["ground_truth"] == gt and r["split"] == split[r["user_id"]]
+        assert len(r["candidate_ids"]) == r["m"] == len(set(r["candidate_ids"]))
+        assert r["candidate_ids"].count(gt) == 1
+        others = {e["author_id"] for e in events} - {gt}
+        assert not others & set(r["candidate_ids"]), "a tipped author is not a negative"
+        np.testing.assert_allclose(r["candidate_vectors"],
+                                   vectors[[row_of[a] for a in r["candidate_ids"]]], atol=1e-7)
+        user_msg = r["prompt"][-1]["content"]
+        assert all(f"\n{a}: " in user_msg for a in r["candidate_ids"])
+
+
+def test_the_prompt_shows_the_history_without_the_last_tip(day):
+    url, store, settings = day
+    build_examples(DS, url, store, settings)
+    sessions = _sessions(store)
+    rows = [r for r in read_table(store, DATASET, DS, "examples").to_pylist() if r["m"] == 4]
+    content, _ = load_author_content(url, {e["author_id"] for ev in sessions.values()
+                                           for e in ev}, window_for(DS, 30).end_ms)
+    differs = 0
+    for r in rows:
+        events = sorted(sessions[r["user_id"]], key=lambda e: e["seq"])
+        _, history = split_last_tip([(e["seq"], e["author_id"]) for e in events])
+        full = split_last_tip([(e["seq"], e["author_id"]) for e in events]
+                              + [(10**9, -1)])[1]  # every real event in the history
+        budget, floor = settings.align.history_chars, settings.compose.min_author_chars
+        shown = render_user(r["user_id"], history, content, budget, floor, "a", "b").data
+        leaked = render_user(r["user_id"], full, content, budget, floor, "a", "b").data
+        assert f"<data>\n{shown}\n</data>" in r["prompt"][-1]["content"]
+        differs += shown != leaked
+    assert differs == len(rows)  # the held-out tip always changes what the model sees
+
+
+def test_splits_are_capped_and_rerun_is_byte_identical(day):
+    url, store, settings = day
+    first = build_examples(DS, url, store, settings).manifest
+    users = first["counts"]["users"]
+    assert users["train"] == 20 and users["val"] == min(6, first["counts"]["users_available"]["val"])
+    assert users["test"] == first["counts"]["users_available"]["test"]
+    again = build_examples(DS, url, store, settings).manifest
+    assert again["files"] == first["files"]  # same bytes, same sha256
+    train = {r["user_id"] for r in read_examples(store, DS, "train", (4, 10))}
+    val = {r["user_id"] for r in read_examples(store, DS, "val", (4, 10))}
+    assert len(train) == 20 and not train & val
+
+
+def test_a_missing_input_is_named(tmp_path, settings):
+    from mspa_tasks.artifacts import open_store
+
+    store = open_store(f"file://{tmp_path / 'empty'}")
+    with pytest.raises(ExamplesMissing, match="sessions/ds=2026-11-20 is not published"):
+        build_examples(DS, f"sqlite:///{tmp_path / 'w.db'}", store, settings)

@@ -1,0 +1,93 @@
+"""The model registry and its gate, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mspa_tasks.align import registry
+from mspa_tasks.align.run import base_version, ensure_champion, register_run
+from mspa_tasks.align.store import model_prefix
+
+
+@pytest.mark.parametrize(("new", "champ", "tol", "promote"), [
+    ({"acc@4": 0.30, "acc@10": 0.10}, {"acc@4": 0.30, "acc@10": 0.10}, 0.0, True),   # equal
+    ({"acc@4": 0.29, "acc@10": 0.10}, {"acc@4": 0.30, "acc@10": 0.10}, 0.0, False),
+    ({"acc@4": 0.29, "acc@10": 0.10}, {"acc@4": 0.30, "acc@10": 0.10}, 0.01, True),  # at the edge
+    ({"acc@4": 0.50, "acc@10": 0.07}, {"acc@4": 0.30, "acc@10": 0.10}, 0.02, False),  # every m
+    ({"acc@4": 0.35, "acc@10": 0.12}, {"acc@4": 0.30, "acc@10": 0.10}, 0.0, True),
+])
+def test_gate_decisions(new, champ, tol, promote):
+    assert registry.decide(new, champ, tol).promote is promote
+
+
+def test_gate_refuses_to_compare_different_metrics():
+    with pytest.raises(ValueError, match="cannot compare"):
+        registry.decide({"acc@4": 0.3}, {"acc@4": 0.3, "acc@10": 0.1}, 0.0)
+
+
+def _eval(store, version, champion_version, new, champ, tolerance=0.02):
+    prefix = model_prefix(version)
+    store.put_text(f"{prefix}/metrics.json", json.dumps(
+        {"steps": [{"reward": 0.1}, {"reward": 0.4}], "train_runtime_s": 12.0,
+         "weights": {"tensors_changed": 3, "tensors": 3}}))
+    store.put_text(f"{prefix}/eval.json", json.dumps(
+        {"version": version, "ds": "2026-11-20", "model_uri": store.uri(prefix),
+         "model_ref": f"artifact:{prefix}/model", "base_version": champion_version,
+         "new": new, "champion": champ, "champion_version": champion_version,
+         "validation_examples": 40, "config": {"align": {"tolerance": tolerance}}}))
+
+
+def test_first_run_crowns_the_base_then_the_gate_decides(warehouse_url, store, settings):
+    base = ensure_champion(warehouse_url, settings)
+    assert base.version == base_version(settings) and base.status == "champion"
+    assert ensure_champion(warehouse_url, settings).version == base.version  # not twice
+
+    _eval(store, "r1", base.version, {"acc@4": 0.20, "acc@10": 0.05},
+          {"acc@4": 0.30, "acc@10": 0.10})
+    worse = register_run("r1", warehouse_url, store, settings)
+    assert worse["status"] == "rejected" and "acc@4 0.2000 < champion 0.3000" in worse["reason"]
+    assert registry.champion(warehouse_url).version == base.version  # nothing changed
+
+    _eval(store, "r2", base.version, {"acc@4": 0.31, "acc@10": 0.11},
+          {"acc@4": 0.30, "acc@10": 0.10})
+    better = register_run("r2", warehouse_url, store, settings)
+    assert better["status"] == "champion"
+    models = {m.version: m for m in registry.list_models(warehouse_url)}
+    assert models["r2"].status == "champion" and models[base.version].status == "retired"
+    assert models["r1"].status == "rejected"
+    assert models["r2"].metrics["new"]["acc@4"] == 0.31
+    assert models["r2"].metrics["champion"]["acc@10"] == 0.10  # both models' figures kept
+    assert [m.version for m in registry.list_models(warehouse_url)
+            if m.status == "champion"] == ["r2"]
+
+    # r3 trained against the base while r2 was promoted: it was never compared with r2.
+    _eval(store, "r3", base.version, {"acc@4": 0.9, "acc@10": 0.9},
+          {"acc@4": 0.30, "acc@10": 0.10})
+    stale = register_run("r3", warehouse_url, store, settings)
+    assert stale["status"] == "rejected" and "the champion is now r2" in stale["reason"]
+
+    # A retried register task rewrites its own row, never a second one.
+    register_run("r1", warehouse_url, store, settings)
+    assert [m.version for m in registry.list_models(warehouse_url)].count("r1") == 1
+
+    # Roll back by hand: the base serves again, r2 retires, the reason is kept.
+    assert registry.promote(warehouse_url, base.version, "bad texts").version == base.version
+    models = {m.version: m for m in registry.list_models(warehouse_url)}
+    assert models["r2"].status == "retired" and "bad texts" in models[base.version].reason
+    with pytest.raises(KeyError, match="no model version 'nope'"):
+        registry.promote(warehouse_url, "nope", "typo")
+
+
+def test_a_run_without_its_results_is_not_registered(warehouse_url, store, settings):
+    from mspa_tasks.align.run import RunIncomplete
+
+    ensure_champion(warehouse_url, settings)
+    with pytest.raises(RunIncomplete, match="eval.json is missing"):
+        register_run("r9", warehouse_url, store, settings)
+    assert "r9" not in {m.version for m in registry.list_models(warehouse_url)}
+
+
+def test_no_registry_means_no_champion(tmp_path):
+    assert registry.champion(f"sqlite:///{tmp_path / 'empty.db'}") is None

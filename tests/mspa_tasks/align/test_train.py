@@ -1,0 +1,116 @@
+"""The trainer entry point: real GRPO steps with TRL on the packaged SmolLM2, on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mspa_tasks.align.examples import DATASET, build_prompt, candidate_line, example_schema
+from mspa_tasks.align.store import IncompleteModel, download_folder, model_prefix
+from mspa_tasks.align.train import load_run_config, main
+from mspa_tasks.artifacts import open_store
+from mspa_tasks.publish import publish_partition
+
+DS = "2026-11-20"
+CATEGORIES = ["singing", "dancing", "gaming", "cooking"]
+
+
+def _publish_examples(store, dim: int = 8) -> None:
+    """Short prompts (the trainer, not the builder, is under test: see test_examples.py)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(8):
+        for m in (4, 10):
+            ids = [int(a) for a in rng.choice(np.arange(100, 200), size=m, replace=False)]
+            vectors = rng.normal(size=(m, dim)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            lines = [candidate_line(a, f"{CATEGORIES[i % 4]} streamer", 60)
+                     for i, a in enumerate(ids)]
+            history = "- singing streamer Mia in Chengdu (tipped 2x)\n- singing streamer Bo"
+            rows.append({"user_id": user, "split": "train" if user < 6 else "val", "m": m,
+                         "prompt": build_prompt(history, lines), "candidate_ids": ids,
+                         "ground_truth": ids[0], "candidate_vectors": vectors.tolist()})
+    publish_partition(store, DATASET, DS, {"examples": pa.Table.from_pylist(
+        rows, schema=example_schema(dim))}, {"counts": {}})
+
+
+def _run_file(tmp_path, settings, **align) -> str:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({
+        "ds": DS, "version": "t1", "artifacts_uri": f"file://{tmp_path / 'artifacts'}",
+        "model": "packaged:smollm2-135m-instruct", "champion": "packaged:smollm2-135m-instruct",
+        "champion_version": "base", "models_dir": str(settings.models_dir), "align": align}))
+    return str(path)
+
+
+@pytest.mark.parametrize(("overrides", "field", "expected"), [
+    (["max_steps=3"], "max_steps", 3),
+    (["align.beta=0.0"], "beta", 0.0),
+    (["reward_weights=[1, 0, 0]"], "reward_weights", (1.0, 0.0, 0.0)),
+    (["version=r7"], "version", "r7"),
+])
+def test_run_config_overrides(tmp_path, settings, overrides, field, expected):
+    run = load_run_config(_run_file(tmp_path, settings), overrides)
+    assert getattr(run if hasattr(run, field) else run.align, field) == expected
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["max_step=3"], "expected KEY=VALUE with KEY one of"),
+    (["num_generations=1"], "num_generations=1 is invalid"),
+])
+def test_bad_overrides_are_refused_with_the_rule(tmp_path, settings, overrides, message):
+    from mspa_tasks.config import ConfigError
+
+    with pytest.raises((SystemExit, ConfigError), match=message):
+        load_run_config(_run_file(tmp_path, settings), overrides)
+
+
+@pytest.mark.slow
+def test_grpo_steps_log_rewards_change_weights_and_evaluate_both_models(tmp_path, settings,
+                                                                        capsys):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mspa_tasks.align.store import resolve_model
+
+    store = open_store(f"file://{tmp_path / 'artifacts'}")
+    _publish_examples(store)
+    config = _run_file(tmp_path, settings, max_steps=3, num_generations=4,
+                       per_device_train_batch_size=4, max_completion_length=48,
+                       eval_max_new_tokens=32, eval_batch_size=4)
+    assert main(["--config", config]) == 0
+
+    prefix = model_prefix("t1")
+    metrics = json.loads(store.get_text(f"{prefix}/metrics.json"))
+    assert len(metrics["steps"]) == 3
+    for step in metrics["steps"]:  # every reward function's mean is logged at every step
+        for name in ("accuracy_reward", "format_reward", "similarity_reward"):
+            assert f"rewards/{name}/mean" in step
+        assert "kl" in step and "reward" in step  # beta > 0: the KL term is computed
+    assert any(step["reward_std"] > 0 for step in metrics["steps"]), \
+        "no step had reward variance: GRPO had no gradient"
+
+    trained = download_folder(store, f"{prefix}/model", tmp_path / "trained")
+    base = resolve_model("packaged:smollm2-135m-instruct", None, settings.models_dir)
+    new_params = dict(AutoModelForCausalLM.from_pretrained(trained).named_parameters())
+    old_params = dict(AutoModelForCausalLM.from_pretrained(base).named_parameters())
+    changed = [n for n in old_params if not torch.equal(old_params[n], new_params[n])]
+    assert changed, "GRPO ran but no weight changed"
+    assert metrics["weights"]["tensors_changed"] == len(changed)
+
+    report = json.loads(store.get_text(f"{prefix}/eval.json"))
+    for model in ("new", "champion"):
+        assert {"acc@4", "acc@10", "n@4", "n@10"} <= set(report[model])
+        assert report[model]["n@4"] == report[model]["n@10"] == 2
+    assert report["model_ref"] == f"artifact:{prefix}/model"
+    assert '"acc@4"' in capsys.readouterr().out
+
+
+def test_a_model_folder_without_its_marker_is_refused(tmp_path):
+    store = open_store(f"file://{tmp_path / 'artifacts'}")
+    store.put_bytes("models/recommender/x/model/config.json", b"{}")
+    with pytest.raises(IncompleteModel, match="has no _SUCCESS.json"):
+        download_folder(store, "models/recommender/x/model", tmp_path / "x")

@@ -1,0 +1,78 @@
+"""The trainer pod, rendered without a cluster (no Kubernetes API server runs here).
+
+What we build is the pod spec: these tests assert it field by field, from the production
+config, through the DAG as the scheduler parses it with ``MSPA_ENV=prod``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import REPO
+
+
+class _TI:
+    def xcom_pull(self, task_ids: str):
+        assert task_ids == "prepare"
+        return {"config_uri": "s3://mspa-artifacts/runs/recommender/r20261120-abc/run.json"}
+
+
+@pytest.fixture
+def prod_train_task(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("MSPA_ENV", "prod")
+    bag = DagBag(dag_folder=str(REPO / "dags" / "mspa_retrain.py"))
+    assert bag.import_errors == {}
+    return bag.dags["mspa_retrain"].get_task("train")
+
+
+def test_production_trains_in_a_gpu_pod(prod_train_task):
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    op = prod_train_task
+    assert isinstance(op, KubernetesPodOperator)
+    assert op.pool == "mspa_gpu" and op.deferrable and op.get_logs
+    assert op.on_finish_action.value == "delete_pod"
+    args = op.render_template(op.arguments, {"ti": _TI()})
+    assert args == ["--config", "s3://mspa-artifacts/runs/recommender/r20261120-abc/run.json"]
+
+    pod = op.build_pod_request_obj(dry_run=True)  # no API client: nothing to reach
+    spec = pod.spec
+    (container,) = spec.containers
+    assert container.image == "mspa/trainer:0.1.0"
+    assert container.command == ["accelerate", "launch", "--config_file",
+                                 "/opt/mspa/docker/accelerate_zero3.yaml", "--num_processes", "8",
+                                 "-m", "mspa_tasks.align.train"]
+    assert container.resources.limits == {"nvidia.com/gpu": "8", "cpu": "32",
+                                          "memory": "480Gi"}
+    assert container.resources.requests == container.resources.limits
+    assert spec.node_selector == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert [(t.key, t.operator, t.effect) for t in spec.tolerations] == \
+        [("nvidia.com/gpu", "Exists", "NoSchedule")]
+    # Secrets only by reference: the whole Secret as environment, no value in the spec.
+    assert [e.secret_ref.name for e in container.env_from] == ["mspa-artifacts-s3"]
+    env = {e.name: e.value for e in container.env}
+    assert env == {"MSPA_ENV": "prod", "TOKENIZERS_PARALLELISM": "false"}  # no credential
+    assert spec.security_context.run_as_non_root and spec.security_context.run_as_user == 1000
+    assert container.security_context.allow_privilege_escalation is False
+    assert container.security_context.capabilities.drop == ["ALL"]
+    assert spec.service_account_name == "mspa-trainer"
+    assert pod.metadata.namespace == "mspa-training"
+    shm = {v.name: v for v in spec.volumes}["dshm"]
+    assert shm.empty_dir.medium == "Memory"
+    assert {m.mount_path for m in container.volume_mounts} >= {"/dev/shm"}
+
+
+def test_the_embedded_default_trains_in_a_local_subprocess():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "mspa_retrain.py"))
+    train = bag.dags["mspa_retrain"].get_task("train")
+    assert type(train).__name__ == "_PythonDecoratedOperator" and train.pool == "mspa_gpu"
+
+
+def test_unknown_pod_settings_are_refused():
+    from mspa_airflow.pods import pod_settings
+
+    with pytest.raises(ValueError, match=r"unknown \[align.pod\] setting\(s\) \['gpu'\]"):
+        pod_settings({"gpu": 8})
