@@ -78,16 +78,18 @@ def _optional(kind: str, description: str, minimum: float | None = None) -> Para
 )
 def mspa_retrain():
     @task(doc_md="Publish the alignment examples; make sure a champion exists; write the run file.")
-    def prepare(run_id=None, params=None, data_interval_end=None) -> dict:
+    def prepare(ds=None, run_id=None, params=None, data_interval_end=None) -> dict:
         from mspa_airflow.hooks import WarehouseHook, artifact_store
         from mspa_tasks.align.run import latest_ready_day, prepare_run
         from mspa_tasks.config import load_settings
 
         settings = load_settings()
         store = artifact_store(settings)
-        # A scheduled run trains on the newest day published before it started.
-        newest = (data_interval_end - dt.timedelta(days=1)).date().isoformat() \
-            if data_interval_end else None
+        # A scheduled run trains on the newest day published before it started (the day
+        # before its interval ends); a manual run for a logical date uses that date.
+        ends = (data_interval_end - dt.timedelta(days=1)).date().isoformat() \
+            if data_interval_end else ds
+        newest = max(d for d in (ds, ends) if d)
         day = params.get("ds") or latest_ready_day(store, on_or_before=newest)
         return prepare_run(day, run_id, WarehouseHook(settings=settings).get_sqlalchemy_url(),
                            store, settings, _overrides(params))

@@ -31,7 +31,7 @@ def airflow_env(tmp_path_factory) -> dict:
            "MSPA_ENV": "local"}
     migrated = _run(env, str(BIN / "airflow"), "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
-    for name, slots in (("mspa_compose", "2"), ("mspa_milvus", "1")):
+    for name, slots in (("mspa_compose", "2"), ("mspa_milvus", "1"), ("mspa_gpu", "1")):
         pool = _run(env, str(BIN / "airflow"), "pools", "set", name, slots, name)
         assert pool.returncode == 0, pool.stderr[-3000:]
     seeded = _run(env, str(BIN / "python"), "-m", "mspa_tasks", "seed-world", "--preset", "tiny",
@@ -140,3 +140,35 @@ def test_quality_breach_fails_the_run_and_keeps_the_previous_partition(airflow_e
 def _succeeded_tasks(log: str) -> set[str]:
     return {line.split("task_id=")[1].split()[0] for line in log.splitlines()
             if "[DAG TEST] end task" in line and "task_id=" in line}
+
+
+def test_retrain_dag_trains_evaluates_gates_and_registers(airflow_env):
+    """mspa_retrain through Airflow on the day the daily DAG published: real GRPO steps on
+    CPU, both models' Acc@4/Acc@10 in the registry and in the run log."""
+    if not _manifest_path(airflow_env, DS).exists():
+        assert _dags_test(airflow_env, DS).returncode == 0
+    conf = {"max_steps": 2, "num_generations": 2, "max_train_users": 8, "max_eval_users": 4}
+    result = _run(airflow_env, str(BIN / "airflow"), "dags", "test", "mspa_retrain", DS,
+                  "-c", json.dumps(conf))
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:]
+    assert {"prepare", "train", "register"} <= _succeeded_tasks(log)
+    assert "[trainer]" in log and "step 2: reward" in log  # the trainer's log, streamed
+    warehouse = sqlite3.connect(Path(airflow_env["MSPA_HOME"]) / "warehouse.db")
+    rows = warehouse.execute("SELECT version, status, reason, metrics, artifact_uri "
+                             "FROM model_registry ORDER BY created_at, version").fetchall()
+    warehouse.close()
+    by_version = {r[0]: r for r in rows}
+    base = by_version.pop("base-packaged-smollm2-135m-instruct")
+    ((version, status, reason, metrics, uri),) = by_version.values()
+    assert status in {"champion", "rejected"}
+    assert reason.startswith("promoted: " if status == "champion" else "rejected: ")
+    assert base[1] == ("retired" if status == "champion" else "champion")
+    figures = json.loads(metrics)
+    for model in ("new", "champion"):
+        assert {"acc@4", "acc@10"} <= set(figures[model])
+    assert figures["train"]["steps"] == 2 and figures["train"]["weights"]["tensors"] > 0
+    assert f"gate for {version}: {reason}" in log
+    assert "acc@10" in log.split(f"gate for {version}")[1]  # the side-by-side table
+    model_dir = Path(uri.removeprefix("file://"))
+    assert (model_dir.parent / "eval.json").is_file() and (model_dir / "_SUCCESS.json").is_file()
