@@ -186,9 +186,10 @@ def format_comparison(version: str, champion_version: str, new: dict[str, Any],
     """
     keys = [k for k in new if k in champ]
     width = max(len(version), len(champion_version), 6) + 2
+    key_width = max([len("metric"), *map(len, keys)]) + 2
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = [f"{'metric':<8}{version:<{width}}{champion_version}"]
-    lines += [f"{k:<8}{fmt(new[k]):<{width}}{fmt(champ[k])}" for k in keys]
+    lines = [f"{'metric':<{key_width}}{version:<{width}}{champion_version}"]
+    lines += [f"{k:<{key_width}}{fmt(new[k]):<{width}}{fmt(champ[k])}" for k in keys]
     return "\n".join(line.rstrip() for line in lines)
 
 
