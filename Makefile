@@ -19,13 +19,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo retrain test test-fast postgres lint bench-ingest bench-compose bench-vectors lock clean
+.PHONY: help venv models airflow-init seed demo retrain replay browser test test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
 	@echo "make test   set up everything and run the whole test suite"
 	@echo "make retrain   after make demo: GRPO-retrain the recommender on the demo world (DS=$(DS))"
-	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors lock clean"
+	@echo "make replay    after make demo: rerun only the replay and its report (DS=$(DS))"
+	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean"
 
 venv: $(VENV)/.installed
 
@@ -84,11 +85,28 @@ retrain: venv airflow-init
 	echo "== mspa_retrain finished in $$(( $$(date +%s) - start ))s"
 	@$(BIN)/python -m mspa_tasks models list
 
+# The replay task group alone on the day make demo built (the other tasks marked success).
+replay: venv airflow-init
+	@echo "== airflow dags test mspa_daily $(DS), replay only (log: $(MSPA_HOME)/replay-dag.log)"
+	@start=$$(date +%s); \
+	$(BIN)/airflow dags test mspa_daily $(DS) --mark-success-pattern '(ingest|compose|vectors)\..*' \
+	  > $(MSPA_HOME)/replay-dag.log 2>&1 || { tail -60 $(MSPA_HOME)/replay-dag.log; exit 1; }; \
+	echo "== replay finished in $$(( $$(date +%s) - start ))s"
+	@$(BIN)/python -m mspa_tasks replay show --ds $(DS)
+
 postgres:
 	@bash scripts/ensure_postgres.sh
 
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian's chromium for the UI page test (Playwright drives it; no browser download).
+browser:
+	@command -v chromium > /dev/null || { echo "== installing Debian's chromium (apt)"; \
+	  ($(SUDO) apt-get install -y -q chromium > $(VENV)/apt.log 2>&1 || \
+	   ($(SUDO) apt-get update -q >> $(VENV)/apt.log 2>&1 && $(SUDO) apt-get install -y -q chromium >> $(VENV)/apt.log 2>&1)) \
+	  || { tail -20 $(VENV)/apt.log; echo "install chromium (Debian package) to run the UI test"; exit 1; }; }
+
 # pytest exits 5 when it collects nothing: that is a failure of the suite, said plainly.
-test: venv models postgres
+test: venv models postgres browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure"; exit 1; fi; exit $$rc
 
@@ -109,6 +127,9 @@ bench-compose: venv models
 
 bench-vectors: venv models
 	$(BIN)/python bench/vectors.py
+
+bench-replay: venv
+	$(BIN)/python bench/replay.py
 
 lock: venv
 	( echo "# Full pinned dependency set (Airflow's guidance: install against constraints)."; \

@@ -27,11 +27,21 @@
 | `validate_collection` (pool `mspa_milvus`) | the gate: row count = kept authors, same ids, stored = encoded vectors, ANN recall@K vs exact search, each spot-checked author finds itself first | **stops the run, no retry**; the log and `reports/vectors/ds=<ds>/gate.json` name each check; the alias keeps serving the previous version |
 | `publish_alias` (pool `mspa_milvus`) | one `alter_alias` of `mspa_authors` onto the validated collection; keeps the last `keep_versions` published versions, drops the rest | retried |
 
+**Replay** (task group `replay`, the offline evaluation analysts read every morning):
+
+| task | what it does |
+| --- | --- |
+| `offline` | the day's impressions and requests, exact and batched: AUC/UAUC (click, gift), HR@K curve, Recall/NDCG@K on test users, A2A alignment; MSPA vectors vs popularity and ALS baselines trained on the same window |
+| `u2a` (pool `mspa_compose`) | Acc@4/Acc@10 of the champion recommender model on test users (last tip held out), and the baselines' picks among the same candidates |
+| `ann_parity` (pool `mspa_milvus`) | a sample of requests through the published alias: HR@K via Milvus vs exact, ANN recall@K |
+| `publish_report` | `replay_metrics` rows for ds (replaced on rerun), `reports/replay/ds=<ds>/report.html` and `report.json`; the **MSPA reports** page of this UI lists them |
+
 Roll back with the DAG `mspa_vectors_rollback` (Params) or `mspa vectors rollback`.
 
 Every step replaces its own `ds` and nothing else: rerunning or backfilling a day is safe.
 Emits the Assets `mspa_sessions`, `mspa_preference_texts`, `mspa_author_texts`
-(extra: `ds`, `manifest`) and `mspa_author_vectors` (extra: `alias`, `collection`, `ds`).
+(extra: `ds`, `manifest`), `mspa_author_vectors` (extra: `alias`, `collection`, `ds`) and
+`mspa_replay_report` (extra: `ds`, `report`).
 
 **Params** (Trigger DAG w/ config): `window_days`, `min_authors`, `min_tip_days`.
 
@@ -50,6 +60,7 @@ SESSIONS = Asset(name="mspa_sessions", uri="mspa://sessions", group="mspa")
 PREFERENCE_TEXTS = Asset(name="mspa_preference_texts", uri="mspa://preference_texts", group="mspa")
 AUTHOR_TEXTS = Asset(name="mspa_author_texts", uri="mspa://author_texts", group="mspa")
 AUTHOR_VECTORS = Asset(name="mspa_author_vectors", uri="milvus://mspa_authors", group="mspa")
+REPLAY_REPORT = Asset(name="mspa_replay_report", uri="mspa://reports/replay", group="mspa")
 COMPOSE_POOL = "mspa_compose"  # created by `make airflow-init`; size it to the GPU workers
 # A milvus-lite file is one process's at a time: one slot on the embedded default.
 MILVUS_POOL = "mspa_milvus"
@@ -87,7 +98,7 @@ def _milvus_target(settings):
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["mspa", "daily", "ingest", "compose", "vectors"],
+    tags=["mspa", "daily", "ingest", "compose", "vectors", "replay"],
     default_args={
         "owner": "mspa-data-eng",
         "retries": 2,
@@ -236,7 +247,54 @@ def mspa_daily():
         encode() >> collection
         validate_collection(collection) >> publish_alias(collection)
 
-    ingest() >> compose() >> vectors()
+    @task_group(group_id="replay", tooltip="offline replay vs baselines; report")
+    def replay():
+        @task(doc_md="AUC/UAUC, HR@K, Recall/NDCG, A2A: MSPA vs popularity and ALS.")
+        def offline(ds=None, params=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.replay.run import replay_offline
+
+            settings = _settings(params)
+            part = replay_offline(ds, _warehouse_url(settings), artifact_store(settings),
+                                  settings)
+            return {"coverage": part["coverage"], "timing": part["timing"]}
+
+        @task(pool=COMPOSE_POOL, execution_timeout=dt.timedelta(hours=2),
+              doc_md="Acc@m of the champion recommender on test users, and the baselines'.")
+        def u2a(ds=None, params=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.replay.run import replay_u2a
+
+            settings = _settings(params)
+            part = replay_u2a(ds, _warehouse_url(settings), artifact_store(settings), settings)
+            return {"champion": part.get("champion"), "metrics": part["metrics"]}
+
+        @task(pool=MILVUS_POOL, doc_md="Sampled requests through the alias vs exact search.")
+        def ann_parity(ds=None, params=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.replay.run import replay_ann
+
+            settings = _settings(params)
+            part = replay_ann(ds, _warehouse_url(settings), artifact_store(settings), settings,
+                              _milvus_target(settings))
+            return {"metrics": part["metrics"]}
+
+        @task(outlets=[REPLAY_REPORT], doc_md="Merge parts; replay_metrics; HTML and JSON report.")
+        def publish_report(ds=None, params=None, outlet_events=None) -> dict:
+            from mspa_airflow.hooks import artifact_store
+            from mspa_tasks.replay.report import REPORT_HTML, report_prefix
+            from mspa_tasks.replay.report import publish_report as publish
+
+            settings = _settings(params)
+            store = artifact_store(settings)
+            publish(ds, _warehouse_url(settings), store, settings)
+            uri = store.uri(f"{report_prefix(settings, ds)}/{REPORT_HTML}")
+            outlet_events[REPLAY_REPORT].extra = {"ds": ds, "report": uri}
+            return {"report": uri}
+
+        [offline(), u2a(), ann_parity()] >> publish_report()
+
+    ingest() >> compose() >> vectors() >> replay()
 
 
 mspa_daily()

@@ -152,6 +152,31 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from mspa_tasks.artifacts import ArtifactNotFound, open_store
+    from mspa_tasks.replay import report
+
+    settings = _settings(args)
+    store = open_store(settings.artifacts_uri)
+    if args.action == "list":
+        print("\n".join(report.list_reports(store, settings)) or "no replay report yet")
+        return 0
+    days = report.list_reports(store, settings)
+    ds = args.ds or (days[0] if days else None)
+    try:
+        if ds is None:
+            raise ArtifactNotFound("no replay report yet")
+        body = report.read_report(store, settings, ds)
+    except ArtifactNotFound:
+        print(f"no replay report for {ds or 'any day'}; run the replay task group of "
+              "mspa_daily (make replay)", file=sys.stderr)
+        return 1
+    print(f"replay {ds} (previous {body.get('previous_ds') or 'none'}), champion "
+          f"{body.get('champion')}\n{report.summary_text(body)}\n"
+          f"html   {store.uri(report.report_prefix(settings, ds) + '/' + report.REPORT_HTML)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mspa", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", nargs="?", default=None)
     p.add_argument("--reason", default="promoted from the command line")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("replay", help="the replay reports: list them, show one as a table")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("--ds", default=None, help="for show (default: the newest report)")
+    p.set_defaults(func=cmd_replay)
     return parser
 
 

@@ -210,6 +210,44 @@ class AlignConfig:
 
 
 @dataclass(frozen=True)
+class ReplayConfig:
+    """The offline replay of ``ds``'s requests and its report (``mspa_tasks.replay``)."""
+
+    watched: str = "clicked"                        # the impression flag that means "watched"
+    hr_ks: tuple[int, ...] = (10, 50, 100, 500, 1000)  # the HR@K curve
+    hr_k: int = 1000                                # the headline HR@K
+    topk_ks: tuple[int, ...] = (5, 10)              # Recall@K / NDCG@K on test users
+    score_batch: int = 512                          # queries per matrix product
+    ann_sample: int = 50                            # requests replayed through the Milvus alias
+    acc_max_users: int = 32                         # test users the champion LLM answers (0 = all)
+    a2a_triples: int = 2000                         # author triples from the world's latents
+    als_factors: int = 32
+    als_iterations: int = 15
+    als_regularization: float = 0.05
+    seed: int = 0
+    trend_days: int = 14                            # days shown in the report's trend plot
+    report_prefix: str = "reports/replay"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hr_ks", tuple(sorted({int(k) for k in self.hr_ks})))
+        object.__setattr__(self, "topk_ks", tuple(sorted({int(k) for k in self.topk_ks})))
+        _check(self.watched in ("clicked", "gifted"), "replay.watched", self.watched,
+               "must be clicked or gifted")
+        _check(bool(self.hr_ks) and min(self.hr_ks) >= 1, "replay.hr_ks", self.hr_ks,
+               "needs sizes >= 1")
+        _check(self.hr_k in self.hr_ks, "replay.hr_k", self.hr_k,
+               f"must be one of hr_ks {list(self.hr_ks)}")
+        _check(bool(self.topk_ks) and min(self.topk_ks) >= 1, "replay.topk_ks", self.topk_ks,
+               "needs sizes >= 1")
+        for name in ("score_batch", "als_factors", "als_iterations", "trend_days"):
+            _check(getattr(self, name) >= 1, f"replay.{name}", getattr(self, name),
+                   "must be >= 1")
+        for name in ("ann_sample", "acc_max_users", "a2a_triples"):
+            _check(getattr(self, name) >= 0, f"replay.{name}", getattr(self, name),
+                   "must be >= 0")
+
+
+@dataclass(frozen=True)
 class WorldConfig:
     preset: str = "demo"
     end_ds: str = "2026-11-20"
@@ -229,6 +267,7 @@ class Settings:
     compose: ComposeConfig = field(default_factory=ComposeConfig)
     vectors: VectorsConfig = field(default_factory=VectorsConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self) -> None:
@@ -281,7 +320,8 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
         return value.replace("{home}", str(home_path))
 
     sections = {"ingest": IngestConfig, "quality": QualityConfig, "compose": ComposeConfig,
-                "vectors": VectorsConfig, "align": AlignConfig, "world": WorldConfig}
+                "vectors": VectorsConfig, "align": AlignConfig, "replay": ReplayConfig,
+                "world": WorldConfig}
     typed = {}
     for key, cls in sections.items():
         values = raw.pop(key, {})

@@ -97,6 +97,26 @@ def test_daily_dag_ingests_composes_and_publishes(airflow_env):
     db.close()
     assert {"alias": "mspa_authors", "collection": served, "ds": DS} in extras
 
+    # replay: MSPA and both baselines side by side, recorded per day, announced as an Asset
+    assert {"replay.offline", "replay.u2a", "replay.ann_parity",
+            "replay.publish_report"} <= _succeeded_tasks(log)
+    report = json.loads((artifacts / f"reports/replay/ds={DS}/report.json").read_text())
+    for metric in ("auc_click", "uauc_gift", "hr@10", "recall@5", "acc@4", "a2a_alignment"):
+        assert {"mspa", "popularity", "als"} <= set(report["metrics"][metric]), metric
+    assert report["metrics"]["ann_recall"]["mspa"]["value"] == 1.0  # FLAT index: exact
+    assert "replay 2026-11-20 summary:" in log and "auc_click" in log
+    warehouse = sqlite3.connect(Path(airflow_env["MSPA_HOME"]) / "warehouse.db")
+    (n_rows,) = warehouse.execute("SELECT COUNT(*) FROM replay_metrics WHERE ds = ?",
+                                  (DS,)).fetchone()
+    warehouse.close()
+    assert n_rows == sum(len(v) for v in report["metrics"].values())
+    db = sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
+    extras = [json.loads(e) for (e,) in db.execute(
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+        "WHERE a.name = 'mspa_replay_report'")]
+    db.close()
+    assert {"ds": DS, "report": f"file://{artifacts}/reports/replay/ds={DS}/report.html"} in extras
+
 
 def _consumer_query(env: dict) -> tuple[list[dict], str]:
     """Search the alias with one user's preference vector, as a recommender team would."""

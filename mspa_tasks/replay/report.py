@@ -1,0 +1,385 @@
+"""The replay report of ``ds``: merge the parts, record them, render JSON and HTML.
+
+Writes, in this order (the JSON last: its presence marks a complete report, and the UI lists
+reports by it):
+
+1. ``replay_metrics`` rows of ``ds`` (delete the day, insert it: a rerun replaces the day);
+2. ``reports/replay/ds=<ds>/report.html``: tables (MSPA next to each baseline for every
+   metric, delta vs the previous replayed day), plots (trend over ``replay.trend_days``,
+   HR@K curve, MSPA vs baselines), coverage and definitions; self-contained (plots inline);
+3. ``reports/replay/ds=<ds>/report.json``: the same figures, machine-readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import logging
+from typing import Any
+
+from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
+from mspa_tasks.config import Settings
+from mspa_tasks.replay.run import BASELINES, MODELS, MSPA, PARTS, part_key
+from mspa_tasks.warehouse import execute_many, fetch_arrow, make_engine, run_sql
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+# Display order and labels of the headline metrics (others follow, sorted).
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Retrieval (the day's requests)", ("hr@",)),
+    ("Ranking (the day's impressions)", ("auc_click", "uauc_click", "uauc_weighted_click",
+                                         "auc_gift", "uauc_gift", "uauc_weighted_gift")),
+    ("U2A (test users)", ("acc@", "recall@", "ndcg@")),
+    ("A2A (author triples)", ("a2a_alignment",)),
+    ("Serving parity (sampled requests through the Milvus alias)", ("ann_",)),
+)
+HIGHER_IS_BETTER = True  # every metric here
+
+
+class ReportIncomplete(RuntimeError):
+    """A part of the replay is missing; the message names the task to rerun."""
+
+
+def report_prefix(settings: Settings, ds: str) -> str:
+    return f"{settings.replay.report_prefix}/ds={ds}"
+
+
+def list_reports(store: ArtifactStore, settings: Settings) -> list[str]:
+    """The days with a complete report, newest first."""
+    days = set()
+    for key in store.list(settings.replay.report_prefix + "/"):
+        parts = key.split("/")
+        if parts[-1] == REPORT_JSON and parts[-2].startswith("ds="):
+            days.add(parts[-2][3:])
+    return sorted(days, reverse=True)
+
+
+def read_report(store: ArtifactStore, settings: Settings, ds: str) -> dict[str, Any]:
+    return json.loads(store.get_text(f"{report_prefix(settings, ds)}/{REPORT_JSON}"))
+
+
+def _kind(model: str) -> str:
+    return "mspa" if model == MSPA else "baseline" if model in BASELINES else "reference"
+
+
+def _section(metric: str) -> int:
+    for i, (_, prefixes) in enumerate(SECTIONS):
+        if any(metric == p or (p.endswith(("@", "_")) and metric.startswith(p))
+               for p in prefixes):
+            return i
+    return len(SECTIONS)
+
+
+def _metric_order(metric: str) -> tuple:
+    name, _, k = metric.partition("@")
+    head = name.split("_")[0]
+    k_num = int(k) if k.isdigit() else 0
+    return (_section(metric), head, k_num, metric)
+
+
+def merge_parts(store: ArtifactStore, settings: Settings, ds: str) -> dict[str, Any]:
+    parts = {}
+    for part in PARTS:
+        try:
+            parts[part] = json.loads(store.get_text(part_key(settings, ds, part)))
+        except ArtifactNotFound as exc:
+            raise ReportIncomplete(f"replay part {part!r} of {ds} is missing; rerun the "
+                                   f"replay task {part!r} for {ds}") from exc
+    return parts
+
+
+def metric_table(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{metric: {model: row}}`` in display order."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: _metric_order(r["metric"])):
+        table.setdefault(r["metric"], {})[r["model"]] = r
+    return table
+
+
+def _record(warehouse_url: str, ds: str, rows: list[dict[str, Any]],
+            versions: dict[str, str]) -> list[dict[str, Any]]:
+    """Replace ``ds``'s rows in ``replay_metrics``; return the previous day's rows."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    engine = make_engine(warehouse_url)
+    try:
+        with engine.begin() as conn:
+            run_sql(conn, "ddl/replay.sql")
+            run_sql(conn, "replay/delete_metrics.sql", {"ds": ds})
+            execute_many(conn, "replay/insert_metric.sql", [
+                {"ds": ds, "metric": r["metric"], "model": r["model"], "kind": _kind(r["model"]),
+                 "value": r["value"], "n": r["n"],
+                 "model_version": r.get("model_version") or versions.get(r["model"], ""),
+                 "computed_at": now} for r in rows])
+    finally:
+        engine.dispose()
+    return rows
+
+
+def history(warehouse_url: str, first_ds: str, last_ds: str) -> list[dict[str, Any]]:
+    engine = make_engine(warehouse_url)
+    try:
+        with engine.connect() as conn:
+            run_sql(conn, "ddl/replay.sql")
+            return fetch_arrow(conn, "replay/select_metrics.sql",
+                               {"first_ds": first_ds, "last_ds": last_ds}).to_pylist()
+    finally:
+        engine.dispose()
+
+
+def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
+                   settings: Settings) -> dict[str, Any]:
+    """Steps 1-3 of the module doc. Returns the report (the JSON's content)."""
+    cfg = settings.replay
+    parts = merge_parts(store, settings, ds)
+    rows = [r for p in PARTS for r in parts[p].get("metrics", [])]
+    versions = {MSPA: parts["u2a"].get("champion", "")}
+    _record(warehouse_url, ds, rows, versions)
+
+    first = (dt.date.fromisoformat(ds) - dt.timedelta(days=cfg.trend_days - 1)).isoformat()
+    past = history(warehouse_url, first, ds)
+    days = sorted({r["ds"] for r in past})
+    previous = max((d for d in days if d < ds), default=None)
+    prev_values = {(r["metric"], r["model"]): r["value"] for r in past if r["ds"] == previous}
+    table = metric_table(rows)
+    for metric, by_model in table.items():
+        for model, r in by_model.items():
+            before = prev_values.get((metric, model))
+            r["previous"] = before
+            r["delta"] = (None if before is None or r["value"] is None
+                          else r["value"] - before)
+    offline = parts["offline"]
+    report = {
+        "ds": ds, "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "previous_ds": previous, "models": list(MODELS), "champion": versions[MSPA],
+        "metrics": table, "coverage": offline.get("coverage", {}),
+        "n_authors": offline.get("n_authors"), "a2a": offline.get("a2a"),
+        "ann": {k: v for k, v in parts["ann"].items() if k not in ("metrics", "ds", "part")},
+        "u2a": {k: v for k, v in parts["u2a"].items() if k not in ("metrics", "ds", "part")},
+        "timing": {p: parts[p].get("timing") for p in PARTS},
+        "trend": [r for r in past if r["model"] in MODELS],
+        "config": {"watched": cfg.watched, "hr_ks": list(cfg.hr_ks), "hr_k": cfg.hr_k,
+                   "topk_ks": list(cfg.topk_ks), "trend_days": cfg.trend_days},
+    }
+    prefix = report_prefix(settings, ds)
+    store.put_text(f"{prefix}/{REPORT_HTML}", render_html(report))
+    uri = store.put_text(f"{prefix}/{REPORT_JSON}",
+                         json.dumps(report, indent=2, default=str) + "\n")
+    log.info("replay report of %s: %s (%d metric rows; previous day %s)", ds, uri, len(rows),
+             previous or "none")
+    log.info("replay %s summary:\n%s", ds, summary_text(report))
+    return report
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}" if isinstance(value, float) \
+        else str(value)
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    """The headline table as text (task log, CLI, closing notes)."""
+    models = [m for m in report["models"]]
+    lines = [f"{'metric':<24}" + "".join(f"{m:>12}" for m in models) + f"{'n':>8}"]
+    for metric, by_model in report["metrics"].items():
+        if not any(m in by_model for m in models):
+            continue
+        n = next(iter(by_model.values()))["n"]
+        lines.append(f"{metric:<24}" + "".join(
+            f"{_fmt(by_model[m]['value']) if m in by_model else '-':>12}" for m in models)
+            + f"{n:>8}")
+    return "\n".join(lines)
+
+
+# ---- HTML ------------------------------------------------------------------------------
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+COLORS = {MSPA: "#1f77b4", "popularity": "#7f7f7f", "als": "#ff7f0e"}
+
+
+def plots(report: dict[str, Any]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, str] = {}
+    table = report["metrics"]
+    hr = sorted((int(m.split("@")[1]), m) for m in table
+                if m.startswith("hr@") and m.split("@")[1].isdigit())
+    if hr:
+        fig, ax = plt.subplots(figsize=(5.2, 3.2))
+        for model in MODELS:
+            pts = [(k, table[m][model]["value"]) for k, m in hr if model in table[m]]
+            ax.plot([k for k, _ in pts], [v for _, v in pts], marker="o", label=model,
+                    color=COLORS[model])
+        if report.get("n_authors"):
+            ax.axvline(report["n_authors"], color="#bbb", ls=":", lw=1)
+            ax.text(report["n_authors"], 0.02, " catalogue size", fontsize=7, color="#888")
+        ax.set_xscale("log")
+        ax.set_xlabel("K")
+        ax.set_ylabel("HR@K")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"Hit rate @K, {report['ds']}")
+        ax.legend(fontsize=8)
+        out["hr_curve"] = _png(fig)
+
+    headline = [m for m in ("auc_click", "uauc_click", "auc_gift", "uauc_gift",
+                            f"hr@{report['config']['hr_k']}", "acc@4", "acc@10", "ndcg@10",
+                            "a2a_alignment") if m in table]
+    if headline:
+        fig, ax = plt.subplots(figsize=(7.5, 3.2))
+        width = 0.8 / len(MODELS)
+        for i, model in enumerate(MODELS):
+            vals = [table[m].get(model, {}).get("value") or 0.0 for m in headline]
+            ax.bar([x + i * width for x in range(len(headline))], vals, width, label=model,
+                   color=COLORS[model])
+        ax.set_xticks([x + width for x in range(len(headline))], headline, fontsize=8,
+                      rotation=20)
+        ax.set_ylim(0, 1.0)
+        ax.set_title("MSPA vs baselines")
+        ax.legend(fontsize=8)
+        out["versus"] = _png(fig)
+
+    trend_metrics = [m for m in ("auc_click", "uauc_click", f"hr@{report['config']['hr_k']}",
+                                 "acc@4") if m in table]
+    days = sorted({r["ds"] for r in report["trend"]})
+    if trend_metrics and days:
+        fig, axes = plt.subplots(1, len(trend_metrics), figsize=(3.0 * len(trend_metrics), 2.8),
+                                 squeeze=False)
+        for ax, metric in zip(axes[0], trend_metrics, strict=True):
+            for model in MODELS:
+                pts = sorted((r["ds"], r["value"]) for r in report["trend"]
+                             if r["metric"] == metric and r["model"] == model
+                             and r["value"] is not None)
+                if pts:
+                    ax.plot([d[5:] for d, _ in pts], [v for _, v in pts], marker="o",
+                            label=model, color=COLORS[model])
+            ax.set_title(metric, fontsize=9)
+            ax.tick_params(axis="x", labelsize=7, rotation=45)
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"Trend, last {report['config']['trend_days']} days "
+                     f"({len(days)} replayed)", fontsize=9)
+        fig.tight_layout()
+        out["trend"] = _png(fig)
+    return out
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.4rem;margin:0 0 .3rem} h2{font-size:1.1rem;margin-top:1.6rem}
+table{border-collapse:collapse;font-size:.9rem} th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd}
+th{text-align:left;background:#f4f6f8} td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.best{font-weight:700} .up{color:#197a2e} .down{color:#b3261e} .muted{color:#777;font-size:.85rem}
+.sec td{background:#fafafa;font-weight:600} img{max-width:100%;margin:.5rem 1rem .5rem 0}
+"""
+
+
+def _delta(r: dict[str, Any]) -> str:
+    d = r.get("delta")
+    if d is None:
+        return '<span class="muted">-</span>'
+    cls = "up" if d > 0 else "down" if d < 0 else "muted"
+    return f'<span class="{cls}">{d:+.4f}</span>'
+
+
+def render_html(report: dict[str, Any]) -> str:
+    e = html.escape
+    table = report["metrics"]
+    images = plots(report)
+    head = "".join(f"<th>{e(m)}</th>" for m in MODELS)
+    body = []
+    current = None
+    for metric, by_model in table.items():
+        if metric.startswith("chance@"):
+            continue  # shown in the chance column of its acc@m row
+        section = _section(metric)
+        if section != current:
+            current = section
+            title = SECTIONS[section][0] if section < len(SECTIONS) else "Other"
+            body.append(f'<tr class="sec"><td colspan="{len(MODELS) + 4}">{e(title)}</td></tr>')
+        values = [by_model[m]["value"] for m in MODELS if m in by_model
+                  and by_model[m]["value"] is not None]
+        best = max(values) if values else None
+        cells = []
+        for m in MODELS:
+            r = by_model.get(m)
+            v = None if r is None else r["value"]
+            cls = "num best" if v is not None and v == best and len(values) > 1 else "num"
+            cells.append(f'<td class="{cls}">{_fmt(v)}</td>')
+        ref = table.get(metric.replace("acc@", "chance@"), {}).get("chance") \
+            if metric.startswith("acc@") else None
+        mspa = by_model.get(MSPA, {})
+        n = next(iter(by_model.values()))["n"]
+        body.append(f"<tr><td>{e(metric)}</td>{''.join(cells)}"
+                    f"<td class='num'>{_delta(mspa) if mspa else '-'}</td>"
+                    f"<td class='num'>{_fmt(ref['value']) if ref else ''}</td>"
+                    f"<td class='num'>{n}</td></tr>")
+    cov = report.get("coverage", {})
+    ann = report.get("ann", {})
+    k_note = ""
+    n_authors = report.get("n_authors") or 0
+    big = [k for k in report["config"]["hr_ks"] if k >= n_authors]
+    if big:
+        k_note = (f"<p class='muted'>HR@K for K &ge; {n_authors} (the day's whole catalogue) "
+                  f"is 1 by construction: K = {', '.join(map(str, big))}. Read the smaller K "
+                  "on this catalogue.</p>")
+    imgs = "".join(f'<img alt="{e(k)}" src="{v}">' for k, v in images.items())
+    if ann.get("collection"):
+        ann_text = (
+            f"<p>collection <code>{e(str(ann['collection']))}</code>, index "
+            f"{e(str(ann.get('index_type', '')))}, "
+            f"{e(str((ann.get('timing') or {}).get('queries_per_s', '')))} queries/s through "
+            "Milvus. The rows <code>ann_hr_exact</code>, <code>ann_hr_milvus</code> (HR@K, "
+            f"K = {e(str(ann.get('k', '')))}, at most a quarter of the catalogue) and "
+            "<code>ann_recall</code> (recall@K of the alias against exact search) use the same "
+            "sampled requests.</p>")
+    else:
+        ann_text = ("<p>Not measured for this day: "
+                    f"{e(str(ann.get('note') or 'no ann part'))}.</p>")
+    prev = report.get("previous_ds") or "none"
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>MSPA replay {e(report['ds'])}</title><style>{CSS}</style></head><body>
+<h1>MSPA offline replay &mdash; {e(report['ds'])}</h1>
+<p class="muted">generated {e(report['generated_at'])} &middot; champion recommender
+{e(str(report.get('champion') or ''))} &middot; previous replayed day {e(prev)} &middot;
+watched = {e(report['config']['watched'])}</p>
+<h2>MSPA and baselines</h2>
+<table id="metrics"><thead><tr><th>metric</th>{head}<th>&Delta; mspa vs {e(prev)}</th>
+<th>chance</th><th>n</th></tr></thead><tbody>{''.join(body)}</tbody></table>
+{k_note}
+<h2>Plots</h2>{imgs}
+<h2>Serving parity (Milvus alias <code>{e(str(ann.get('alias', '')))}</code>)</h2>
+{ann_text}
+<h2>Coverage</h2>
+<p>{cov.get('impressions_scored', 0)} of {cov.get('impressions', 0)} impressions scored (user
+with a preference vector, kept author); {cov.get('requests_with_watched', 0)} of
+{cov.get('requests', 0)} requests had a watched author; {cov.get('users_with_vector', 0)} of
+{cov.get('users', 0)} kept users have a preference vector; {cov.get('authors', 0)} kept authors;
+{cov.get('test_users_with_watched', 0)} of {cov.get('test_users', 0)} test users watched an
+author on the day. A2A: {e(str(report.get('a2a') or ''))}.</p>
+<h2>Definitions</h2>
+<ul class="muted">
+<li>AUC: Mann-Whitney, ties count one half. UAUC: per-user AUC over users with a positive and
+a negative impression, averaged uniformly (each user once); <code>uauc_weighted</code>
+weights users by impressions.</li>
+<li>HR@K: share of requests where a watched author scores among the K best of all kept
+authors (ties at the K-th score count as hits). Exact, batched matrix products.</li>
+<li>Recall@K, NDCG@K: test users, relevant = authors they watched on the day, ranked over
+all kept authors. Acc@m: the champion recommender's pick among m candidates (ground truth:
+the user's last tip, held out from its input and from the baselines' training data).</li>
+<li>Baselines: popularity (tips in the window) and ALS author embeddings (implicit) trained
+on the same window, without test users' held-out tips.</li>
+</ul></body></html>
+"""

@@ -1,0 +1,161 @@
+"""The **MSPA reports** page of the Airflow UI: replay reports by date, read from the
+artifact store (never from the milvus-lite file, which a long-lived process must not hold).
+
+A FastAPI app mounted by the Airflow 3 plugin :mod:`mspa_reports_plugin` under
+``/mspa-reports``, with a navigation link (an external view). Airflow does **not**
+authenticate plugin apps (checked on the pinned 3.3.2: a mounted Starlette app inherits none
+of the core API's dependencies), so every route here requires Airflow's own user: the JWT of
+the UI session cookie or an ``Authorization: Bearer`` token, validated by Airflow's auth
+manager, and the auth manager's permission for this custom view. A browser without a session
+is redirected to Airflow's login page; an API client gets 401.
+
+Routes: ``/`` (the list), ``/report/{ds}`` (one report's HTML), ``/api/reports`` and
+``/api/reports/{ds}`` (JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import html
+import logging
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/mspa-reports"
+VIEW_NAME = "MSPA reports"
+HEADLINE = ("hr@1000", "auc_click", "uauc_click", "auc_gift", "acc@4", "acc@10")
+
+
+class LoginRequired(Exception):
+    def __init__(self, status_code: int, detail: str) -> None:
+        self.status_code, self.detail = status_code, detail
+
+
+async def require_user(request: Request) -> Any:
+    """Airflow's authenticated user with permission for this view, or :class:`LoginRequired`."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    credentials = await bearer_scheme(request)
+    try:
+        user = await get_user(request, None, credentials)
+    except HTTPException as exc:
+        raise LoginRequired(exc.status_code, str(exc.detail)) from exc
+    allowed = get_auth_manager().is_authorized_custom_view(method="GET", resource_name=VIEW_NAME,
+                                                           user=user)
+    if not allowed:
+        raise LoginRequired(403, f"not allowed to view {VIEW_NAME}")
+    return user
+
+
+def _valid_ds(ds: str) -> str:
+    try:
+        if dt.date.fromisoformat(ds).isoformat() == ds:
+            return ds
+    except ValueError:
+        pass
+    raise HTTPException(status_code=404, detail=f"no report for {ds!r} (dates are YYYY-MM-DD)")
+
+
+def _context():
+    from mspa_airflow.hooks import artifact_store
+    from mspa_tasks.config import load_settings
+
+    settings = load_settings()
+    return settings, artifact_store(settings)
+
+
+def _value(report: dict[str, Any], metric: str, model: str) -> str:
+    r = report.get("metrics", {}).get(metric, {}).get(model)
+    return "-" if not r or r.get("value") is None else f"{r['value']:.4f}"
+
+
+def _list_page(rows: list[dict[str, Any]]) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(m)}<br><span class='muted'>mspa / als</span></th>" for m in HEADLINE)
+    body = "".join(
+        f"<tr><td><a href='report/{e(r['ds'])}'>{e(r['ds'])}</a></td>"
+        + "".join(f"<td class='num'>{e(_value(r['report'], m, 'mspa'))} / "
+                  f"{e(_value(r['report'], m, 'als'))}</td>" for m in HEADLINE)
+        + f"<td>{e(str(r['report'].get('champion') or ''))}</td></tr>" for r in rows)
+    empty = "" if rows else ("<p>No replay report yet: the <code>replay</code> task group of "
+                             "<code>mspa_daily</code> writes one per day.</p>")
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{VIEW_NAME}</title><style>
+body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}} table{{border-collapse:collapse}}
+th,td{{padding:.3rem .7rem;border-bottom:1px solid #ddd;font-size:.9rem;text-align:left}}
+th{{background:#f4f6f8}} td.num{{text-align:right;font-variant-numeric:tabular-nums}}
+.muted{{color:#777;font-weight:400;font-size:.8rem}}</style></head><body>
+<h1>MSPA replay reports</h1>
+<p class="muted">One report per day, newest first; open a date for the tables and plots.</p>
+{empty}<table id="reports"><thead><tr><th>ds</th>{head}<th>champion</th></tr></thead>
+<tbody>{body}</tbody></table></body></html>"""
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title=VIEW_NAME, description=__doc__, dependencies=[Depends(require_user)])
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired):
+        from airflow.api_fastapi.app import get_auth_manager
+
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if wants_html and exc.status_code == 401:
+            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)),
+                                    status_code=303)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    def _reports() -> list[dict[str, Any]]:
+        from mspa_tasks.replay.report import list_reports, read_report
+
+        settings, store = _context()
+        return [{"ds": ds, "report": read_report(store, settings, ds)}
+                for ds in list_reports(store, settings)]
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> str:
+        return _list_page(await asyncio.to_thread(_reports))
+
+    @app.get("/report/{ds}", response_class=HTMLResponse)
+    async def report_page(ds: str) -> str:
+        from mspa_tasks.artifacts import ArtifactNotFound
+        from mspa_tasks.replay.report import REPORT_HTML, report_prefix
+
+        def read() -> str:
+            settings, store = _context()
+            return store.get_text(f"{report_prefix(settings, _valid_ds(ds))}/{REPORT_HTML}")
+
+        try:
+            page = await asyncio.to_thread(read)
+        except ArtifactNotFound as exc:
+            raise HTTPException(status_code=404, detail=f"no report for {ds}") from exc
+        # the stored report is self-contained; in the UI it gets a way back to the list
+        return page.replace("<body>", '<body><p><a href="../">&larr; all reports</a></p>', 1)
+
+    @app.get("/api/reports")
+    async def api_list() -> list[dict[str, Any]]:
+        return [{"ds": r["ds"], "champion": r["report"].get("champion"),
+                 "headline": {m: {k: v.get("value") for k, v in
+                                  r["report"]["metrics"].get(m, {}).items()} for m in HEADLINE}}
+                for r in await asyncio.to_thread(_reports)]
+
+    @app.get("/api/reports/{ds}")
+    async def api_report(ds: str) -> dict[str, Any]:
+        from mspa_tasks.artifacts import ArtifactNotFound
+        from mspa_tasks.replay.report import read_report
+
+        def read() -> dict[str, Any]:
+            settings, store = _context()
+            return read_report(store, settings, _valid_ds(ds))
+
+        try:
+            return await asyncio.to_thread(read)
+        except ArtifactNotFound as exc:
+            raise HTTPException(status_code=404, detail=f"no report for {ds}") from exc
+
+    return app

@@ -1,0 +1,114 @@
+"""The replay's vectorised metrics against plain reference implementations, ties included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mspa_tasks.replay import metrics as M
+
+
+def _tied_scores(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, 6, n).astype(float) / 4  # few distinct values: many ties
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_matches_sklearn_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    scores = _tied_scores(rng, 500)
+    labels = rng.random(500) < 0.3
+    assert M.auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
+
+
+def test_auc_edge_cases():
+    assert np.isnan(M.auc(np.array([0.1, 0.2]), np.array([1, 1])))
+    assert np.isnan(M.auc(np.array([]), np.array([])))
+    assert M.auc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
+    assert M.auc(np.array([0.1, 0.9]), np.array([0, 1])) == 1.0
+    with pytest.raises(ValueError, match="NaN"):
+        M.auc(np.array([np.nan, 1.0]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="lengths differ"):
+        M.grouped_auc(np.array([1]), np.array([0.1, 0.2]), np.array([0, 1]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_uauc_matches_a_per_user_sklearn_loop(seed):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    users = rng.integers(0, 120, n)
+    scores = _tied_scores(rng, n) if seed % 2 else rng.normal(size=n)
+    labels = rng.random(n) < 0.25
+    per_user, sizes = [], []
+    for u in np.unique(users):
+        rows = users == u
+        if labels[rows].all() or not labels[rows].any():
+            continue  # one class only: no AUC for this user
+        per_user.append(roc_auc_score(labels[rows], scores[rows]))
+        sizes.append(rows.sum())
+    got = M.uauc(users, scores, labels)
+    assert got["users"] == len(per_user)
+    assert got["uauc"] == pytest.approx(np.mean(per_user), abs=1e-9)
+    assert got["uauc_weighted"] == pytest.approx(np.average(per_user, weights=sizes), abs=1e-9)
+
+
+def _reference_hr(queries, items, positives, k):
+    hits = 0
+    for q, pos in zip(queries, positives, strict=True):
+        scores = items @ q
+        hits += any((scores > scores[p]).sum() < k for p in pos)
+    return hits / len(queries)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hit_rate_matches_a_loop_ties_included(seed):
+    rng = np.random.default_rng(seed)
+    # small integer vectors: float32 products are exact, and many scores tie
+    items = rng.integers(-2, 3, (300, 8)).astype(np.float32)
+    queries = rng.integers(-2, 3, (97, 8)).astype(np.float32)
+    positives = [rng.choice(300, rng.integers(1, 5), replace=False) for _ in range(97)]
+    ks = (1, 10, 50, 299, 300, 1000)
+    got = M.hit_rate_at_k(queries, items, positives, ks, batch=16)
+    for k in ks:
+        assert got[k] == pytest.approx(_reference_hr(queries, items, positives, k), abs=1e-9)
+    assert got[300] == got[1000] == 1.0
+
+
+def test_hit_rate_refuses_requests_without_positives():
+    with pytest.raises(ValueError, match="at least one positive"):
+        M.hit_rate_at_k(np.ones((1, 2)), np.ones((3, 2)), [np.array([], int)], (1,))
+
+
+def _reference_recall_ndcg(queries, items, relevant, k):
+    recalls, ndcgs = [], []
+    for q, rel in zip(queries, relevant, strict=True):
+        order = np.argsort(-(items @ q), kind="stable")  # ties: catalogue order
+        top = list(order[:k])
+        hit = [i for i in rel if i in top]
+        recalls.append(len(hit) / len(rel))
+        dcg = sum(1 / np.log2(top.index(i) + 2) for i in hit)
+        idcg = sum(1 / np.log2(r + 2) for r in range(min(len(rel), k)))
+        ndcgs.append(dcg / idcg)
+    return np.mean(recalls), np.mean(ndcgs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_recall_and_ndcg_match_a_loop_ties_included(seed):
+    rng = np.random.default_rng(seed)
+    items = rng.integers(-1, 2, (200, 6)).astype(np.float32)
+    queries = rng.integers(-1, 2, (60, 6)).astype(np.float32)
+    relevant = [rng.choice(200, rng.integers(1, 12), replace=False) for _ in range(60)]
+    got = M.recall_ndcg_at_k(queries, items, relevant, (5, 10), batch=7)
+    for k in (5, 10):
+        recall, ndcg = _reference_recall_ndcg(queries, items, relevant, k)
+        assert got[f"recall@{k}"] == pytest.approx(recall, abs=1e-9)
+        assert got[f"ndcg@{k}"] == pytest.approx(ndcg, abs=1e-9)
+
+
+def test_alignment_rate_counts_ties_half():
+    v = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    triples = np.array([[0, 1, 2],   # positive closer: 1
+                        [0, 2, 1],   # negative closer: 0
+                        [0, 2, 3]])  # tie: 1/2
+    assert M.alignment_rate(v, triples) == pytest.approx(0.5)
+    assert np.isnan(M.alignment_rate(v, np.zeros((0, 3), int)))

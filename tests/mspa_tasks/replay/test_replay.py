@@ -1,0 +1,127 @@
+"""The replay of a real published day (tiny world -> ingest -> compose -> vectors -> Milvus),
+its report, its warehouse rows, reruns and its errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from mspa_tasks.replay import report as R
+from mspa_tasks.replay import run as replay
+from mspa_tasks.vectors import milvus
+from tests.mspa_tasks.align.conftest import DS
+
+pytestmark = pytest.mark.slow
+
+
+def _publish_alias(settings, store, tmp_path):
+    target = milvus.MilvusTarget(uri=str(tmp_path / "milvus.db"))
+    built = milvus.build_collection(DS, target, store, settings)
+    milvus.validate_collection(DS, built.collection, target, store, settings)
+    milvus.publish_collection(DS, built.collection, target, settings)
+    return target
+
+
+def _rows(url: str, ds: str) -> list[tuple]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT metric, model, kind, value, n FROM replay_metrics "
+                                    "WHERE ds = :ds ORDER BY metric, model"), {"ds": ds}).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
+    url, store, settings = day
+    settings = dataclasses.replace(settings, replay=dataclasses.replace(
+        settings.replay, acc_max_users=3, ann_sample=20))
+    target = _publish_alias(settings, store, tmp_path)
+
+    offline = replay.replay_offline(DS, url, store, settings)
+    cov = offline["coverage"]
+    assert 0 < cov["impressions_scored"] <= cov["impressions"]
+    assert cov["requests_with_watched"] > 0 and cov["users_with_vector"] == cov["users"]
+    u2a = replay.replay_u2a(DS, url, store, settings)
+    assert u2a["champion"] == "base-packaged-smollm2-135m-instruct"  # nothing registered yet
+    assert u2a["test_users"] == 3
+    ann = replay.replay_ann(DS, url, store, settings, target)
+    by = {r["metric"]: r["value"] for r in ann["metrics"]}
+    assert by["ann_recall"] == 1.0  # FLAT: Milvus returns the exact top K
+    assert by["ann_hr_milvus"] == by["ann_hr_exact"]
+
+    report = R.publish_report(DS, url, store, settings)
+    table = report["metrics"]
+    # every metric of the replay has MSPA and both baselines, side by side
+    for metric in ("auc_click", "uauc_click", "auc_gift", "uauc_gift", "hr@10", "hr@1000",
+                   "recall@5", "ndcg@10", "acc@4", "acc@10", "a2a_alignment"):
+        assert set(table[metric]) >= {"mspa", "popularity", "als"}, metric
+        for r in table[metric].values():
+            assert r["value"] is None or 0.0 <= r["value"] <= 1.0
+    assert table["hr@1000"]["mspa"]["value"] == 1.0  # K above the tiny catalogue
+    assert table["chance@4"]["chance"]["value"] == 0.25
+    assert report["previous_ds"] is None
+
+    html = store.get_text(f"reports/replay/ds={DS}/report.html")
+    assert '<table id="metrics">' in html and html.count("data:image/png;base64,") == 3
+    assert "HR@K for K &ge;" in html  # the catalogue-size caveat is spelled out
+    assert R.list_reports(store, settings) == [DS]
+
+    rows = _rows(url, DS)
+    assert len(rows) == sum(len(v) for v in table.values())
+    assert ("auc_click", "als", "baseline") == rows[[r[:2] for r in rows].index(
+        ("auc_click", "als"))][:3]
+
+    # rerun: the day is replaced, nothing duplicated
+    R.publish_report(DS, url, store, settings)
+    assert _rows(url, DS) == rows
+
+
+def test_delta_and_trend_use_the_previous_replayed_day(day, tmp_path):
+    url, store, settings = day
+    offline = replay.replay_offline(DS, url, store, settings)
+    for part in ("u2a", "ann"):  # parts with nothing to say still make a complete report
+        replay._write_part(store, settings, DS, part, {"metrics": [], "note": "test"})
+    yesterday = (dt.date.fromisoformat(DS) - dt.timedelta(days=1)).isoformat()
+    earlier = [dict(r, value=0.5) for r in offline["metrics"]]
+    R._record(url, yesterday, earlier, {})
+    report = R.publish_report(DS, url, store, settings)
+    assert report["previous_ds"] == yesterday
+    auc = report["metrics"]["auc_click"]["mspa"]
+    assert auc["previous"] == 0.5 and auc["delta"] == pytest.approx(auc["value"] - 0.5)
+    assert {r["ds"] for r in report["trend"]} == {yesterday, DS}
+
+
+def test_replay_of_an_unpublished_day_names_what_to_run(day):
+    url, store, settings = day
+    with pytest.raises(replay.ReplayInputsMissing, match="run mspa_daily for 2026-11-21"):
+        replay.replay_offline("2026-11-21", url, store, settings)
+
+
+def test_report_with_a_missing_part_names_the_task_and_writes_nothing(day):
+    url, store, settings = day
+    replay.replay_offline(DS, url, store, settings)
+    with pytest.raises(R.ReportIncomplete, match="part 'u2a'.*rerun the replay task 'u2a'"):
+        R.publish_report(DS, url, store, settings)
+    assert R.list_reports(store, settings) == []
+
+
+@pytest.mark.postgres
+def test_replay_metrics_on_postgres(pg_url):
+    rows = [replay.row("auc_click", "mspa", 0.61, 100),
+            replay.row("auc_click", "als", float("nan"), 100)]
+    R._record(pg_url, DS, rows, {"mspa": "v1"})
+    R._record(pg_url, DS, rows, {"mspa": "v1"})  # replaced, not duplicated
+    got = R.history(pg_url, DS, DS)
+    assert [(r["metric"], r["model"], r["kind"], r["value"], r["model_version"]) for r in got] \
+        == [("auc_click", "als", "baseline", None, ""), ("auc_click", "mspa", "mspa", 0.61, "v1")]
+
+
+def test_summary_text_lines_up_models():
+    report = {"models": ["mspa", "popularity", "als"],
+              "metrics": {"auc_click": {m: {"value": v, "n": 10} for m, v in
+                                        (("mspa", 0.6), ("popularity", 0.5), ("als", 0.7))}}}
+    assert R.summary_text(report).splitlines()[1].split() == ["auc_click", "0.6000", "0.5000",
+                                                              "0.7000", "10"]
