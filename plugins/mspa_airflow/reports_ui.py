@@ -98,7 +98,10 @@ th{{background:#f4f6f8}} td.num{{text-align:right;font-variant-numeric:tabular-n
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title=VIEW_NAME, description=__doc__, dependencies=[Depends(require_user)])
+    # No /docs, /redoc or /openapi.json: FastAPI adds those outside the app's dependencies,
+    # so they would be the one anonymous door into the page.
+    app = FastAPI(title=VIEW_NAME, description=__doc__, dependencies=[Depends(require_user)],
+                  docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired):

@@ -16,7 +16,8 @@ EXPECTED_TASKS = {
     "mspa_daily": {"ingest.prepare_tables", "ingest.extract_window", "ingest.quality_gate",
                    "ingest.publish_sessions", "compose.plan_shards", "compose.compose_shard",
                    "compose.publish_texts", "vectors.encode", "vectors.build_collection",
-                   "vectors.validate_collection", "vectors.publish_alias"},
+                   "vectors.validate_collection", "vectors.publish_alias",
+                   "replay.offline", "replay.u2a", "replay.ann_parity", "replay.publish_report"},
     "mspa_vectors_rollback": {"rollback"},
     "mspa_retrain": {"prepare", "train", "register"},
 }

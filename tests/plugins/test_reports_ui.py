@@ -123,6 +123,8 @@ def test_page_sits_behind_airflow_login(api_server):
                 {"Authorization": "Bearer not-a-token"})[0] == 403
     assert _get(f"{api_server}/mspa-reports/report/{DS}", {"Cookie": "_token=forged"})[0] == 403
     assert _token(api_server, "wrong")[0] == 401
+    for path in ("docs", "openapi.json", "redoc"):  # FastAPI's own pages: not served at all
+        assert _get(f"{api_server}/mspa-reports/{path}")[0] in (401, 404), path
 
     status, token = _token(api_server)
     assert status == 201
