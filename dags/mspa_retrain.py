@@ -28,6 +28,7 @@ import datetime as dt
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from mspa_airflow.alerts import on_failure
 from mspa_airflow.pods import trainer_launch
 
 RECOMMENDER_MODEL = Asset(name="mspa_recommender_model", uri="mspa://recommender_model",
@@ -59,6 +60,7 @@ def _optional(kind: str, description: str, minimum: float | None = None) -> Para
     tags=["mspa", "weekly", "training", "grpo"],
     default_args={
         "owner": "mspa-ml",
+        "on_failure_callback": on_failure,
         "retries": 2,
         "retry_delay": dt.timedelta(minutes=5),
         "retry_exponential_backoff": True,

@@ -16,6 +16,8 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, task
 
+from mspa_airflow.alerts import on_failure
+
 MILVUS_POOL = "mspa_milvus"
 
 
@@ -28,7 +30,7 @@ MILVUS_POOL = "mspa_milvus"
     doc_md=__doc__,
     tags=["mspa", "vectors", "ops"],
     # No automatic retry: a repeated rollback would move the alias back one more version.
-    default_args={"owner": "mspa-data-eng", "retries": 0},
+    default_args={"owner": "mspa-data-eng", "retries": 0, "on_failure_callback": on_failure},
     params={
         "to_collection": Param("", type="string",
                                description="Collection to serve; empty = previous version."),

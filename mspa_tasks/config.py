@@ -248,6 +248,15 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Failure and deadline notifications (``mspa_airflow.alerts``); off by default."""
+
+    enabled: bool = False
+    http_conn_id: str = "mspa_alerts"   # an Airflow HTTP connection: the webhook and its auth
+    endpoint: str = ""                  # path under the connection's host, if any
+
+
+@dataclass(frozen=True)
 class WorldConfig:
     preset: str = "demo"
     end_ds: str = "2026-11-20"
@@ -268,6 +277,7 @@ class Settings:
     vectors: VectorsConfig = field(default_factory=VectorsConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self) -> None:
@@ -321,7 +331,7 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
 
     sections = {"ingest": IngestConfig, "quality": QualityConfig, "compose": ComposeConfig,
                 "vectors": VectorsConfig, "align": AlignConfig, "replay": ReplayConfig,
-                "world": WorldConfig}
+                "alerts": AlertsConfig, "world": WorldConfig}
     typed = {}
     for key, cls in sections.items():
         values = raw.pop(key, {})

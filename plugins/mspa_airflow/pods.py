@@ -17,7 +17,10 @@ ACCELERATE_CONFIG = "/opt/mspa/docker/accelerate_zero3.yaml"
 POD_DEFAULTS: dict[str, Any] = {
     "image": "mspa/trainer:0.1.0", "namespace": "default", "service_account": "",
     "gpus": 1, "cpu": "8", "memory": "64Gi", "node_selector": {}, "tolerations": [],
-    "secrets": [], "startup_timeout_seconds": 1800, "shm_size": "16Gi", "run_as_user": 1000,
+    "secrets": [], "startup_timeout_seconds": 1800,
+    # Kubernetes kills a pod that outlives this, whatever Airflow's deferral state (the KPO's
+    # execution_timeout is not enforced after deferral: an open lifecycle bug).
+    "active_deadline_seconds": 12 * 3600, "shm_size": "16Gi", "run_as_user": 1000,
 }
 
 
@@ -73,6 +76,7 @@ def trainer_pod_operator(task_id: str, pod: dict[str, Any], config_uri: str, **k
         volume_mounts=[k8s.V1VolumeMount(name="dshm", mount_path="/dev/shm")],
         labels={"app": "mspa-trainer"},
         startup_timeout_seconds=p["startup_timeout_seconds"],
+        active_deadline_seconds=int(p["active_deadline_seconds"]),
         deferrable=True,
         get_logs=True,
         on_finish_action="delete_pod",

@@ -57,6 +57,7 @@ def test_production_trains_in_a_gpu_pod(prod_train_task):
     assert container.security_context.allow_privilege_escalation is False
     assert container.security_context.capabilities.drop == ["ALL"]
     assert spec.service_account_name == "mspa-trainer"
+    assert spec.active_deadline_seconds == 12 * 3600  # a stuck pod ends even after deferral
     assert pod.metadata.namespace == "mspa-training"
     shm = {v.name: v for v in spec.volumes}["dshm"]
     assert shm.empty_dir.medium == "Memory"

@@ -1,0 +1,71 @@
+"""Failure notifications and deadline alerts of the MSPA DAGs — off by default.
+
+Both go through Airflow's own ``HttpNotifier`` / ``HttpAsyncHook`` (provider ``http``) to
+the URL of the Airflow connection ``[alerts] http_conn_id`` (a chat webhook, an incident
+tool): credentials live in that connection, never here. With ``[alerts] enabled = false``
+(the default) a failure or a missed deadline is only logged.
+
+* :func:`on_failure` — a task's ``on_failure_callback`` (after its last retry).
+* :func:`deadline_missed` — the ``AsyncCallback`` of the daily DAG's ``DeadlineAlert``
+  (run by the triggerer when a run has not finished ``deadline_hours`` after it was queued).
+
+The payload names the DAG, run, task, ``ds``, the exception's first line and the log URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def alert_settings() -> Any:
+    from mspa_tasks.config import load_settings
+
+    return load_settings().alerts
+
+
+def payload(context: dict[str, Any], event: str) -> dict[str, Any]:
+    """The JSON sent for ``event`` (``task_failed`` or ``deadline_missed``)."""
+    ti = context.get("task_instance") or context.get("ti")
+    dag_run = context.get("dag_run")
+    exc = context.get("exception")
+    return {
+        "event": event,
+        "dag_id": getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", None),
+        "run_id": getattr(dag_run, "run_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "ds": context.get("ds"),
+        "try_number": getattr(ti, "try_number", None),
+        "error": str(exc).splitlines()[0][:500] if exc else None,
+        "log_url": getattr(ti, "log_url", None),
+    }
+
+
+def on_failure(context: dict[str, Any]) -> None:
+    """Task failure callback: POST the payload when alerts are enabled, else log it."""
+    cfg = alert_settings()
+    body = payload(context, "task_failed")
+    if not cfg.enabled:
+        log.warning("alert (alerts disabled, not sent): %s", body)
+        return
+    from airflow.providers.http.notifications.http import HttpNotifier
+
+    HttpNotifier(http_conn_id=cfg.http_conn_id, endpoint=cfg.endpoint or None,
+                 json=body).notify(context)
+    log.info("alert sent through connection %s: %s", cfg.http_conn_id, body)
+
+
+async def deadline_missed(context: dict[str, Any], **kwargs: Any) -> None:
+    """The daily DAG's deadline callback (runs in the triggerer)."""
+    cfg = alert_settings()
+    body = {**payload(context, "deadline_missed"), **kwargs}
+    if not cfg.enabled:
+        log.warning("deadline missed (alerts disabled, not sent): %s", body)
+        return
+    from airflow.providers.http.hooks.http import HttpAsyncHook
+
+    await HttpAsyncHook(method="POST", http_conn_id=cfg.http_conn_id).run(
+        endpoint=cfg.endpoint or None, json=body)
+    log.info("deadline alert sent through connection %s: %s", cfg.http_conn_id, body)
