@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo retrain replay browser test test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean
+.PHONY: help venv models airflow-init seed demo retrain replay debian-tools test test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
@@ -98,15 +98,18 @@ postgres:
 	@bash scripts/ensure_postgres.sh
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian's chromium for the UI page test (Playwright drives it; no browser download).
-browser:
-	@command -v chromium > /dev/null || { echo "== installing Debian's chromium (apt)"; \
-	  ($(SUDO) apt-get install -y -q chromium > $(VENV)/apt.log 2>&1 || \
-	   ($(SUDO) apt-get update -q >> $(VENV)/apt.log 2>&1 && $(SUDO) apt-get install -y -q chromium >> $(VENV)/apt.log 2>&1)) \
-	  || { tail -20 $(VENV)/apt.log; echo "install chromium (Debian package) to run the UI test"; exit 1; }; }
+# Debian tools the suite drives: chromium (the UI page test, through Playwright; no browser
+# download) and docker-compose (validates docker/compose.yaml; no Docker engine needed).
+DEBIAN_TOOLS := chromium docker-compose
+debian-tools:
+	@missing=""; for t in $(DEBIAN_TOOLS); do command -v $$t > /dev/null || missing="$$missing $$t"; done; \
+	[ -z "$$missing" ] || { echo "== installing Debian packages:$$missing (log: $(VENV)/apt.log)"; \
+	  ($(SUDO) apt-get install -y -q $$missing > $(VENV)/apt.log 2>&1 || \
+	   ($(SUDO) apt-get update -q >> $(VENV)/apt.log 2>&1 && $(SUDO) apt-get install -y -q $$missing >> $(VENV)/apt.log 2>&1)) \
+	  || { tail -20 $(VENV)/apt.log; echo "install$$missing (Debian packages) to run the suite"; exit 1; }; }
 
 # pytest exits 5 when it collects nothing: that is a failure of the suite, said plainly.
-test: venv models postgres browser
+test: venv models postgres debian-tools
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure"; exit 1; fi; exit $$rc
 

@@ -4,6 +4,8 @@
 # Build from the repository root:  docker build -f docker/trainer.Dockerfile -t mspa/trainer:0.1.0 .
 FROM nvidia/cuda:12.8.1-cudnn-devel-ubuntu24.04
 
+# TOKENIZERS_PARALLELISM is not a secret (hadolint matches "TOKEN"):
+# hadolint ignore=DL3064
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -11,6 +13,8 @@ ENV DEBIAN_FRONTEND=noninteractive \
     HF_HOME=/opt/mspa/cache/hf \
     TOKENIZERS_PARALLELISM=false
 
+# apt versions are pinned by the CUDA base image tag, not per package:
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv python3-dev git \
     && rm -rf /var/lib/apt/lists/*
