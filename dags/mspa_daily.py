@@ -45,9 +45,8 @@ Emits the Assets `mspa_sessions`, `mspa_preference_texts`, `mspa_author_texts`
 
 **Params** (Trigger DAG w/ config): `window_days`, `min_authors`, `min_tip_days`.
 
-Alerts: a task that fails after its retries, and a run not finished 6 h after it was queued,
-POST a JSON alert to the HTTP connection `mspa_alerts` when `[alerts] enabled` (off by
-default: logged only). Runbook: `docs/runbook.md`.
+Alerts: a task that fails after its retries POSTs a JSON alert to the HTTP connection
+`mspa_alerts` when `[alerts] enabled` (off by default: logged only). Runbook: `docs/runbook.md`.
 
 Environment: `MSPA_ENV=local` (SQLite, `file://`, milvus-lite file) or `prod` (connections
 `mspa_warehouse`, `aws_default`, `mspa_milvus`). Runbook and reasons: `sql/README.md`, `docs/`.
@@ -57,16 +56,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import (
-    Asset,
-    AsyncCallback,
-    DeadlineAlert,
-    DeadlineReference,
-    Param,
-    dag,
-    task,
-    task_group,
-)
+from airflow.sdk import Asset, Param, dag, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import on_failure
@@ -79,7 +69,6 @@ REPLAY_REPORT = Asset(name="mspa_replay_report", uri="mspa://reports/replay", gr
 COMPOSE_POOL = "mspa_compose"  # created by `make airflow-init`; size it to the GPU workers
 # A milvus-lite file is one process's at a time: one slot on the embedded default.
 MILVUS_POOL = "mspa_milvus"
-DEADLINE_HOURS = 6
 
 
 def _settings(params: dict | None):
@@ -115,12 +104,9 @@ def _milvus_target(settings):
     max_active_runs=1,
     doc_md=__doc__,
     tags=["mspa", "daily", "ingest", "compose", "vectors", "replay"],
-    # Analysts read the report in the morning: a run still going 6 h after it was queued
-    # (08:00 UTC for the 02:00 run) raises an alert ([alerts] in the settings; logged if off).
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=dt.timedelta(hours=DEADLINE_HOURS),
-        callback=AsyncCallback("mspa_airflow.alerts.deadline_missed",
-                               kwargs={"deadline_hours": DEADLINE_HOURS})),
+    # No DeadlineAlert yet: on Airflow 3.3.2 `airflow dags test` crashes on a DAG that has
+    # one (DagRun.update_state passes the serialized alert, a dict, as the alert's id).
+    # mspa_airflow.alerts.deadline_missed is the callback to wire once that is fixed.
     default_args={
         "on_failure_callback": on_failure,
         "owner": "mspa-data-eng",

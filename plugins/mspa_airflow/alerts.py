@@ -6,7 +6,8 @@ tool): credentials live in that connection, never here. With ``[alerts] enabled 
 (the default) a failure or a missed deadline is only logged.
 
 * :func:`on_failure` — a task's ``on_failure_callback`` (after its last retry).
-* :func:`deadline_missed` — the ``AsyncCallback`` of the daily DAG's ``DeadlineAlert``
+* :func:`deadline_missed` — an ``AsyncCallback`` for a ``DeadlineAlert`` (not wired into the
+  daily DAG yet: `airflow dags test` on Airflow 3.3.2 crashes on a DAG with a deadline)
   (run by the triggerer when a run has not finished ``deadline_hours`` after it was queued).
 
 The payload names the DAG, run, task, ``ds``, the exception's first line and the log URL.

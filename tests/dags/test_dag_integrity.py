@@ -50,14 +50,6 @@ def test_dag_is_documented_tagged_and_retried(dagbag, dag_id):
         assert task.on_failure_callback, f"{task.task_id} has no failure alert"
 
 
-def test_daily_dag_has_a_deadline_alert(dagbag):
-    dag = dagbag.dags["mspa_daily"]
-    (alert,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
-    assert alert.interval.total_seconds() == 6 * 3600
-    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
-    assert alert.callback.path == "mspa_airflow.alerts.deadline_missed"
-
-
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_files_are_wiring_only(path: Path):
     """No heavy import at module top level: the scheduler parses these files constantly."""

@@ -60,11 +60,7 @@ def test_daily_dag_ingests_composes_and_publishes(airflow_env):
     assert manifest["counts"]["events"]["quarantined"] == ledger["tip_events"]
     assert manifest["counts"]["authors"]["dropped"] == ledger["authors"]
     assert manifest["counts"]["users"]["kept"] > 0
-    db = sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
-    extras = [json.loads(e) for (e,) in db.execute(
-        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-        "WHERE a.name = 'mspa_sessions'")]
-    db.close()
+    extras = _asset_extras(airflow_env, "mspa_sessions")
     assert {"ds": DS, "manifest": f"file://{_manifest_path(airflow_env, DS)}"} in extras
     artifacts = Path(airflow_env["MSPA_HOME"]) / "artifacts"
     prefs = json.loads((artifacts / f"preference_texts/ds={DS}/manifest.json").read_text())
@@ -90,11 +86,7 @@ def test_daily_dag_ingests_composes_and_publishes(airflow_env):
     assert hits[0]["distance"] >= hits[-1]["distance"]
     gate = json.loads((artifacts / f"reports/vectors/ds={DS}/gate.json").read_text())
     assert gate["passed"] and gate["collection"] == served
-    db = sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
-    extras = [json.loads(e) for (e,) in db.execute(
-        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-        "WHERE a.name = 'mspa_author_vectors'")]
-    db.close()
+    extras = _asset_extras(airflow_env, "mspa_author_vectors")
     assert {"alias": "mspa_authors", "collection": served, "ds": DS} in extras
 
     # replay: MSPA and both baselines side by side, recorded per day, announced as an Asset
@@ -110,12 +102,19 @@ def test_daily_dag_ingests_composes_and_publishes(airflow_env):
                                   (DS,)).fetchone()
     warehouse.close()
     assert n_rows == sum(len(v) for v in report["metrics"].values())
-    db = sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
-    extras = [json.loads(e) for (e,) in db.execute(
-        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-        "WHERE a.name = 'mspa_replay_report'")]
-    db.close()
+    extras = _asset_extras(airflow_env, "mspa_replay_report")
     assert {"ds": DS, "report": f"file://{artifacts}/reports/replay/ds={DS}/report.html"} in extras
+
+
+def _asset_extras(env: dict, asset: str) -> list[dict]:
+    """The ``extra`` of every event of ``asset`` in Airflow's metadata database."""
+    db = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    try:
+        return [json.loads(e) for (e,) in db.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE a.name = ?", (asset,))]
+    finally:
+        db.close()
 
 
 def _consumer_query(env: dict) -> tuple[list[dict], str]:
