@@ -71,6 +71,7 @@ demo: venv models airflow-init seed
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset preference_texts
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset author_texts
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset author_vectors
+	@$(BIN)/python -m mspa_tasks replay show --ds $(DS)
 	@echo "  dag log      $(MSPA_HOME)/demo-dag.log"
 	@echo "  airflow home $(AIRFLOW_HOME)  (airflow standalone to browse it)"
 
