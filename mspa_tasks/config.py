@@ -3,7 +3,9 @@
 ``MSPA_ENV`` is ``local`` (default: SQLite warehouse, ``file://`` artifacts, packaged models)
 or ``prod`` (warehouse and object store reached through Airflow connections). Settings hold
 no secrets: only connection ids, URIs without credentials and tuning knobs. ``MSPA_HOME``
-moves the local data folder (default: ``var/`` in the checkout).
+moves the local data folder (default: ``var/`` in the checkout). ``MSPA_CONFIG`` may name one
+more TOML file whose values replace the environment's, key by key (a deployment's tuning, a
+scale run's composer backend); it is validated the same way.
 
 Loading validates every value and says what was given, the rule and the fix.
 """
@@ -72,7 +74,7 @@ class ComposeConfig:
     """The composer: model, batching, budgets, retries and sharding."""
 
     model: str = "packaged:smollm2-135m-instruct"  # or a hub id / local folder
-    backend: str = "text"                           # text | vision
+    backend: str = "text"                           # text | vision | keywords (no model)
     batch_size: int = 16
     max_new_tokens: int = 16                        # per section (one line each)
     max_input_chars: int = 900                      # a user's fenced data block
@@ -89,8 +91,8 @@ class ComposeConfig:
     sample_size: int = 20
 
     def __post_init__(self) -> None:
-        _check(self.backend in ("text", "vision"), "compose.backend", self.backend,
-               "must be 'text' or 'vision'")
+        _check(self.backend in ("text", "vision", "keywords"), "compose.backend", self.backend,
+               "must be 'text', 'vision' or 'keywords'")
         _check(self.frames_as in ("captions", "images"), "compose.frames_as", self.frames_as,
                "must be 'captions' or 'images'")
         _check(not (self.backend == "text" and self.frames_as == "images"),
@@ -316,6 +318,22 @@ def default_home() -> Path:
     return Path(os.environ.get("MSPA_HOME") or REPO_ROOT / "var").resolve()
 
 
+def merge_overrides(raw: dict, path: Path) -> dict:
+    """``raw`` with the values of the TOML file ``path`` put over it (tables merged key by
+    key); unknown keys are refused later, like the environment file's own."""
+    try:
+        extra = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"MSPA_CONFIG={str(path)!r} cannot be read as TOML: {exc}") from exc
+    merged = dict(raw)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_settings(env: str | None = None, home: Path | str | None = None) -> Settings:
     """Load and validate the settings of ``env`` (default: ``$MSPA_ENV`` or ``local``)."""
     env = env or os.environ.get("MSPA_ENV", "local")
@@ -324,6 +342,9 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
             f"setting MSPA_ENV={env!r} is invalid: it must be one of {', '.join(ENVIRONMENTS)}."
         )
     raw = tomllib.loads((Path(__file__).parent / "conf" / f"{env}.toml").read_text())
+    override = os.environ.get("MSPA_CONFIG")
+    if override:
+        raw = merge_overrides(raw, Path(override))
     home_path = Path(home).resolve() if home else default_home()
 
     def expand(value: str) -> str:

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.compose.backends import Backend, Request, load_backend
+from mspa_tasks.compose.backends import Backend, KeywordBackend, Request, load_backend
 from mspa_tasks.compose.prompting import (
     AuthorContent,
     PromptSpec,
@@ -103,7 +103,10 @@ def plan_shards(cfg: ComposeConfig) -> list[dict[str, Any]]:
 
 
 def model_version(cfg: ComposeConfig, settings: Settings) -> str:
-    """What names the weights: the content-keyed packaged folder, a folder name or a hub id."""
+    """What names the weights: the content-keyed packaged folder, a folder name or a hub id
+    (``keywords-v1`` for the model-free backend)."""
+    if cfg.backend == "keywords":
+        return KeywordBackend.model_version
     return Path(resolve_model_path(cfg, settings, prepare=False)).name \
         if cfg.model.startswith("packaged:") or Path(cfg.model).exists() else cfg.model
 
@@ -319,7 +322,8 @@ def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
     composed: dict[int, Composed] = {}
     if misses:
         if backend is None:
-            backend = load_backend(cfg.backend, resolve_model_path(cfg, settings),
+            path = None if cfg.backend == "keywords" else resolve_model_path(cfg, settings)
+            backend = load_backend(cfg.backend, path,
                                    batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
                                    model_version=version)
         images = _images(store, misses, frames, kind) if cfg.frames_as == "images" else None

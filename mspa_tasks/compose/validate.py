@@ -22,14 +22,23 @@ until very what when where which while with would your streamer streamers stream
 viewer viewers like phrase short tipped recent first""".split())
 
 
+def content_words(text: str) -> list[str]:
+    """Lower-cased content words (letters, at least 4, not stop words), in order.
+
+    >>> content_words("Calming ballads with a view, 2 singers")
+    ['calming', 'ballads', 'view', 'singers']
+    """
+    return [w for w in (m.lower() for m in _WORD.findall(text))
+            if len(w) >= STEM and w not in STOPWORDS]
+
+
 def stems(text: str) -> set[str]:
     """Lower-cased word stems (first 4 letters) of content words.
 
     >>> sorted(stems("Calming ballads, singing in Chengdu!"))
     ['ball', 'calm', 'chen', 'sing']
     """
-    return {w[:STEM] for w in (m.lower() for m in _WORD.findall(text))
-            if len(w) >= STEM and w not in STOPWORDS}
+    return {w[:STEM] for w in content_words(text)}
 
 
 def section_problem(answer: str, data: str) -> str | None:

@@ -83,6 +83,10 @@ PRESETS: dict[str, WorldSpec] = {
     # >= 100k authors and >= 1M tip events (about 1.2M with this seed).
     "scale": WorldSpec(n_users=40_000, n_authors=100_000, tips_per_user_day=0.85,
                        impression_days=1, frames_per_author=1),
+    # The daily DAG's scale run (BENCHMARKS.md): >= 20k users, >= 100k authors, >= 2M tip
+    # events (about 2.1M with this seed).
+    "scale-dag": WorldSpec(n_users=24_000, n_authors=100_000, tips_per_user_day=2.5,
+                           impression_days=1, frames_per_author=1),
 }
 
 

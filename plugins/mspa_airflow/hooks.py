@@ -56,7 +56,9 @@ class WarehouseHook(_SettingsHook):
         conn_id = self.settings.warehouse_conn_id
         conn = self.optional_connection(conn_id)
         if conn is not None:
-            return self.url_from_connection(conn)
+            url = self.url_from_connection(conn)
+            log.info("warehouse: connection %s -> %s", conn_id, _hidden(url))
+            return url
         if self.settings.env == "local" and self.settings.warehouse_url:
             return self.settings.warehouse_url
         raise AirflowNotFoundException(
@@ -78,7 +80,21 @@ class WarehouseHook(_SettingsHook):
         url = sa.URL.create(driver, username=conn.login or None, password=conn.password or None,
                             host=conn.host or None, port=conn.port or None,
                             database=conn.schema or None)
-        return url.render_as_string(hide_password=False)
+        rendered = url.render_as_string(hide_password=False)
+        if conn.password:
+            # Airflow masks conn.password as given; the URL carries it percent-encoded, which
+            # the masker would not recognise in a driver's error message: mask both forms.
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(rendered)
+            mask_secret(rendered.split("://", 1)[1].split("@", 1)[0].partition(":")[2])
+        return rendered
+
+
+def _hidden(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.make_url(url).render_as_string(hide_password=True)
 
 
 def artifact_store(settings: Settings | None = None) -> ArtifactStore:

@@ -46,3 +46,18 @@ def test_params_override_ingest_knobs_and_change_fingerprint(tmp_path):
     assert t.fingerprint() != s.fingerprint()
     with pytest.raises(ConfigError):
         s.with_ingest(min_tip_days=20, window_days=14)
+
+
+def test_override_file_replaces_values_key_by_key(monkeypatch, tmp_path):
+    override = tmp_path / "scale.toml"
+    override.write_text('[compose]\nbackend = "keywords"\nn_shards = 8\n')
+    monkeypatch.setenv("MSPA_CONFIG", str(override))
+    s = load_settings("local", home=tmp_path)
+    assert (s.compose.backend, s.compose.n_shards) == ("keywords", 8)
+    assert s.compose.batch_size == 16 and s.ingest.window_days == 30  # the rest unchanged
+    override.write_text("[compose]\nn_shardz = 8\n")
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['n_shardz'\] in \[compose\]"):
+        load_settings("local", home=tmp_path)
+    override.write_text("[compose\n")
+    with pytest.raises(ConfigError, match="cannot be read as TOML"):
+        load_settings("local", home=tmp_path)
