@@ -28,6 +28,28 @@ log = logging.getLogger(__name__)
 SQL_DIR = REPO_ROOT / "sql"
 
 
+INVALID_TEXT = {"values": 0}
+
+
+def _lenient_text(raw: bytes) -> str:
+    r"""SQLite TEXT as str. SQLite stores whatever bytes a loader wrote; a value that is not
+    valid UTF-8 is read with U+FFFD in place of the bad bytes (counted in ``INVALID_TEXT``
+    and logged once per process) instead of failing the whole read. PostgreSQL refuses such
+    bytes at load.
+
+    >>> _lenient_text(b"caf\xc3\xa9"), _lenient_text(b"caf\xe9 live")
+    ('café', 'caf\ufffd live')
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if not INVALID_TEXT["values"]:
+            log.warning("warehouse text that is not valid UTF-8 (%r…) is read with U+FFFD in "
+                        "place of the bad bytes", raw[:40])
+        INVALID_TEXT["values"] += 1
+        return raw.decode("utf-8", "replace")
+
+
 def make_engine(url: str | sa.URL) -> sa.Engine:
     """An engine for ``url``; SQLite files get WAL and foreign-key-free fast settings."""
     engine = sa.create_engine(url, future=True)
@@ -45,6 +67,7 @@ def make_engine(url: str | sa.URL) -> sa.Engine:
             cur.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache
             cur.execute("PRAGMA busy_timeout=60000")
             cur.close()
+            dbapi_conn.text_factory = _lenient_text
 
     return engine
 

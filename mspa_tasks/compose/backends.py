@@ -300,18 +300,21 @@ class KeywordBackend:
     The fenced data is one line per author (``<category> streamer <nick> in <place>
     (tipped Nx); intro: …; frames: …; speech: …; comments: …``, see
     ``prompting.AuthorContent.render``). A section reads the fields named in
-    :attr:`SECTION_FIELDS` (unknown sections read all of them); each term counts once per
-    author line, times the times that author was tipped, and the ``top`` terms by weight
-    (ties: first seen) are the answer. Whole phrases for categories and places, content
-    words for free text.
+    :attr:`SECTION_FIELDS`, tier by tier until one yields a term (a user's line is often cut
+    by the context budget before its frames or comments; unknown sections read every field);
+    each term counts once per author line, times the times that author was tipped, and the
+    ``top`` terms by weight (ties: first seen) are the answer. Whole phrases for categories
+    and places, content words for free text.
     """
 
     model_version = "keywords-v1"
     modality = "text"
     SECTION_FIELDS = {
-        "Favoured author types": ("category", "intro"), "Author type": ("category", "intro"),
-        "Environment and scene": ("frames",), "Atmosphere and style": ("speech", "comments"),
-        "Regional bias": ("place",), "Region": ("place",),
+        "Favoured author types": (("category",), ("intro",)),
+        "Author type": (("category",), ("intro",)),
+        "Environment and scene": (("frames",), ("intro",)),
+        "Atmosphere and style": (("speech", "comments"), ("intro",)),
+        "Regional bias": (("place",),), "Region": (("place",),),
     }
     _DATA = re.compile(r"<data>\n(.*)\n</data>", re.DOTALL)
     _WHO = re.compile(r"^(?P<category>.*?) streamer .*?(?: in (?P<place>[^(]*?))?"
@@ -345,16 +348,18 @@ class KeywordBackend:
         return out, times
 
     def answer(self, data: str, section: str) -> str:
-        wanted = self.SECTION_FIELDS.get(section)
-        weights: dict[str, int] = {}
-        for line in data.splitlines():
-            fields, times = self.fields(line)
-            terms = dict.fromkeys(t for name, values in fields.items()
-                                  if wanted is None or name in wanted for t in values)
-            for term in terms:
-                weights[term] = weights.get(term, 0) + times
-        ranked = sorted(weights, key=lambda t: -weights[t])  # stable: ties keep first seen
-        return ", ".join(ranked[: self.top])
+        lines = [self.fields(line) for line in data.splitlines()]
+        for wanted in self.SECTION_FIELDS.get(section, (None,)):
+            weights: dict[str, int] = {}
+            for fields, times in lines:
+                terms = dict.fromkeys(t for name, values in fields.items()
+                                      if wanted is None or name in wanted for t in values)
+                for term in terms:
+                    weights[term] = weights.get(term, 0) + times
+            if weights:
+                ranked = sorted(weights, key=lambda t: -weights[t])  # ties keep first seen
+                return ", ".join(ranked[: self.top])
+        return ""
 
     def generate(self, requests: list[Request], seed: int | None = None) -> list[Generation]:
         out = []

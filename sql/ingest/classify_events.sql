@@ -4,9 +4,24 @@
 -- The rules and their order are documented in sql/README.md. The last rule,
 -- duplicate_event, is applied to these rows by mspa_tasks.ingest.mark_duplicates (a sort in
 -- memory; SQLite's ROW_NUMBER over the window cost more than the whole plain SELECT).
+{%- set ints = ["event_id", "user_id", "author_id", "live_id", "ts", "ingested_at"] %}
 SELECT
+{%- if dialect == "sqlite" %}
+    -- SQLite keeps whatever a loader wrote (text in a number column); PostgreSQL refuses it
+    -- at load. Such a value is read as NULL and its row quarantined as bad_type.
+    e.load_seq,
+    {%- for c in ints %}
+    CASE WHEN typeof(e.{{ c }}) = 'integer' THEN e.{{ c }} END AS {{ c }},
+    {%- endfor %}
+    CASE WHEN typeof(e.amount) IN ('integer', 'real') THEN e.amount END AS amount,
+{%- else %}
     e.load_seq, e.event_id, e.user_id, e.author_id, e.live_id, e.ts, e.amount, e.ingested_at,
+{%- endif %}
     CASE
+{%- if dialect == "sqlite" %}
+        WHEN {% for c in ints %}typeof(e.{{ c }}) NOT IN ('integer', 'null') OR {% endfor -%}
+             typeof(e.amount) NOT IN ('integer', 'real', 'null') THEN 'bad_type'
+{%- endif %}
         WHEN e.event_id IS NULL OR e.user_id IS NULL OR e.author_id IS NULL OR e.ts IS NULL
             THEN 'null_key'
         WHEN e.amount IS NULL OR e.amount <= 0 THEN 'invalid_amount'

@@ -44,10 +44,21 @@ def test_author_text_and_empty_profile():
                          spec.version)
     texts = compose_texts([full, bare], spec, backend, retries=1)
     assert texts[2].status == "ok"
-    assert texts[2].text.splitlines()[0] == "Author type: gaming, plays, ranked"
+    assert texts[2].text.splitlines()[0] == "Author type: gaming"
     # nothing to extract: stored as failed with the reason, never invented
     assert texts[9].status == "failed" and "empty" in texts[9].reason
     assert texts[9].attempts == 2
+
+
+def test_a_section_whose_fields_were_cut_reads_the_next_tier():
+    spec = load_prompt("preference_v1")
+    # a 100-character budget per author keeps the who and part of the intro only
+    user = render_user(7, [(1, 1), (2, 1)], CONTENT, 200, 100, "keywords-v1", spec.version)
+    assert "frames:" not in user.data
+    texts = compose_texts([user], spec, KeywordBackend(), retries=0)
+    assert texts[7].status == "ok", texts[7].reason
+    lines = dict(line.split(": ", 1) for line in texts[7].text.splitlines())
+    assert lines["Environment and scene"] == "sings, ballads, bedroom"
 
 
 def test_same_input_same_answer():
