@@ -24,12 +24,61 @@ def _rng(salt: str, user_id: int, m: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+class CandidatePool:
+    """The authors candidates are drawn from, indexed once: ids, unit vectors, category
+    codes. Drawing is numpy over the pool (no per-author Python): a 100,000-author pool
+    draws a set in milliseconds, so every test user of a scale day gets one."""
+
+    def __init__(self, author_ids: Sequence[int], categories: Mapping[int, str | None],
+                 vectors: np.ndarray) -> None:
+        self.ids = np.asarray(author_ids, dtype=np.int64)
+        self.vectors = vectors
+        self.index = {int(a): i for i, a in enumerate(self.ids.tolist())}
+        codes: dict[str | None, int] = {}
+        self.category = np.array([codes.setdefault(categories.get(int(a)), len(codes))
+                                  for a in self.ids.tolist()], dtype=np.int64)
+
+    def draw(self, user_id: int, gt: int, tipped: set[int], m: int,
+             salt: str = "mspa-candidates-v1") -> list[int]:
+        """``m`` author ids holding ``gt`` once, in a seeded shuffled order (module doc)."""
+        if m < 2:
+            raise ValueError(f"m={m}: a candidate set needs the ground truth and a negative")
+        if gt not in self.index:
+            raise KeyError(f"ground truth {gt} of user {user_id} has no author vector")
+        g = self.index[gt]
+        # The ground truth is never its own negative, whether or not ``tipped`` holds it.
+        excluded = np.fromiter(tipped | {gt}, dtype=np.int64, count=len(tipped | {gt}))
+        eligible = ~np.isin(self.ids, excluded)
+        n_eligible = int(eligible.sum())
+        if n_eligible < m - 1:
+            raise NotEnoughAuthors(f"user {user_id}: {n_eligible} eligible negatives, "
+                                   f"need {m - 1}")
+        scores = self.vectors @ self.vectors[g]
+        same = self.category == self.category[g]
+        # Hard: same category first, then nearest; ties broken by id for determinism.
+        n_hard = (m - 1) // 2
+        hard: list[int] = []
+        for group in (eligible & same, eligible & ~same):
+            if len(hard) >= n_hard:
+                break
+            pos = np.flatnonzero(group)
+            order = pos[np.lexsort((self.ids[pos], -scores[pos]))]
+            hard += [int(a) for a in self.ids[order[: n_hard - len(hard)]]]
+        rng = _rng(salt, user_id, m)
+        rest = self.ids[eligible & ~np.isin(self.ids, np.asarray(hard, dtype=np.int64))]
+        random = [int(a) for a in rng.choice(rest, size=m - 1 - n_hard, replace=False)]
+        out = [gt, *hard, *random]
+        rng.shuffle(out)
+        return out
+
+
 def candidate_set(user_id: int, gt: int, tipped: set[int], author_ids: Sequence[int],
                   categories: Mapping[int, str | None], vectors: np.ndarray, m: int,
                   salt: str = "mspa-candidates-v1") -> list[int]:
     """``m`` author ids holding ``gt`` once, in a seeded shuffled order.
 
-    ``author_ids[i]`` has the unit vector ``vectors[i]``.
+    ``author_ids[i]`` has the unit vector ``vectors[i]``. (Many draws over the same authors:
+    build one :class:`CandidatePool`.)
 
     >>> v = np.eye(6, dtype=np.float32)
     >>> v[1] = v[0] * 0.9 + v[1] * 0.1; v[1] /= np.linalg.norm(v[1])
@@ -39,27 +88,4 @@ def candidate_set(user_id: int, gt: int, tipped: set[int], author_ids: Sequence[
     >>> sorted(s)[:2], 13 in s, len(set(s))
     ([10, 11], False, 4)
     """
-    if m < 2:
-        raise ValueError(f"m={m}: a candidate set needs the ground truth and a negative")
-    index = {int(a): i for i, a in enumerate(author_ids)}
-    if gt not in index:
-        raise KeyError(f"ground truth {gt} of user {user_id} has no author vector")
-    # The ground truth is never its own negative, whether or not ``tipped`` holds it.
-    eligible = np.array([a not in tipped and a != gt for a in author_ids], dtype=bool)
-    if eligible.sum() < m - 1:
-        raise NotEnoughAuthors(f"user {user_id}: {int(eligible.sum())} eligible negatives, "
-                               f"need {m - 1}")
-    ids = np.asarray(author_ids, dtype=np.int64)
-    scores = vectors @ vectors[index[gt]]
-    same = np.array([categories.get(int(a)) == categories.get(gt) for a in ids], dtype=bool)
-    # Hard: same category first, then nearest; ties broken by id for determinism.
-    order = np.lexsort((ids, -scores, ~same))
-    n_hard = (m - 1) // 2
-    hard = [int(ids[i]) for i in order if eligible[i]][:n_hard]
-    rng = _rng(salt, user_id, m)
-    rest = np.array([int(a) for a, ok in zip(ids, eligible, strict=True)
-                     if ok and int(a) not in hard], dtype=np.int64)
-    random = [int(a) for a in rng.choice(rest, size=m - 1 - n_hard, replace=False)]
-    out = [gt, *hard, *random]
-    rng.shuffle(out)
-    return out
+    return CandidatePool(author_ids, categories, vectors).draw(user_id, gt, tipped, m, salt)

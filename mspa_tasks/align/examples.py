@@ -4,7 +4,7 @@ For every kept user of ``ds``'s published ``sessions`` partition, the **ground t
 author of the user's last tip event in the window (ingest's ``is_ground_truth`` row, the last
 by ``seq``). The
 prompt shows the history *without that one event* (an author tipped again earlier still
-appears, with the earlier count) and ``m`` candidates (:func:`candidate_set`), each by id and
+appears, with the earlier count) and ``m`` candidates (:class:`CandidatePool`), each by id and
 its author feature text (or its profile when the feature text failed). The model writes the
 preference itself ("User Preference"), a reason, and the recommended id: the paper's
 self-corrective alignment, whose rewards judge the preference by the recommendation it
@@ -29,7 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from mspa_tasks.align.candidates import NotEnoughAuthors, candidate_set
+from mspa_tasks.align.candidates import CandidatePool, NotEnoughAuthors
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.compose.prompting import clean, render_user
 from mspa_tasks.compose.run import load_author_content
@@ -152,6 +152,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
     lines = {a: candidate_line(a, texts.get(a) or profile_text(authors.get(a, {})),
                                cfg.candidate_chars) for a in author_ids}
     tipped_by = {u: {a for _, a in events[u]} for u in users}
+    pool = CandidatePool(author_ids, categories, vectors)
 
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = defaultdict(int)
@@ -166,8 +167,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                                settings.compose.min_author_chars, "align", PROMPT_VERSION).data
             for m in sizes:
                 try:
-                    ids = candidate_set(u, gt, tipped_by[u] - {gt}, author_ids, categories,
-                                        vectors, m, cfg.candidate_salt)
+                    ids = pool.draw(u, gt, tipped_by[u] - {gt}, m, cfg.candidate_salt)
                 except NotEnoughAuthors:
                     skipped[f"not_enough_authors_m{m}"] += 1
                     continue

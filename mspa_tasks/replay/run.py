@@ -381,7 +381,8 @@ def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
 
 def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Settings,
                target) -> dict[str, Any]:
-    """The ``ann`` part: a sample of requests through the published alias vs exact search."""
+    """The ``ann`` part: a sample of requests through the published alias (or, for a past
+    day replayed after a newer one was published, that day's own collection) vs exact."""
     from mspa_tasks.vectors import milvus
 
     cfg = settings.replay
@@ -399,13 +400,17 @@ def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Sett
     # as the vector gate: K at most a quarter of the catalogue, so that ranking is measured
     k = max(1, min(cfg.hr_k, len(data.author_ids) // 4))
     with milvus.milvus_client(target) as client:
-        serving = milvus.serving_collection(client, settings.vectors.alias)
+        # the alias itself when it serves ds; a past day's own collection in a backfill
+        serving = milvus.collection_of_day(client, settings.vectors.alias, ds)
         if serving is None:
             return _write_part(store, settings, ds, "ann", {
-                "metrics": [], "note": f"alias {settings.vectors.alias} serves nothing yet"})
-        milvus.ensure_loaded(client, settings.vectors.alias)
+                "metrics": [], "note": f"no collection of ds={ds} behind "
+                                       f"{settings.vectors.alias} (nothing published yet)"})
+        through = (settings.vectors.alias if serving == milvus.serving_collection(
+            client, settings.vectors.alias) else serving)
+        milvus.ensure_loaded(client, through)
         started = time.perf_counter()
-        ann = milvus._search_positions(client, settings.vectors.alias, queries, k,
+        ann = milvus._search_positions(client, through, queries, k,
                                        settings.vectors, data.author_index)
         seconds = time.perf_counter() - started
     exact_scores = queries @ data.author_vectors.T

@@ -15,7 +15,9 @@ a token), through pymilvus ``MilvusClient``. Consumers search the stable alias
    finds itself first when searched by its own vector. Any failure marks the collection
    ``failed`` with the reason and raises :class:`VectorGateError`; the alias is not touched.
 3. :func:`publish_collection` swaps the alias in one ``alter_alias`` (only onto a
-   ``validated`` collection), then applies the retention rule (:func:`retention_plan`).
+   ``validated`` collection), then applies the retention rule (:func:`retention_plan`). The
+   alias only moves forward in ``ds``: publishing a past day (a backfill, a rerun) while a
+   newer day serves leaves the alias where it is.
 4. :func:`rollback` points the alias back at the previous published version.
 
 State lives in Milvus itself, as collection properties (``mspa.status``, ``mspa.ds``,
@@ -444,6 +446,15 @@ def publish_collection(ds: str, name: str, target: MilvusTarget,
             raise PublishRefused(f"{name} has status {status!r}: an alias only ever points to "
                                  "a validated collection (docs/decisions.md)")
         previous = serving_collection(client, cfg.alias)
+        newer = _properties(client, previous).get("mspa.ds", "") if previous else ""
+        if previous and previous != name and newer > ds:
+            # A backfill or a rerun of a past day: consumers keep the newer vectors. The
+            # collection stays validated (the day's replay measures it); retention drops it.
+            log.warning("alias %s stays on %s (ds=%s): %s is of the older ds=%s, and a past "
+                        "day never moves consumers back (roll back explicitly for that)",
+                        cfg.alias, previous, newer, name, ds)
+            return {"alias": cfg.alias, "collection": previous, "previous": previous,
+                    "kept": [], "dropped": [], "ds": ds, "moved": False, "built": name}
         ensure_loaded(client, name)  # consumers never find the new version unloaded
         if previous is None:
             client.create_alias(name, cfg.alias)
@@ -456,7 +467,21 @@ def publish_collection(ds: str, name: str, target: MilvusTarget,
             log.info("retention: dropping %s", old)
             client.drop_collection(old)
     return {"alias": cfg.alias, "collection": name, "previous": previous, "kept": kept,
-            "dropped": dropped, "ds": ds}
+            "dropped": dropped, "ds": ds, "moved": True, "built": name}
+
+
+def collection_of_day(client: Any, alias: str, ds: str) -> str | None:
+    """What serves ``ds``: the alias when it points at a collection of ``ds``, else the
+    newest built validated or published collection of ``ds`` (a backfilled past day), else
+    None."""
+    serving = serving_collection(client, alias)
+    if serving and _properties(client, serving).get("mspa.ds") == ds:
+        return serving
+    days = [v for v in _versions(client, alias)
+            if v.ds == ds and v.status in ("validated", "published")]
+    days.sort(key=lambda v: (int(v.properties.get("mspa.created_at", 0) or 0), v.collection),
+              reverse=True)
+    return days[0].collection if days else None
 
 
 def rollback(target: MilvusTarget, settings: Settings, to: str | None = None,

@@ -74,6 +74,23 @@ def test_retention_keeps_the_last_versions_one_per_day(milvus_settings, local_st
     assert [v["serving"] for v in versions] == [True, False]
 
 
+def test_a_past_day_rerun_never_moves_the_alias_back(milvus_settings, local_store):
+    settings, target = milvus_settings
+    for i, ds in enumerate((D1, D2)):
+        publish_vectors(local_store, ds, seed=i)
+    refresh(D1, target, local_store, settings)
+    newest = refresh(D2, target, local_store, settings)
+    rerun = milvus.build_collection(D1, target, local_store, settings).collection
+    milvus.validate_collection(D1, rerun, target, local_store, settings)
+    result = milvus.publish_collection(D1, rerun, target, settings)
+    assert result["moved"] is False and result["collection"] == newest
+    with milvus_client(target) as client:
+        assert client.describe_alias("mspa_authors")["collection_name"] == newest
+        assert milvus.collection_of_day(client, "mspa_authors", D1) == rerun  # its replay
+        assert milvus.collection_of_day(client, "mspa_authors", D2) == newest
+        assert milvus.collection_of_day(client, "mspa_authors", D3) is None
+
+
 def test_failed_gate_leaves_the_alias_on_the_previous_version(milvus_settings, local_store):
     settings, target = milvus_settings
     before = publish_vectors(local_store, D1)
