@@ -19,13 +19,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo retrain replay debian-tools test test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean
+.PHONY: help venv models airflow-init seed demo retrain replay celery debian-tools test test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
 	@echo "make test   set up everything and run the whole test suite"
 	@echo "make retrain   after make demo: GRPO-retrain the recommender on the demo world (DS=$(DS))"
 	@echo "make replay    after make demo: rerun only the replay and its report (DS=$(DS))"
+	@echo "make celery    backfill $(CELERY_FROM)..$(DS) under the CeleryExecutor: PostgreSQL, Redis, 2 workers"
 	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean"
 
 venv: $(VENV)/.installed
@@ -99,6 +100,15 @@ replay: venv airflow-init
 	echo "== replay finished in $$(( $$(date +%s) - start ))s"
 	@$(BIN)/python -m mspa_tasks replay show --ds $(DS)
 
+# Beyond one process: Airflow's CeleryExecutor with a PostgreSQL metadata DB (database
+# mspa_airflow on the local server), the local Redis as broker, an API server, a scheduler, a
+# DAG processor and two workers; a backfill of CELERY_FROM..DS with the middle day rerun.
+CELERY_FROM ?= 2026-11-18
+CELERY_CONFIG ?= scripts/celery_fast.toml
+celery: venv models postgres
+	$(BIN)/python scripts/celery_stack.py --home $(MSPA_HOME)/celery --fresh --from $(CELERY_FROM) \
+	  --to $(DS) --workers 2 --rerun-middle $(if $(CELERY_CONFIG),--config $(CELERY_CONFIG))
+
 postgres:
 	@bash scripts/ensure_postgres.sh
 
@@ -122,7 +132,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -m "not slow and not airflow" $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check mspa_tasks plugins dags tests bench
+	$(BIN)/ruff check mspa_tasks plugins dags tests bench scripts
 
 bench-ingest: venv
 	$(BIN)/python bench/ingest.py

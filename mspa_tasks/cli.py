@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env", default=None, help="local or prod (default: $MSPA_ENV or local)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("seed-world", help="write the demo world")
-    p.add_argument("--preset", default="demo", help="tiny, demo, default, scale or scale-dag")
+    p.add_argument("--preset", default="demo", help="tiny, e2e, demo, default, scale or scale-dag")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--end-ds", default=None)
     p.set_defaults(func=cmd_seed_world)

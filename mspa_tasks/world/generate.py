@@ -79,6 +79,10 @@ PRESETS: dict[str, WorldSpec] = {
     # texts/s and ~1.1 author texts/s before retries: ~200 kept users + ~385 kept authors
     # take ~11-12 min. WorldSpec() itself is the larger 2,000 x 3,000 world.
     "demo": WorldSpec(n_users=300, n_authors=400),
+    # The smallest world the whole daily DAG is tested on through Airflow with SmolLM2
+    # (tests/dags): ~40 kept users, ~85 kept authors, so the composer takes ~2 min on CPU.
+    "e2e": WorldSpec(n_users=60, n_authors=90, impression_days=2, frames_per_author=1,
+                     tips_per_user_day=0.6),
     "default": WorldSpec(),
     # >= 100k authors and >= 1M tip events (about 1.2M with this seed).
     "scale": WorldSpec(n_users=40_000, n_authors=100_000, tips_per_user_day=0.85,

@@ -1,4 +1,4 @@
-"""The daily DAG run by Airflow itself (`airflow dags test`) on a tiny demo world."""
+"""The daily DAG run by Airflow itself (`airflow dags test`) on the small `e2e` world."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def airflow_env(tmp_path_factory) -> dict:
     for name, slots in (("mspa_compose", "2"), ("mspa_milvus", "1"), ("mspa_gpu", "1")):
         pool = _run(env, str(BIN / "airflow"), "pools", "set", name, slots, name)
         assert pool.returncode == 0, pool.stderr[-3000:]
-    seeded = _run(env, str(BIN / "python"), "-m", "mspa_tasks", "seed-world", "--preset", "tiny",
+    seeded = _run(env, str(BIN / "python"), "-m", "mspa_tasks", "seed-world", "--preset", "e2e",
                   "--end-ds", DS)
     assert seeded.returncode == 0, seeded.stderr[-3000:]
     return env
