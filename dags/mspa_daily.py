@@ -25,7 +25,7 @@
 | `encode` | sentence-transformers over the day's author feature texts (an author whose text failed is encoded from its profile, counted) and preference texts; reuses vectors of unchanged texts; publishes `author_vectors/ds=<ds>/` and `user_vectors/ds=<ds>/` | retried |
 | `build_collection` (pool `mspa_milvus`) | a new collection `mspa_authors__<ds>__<encoder>__<build>`: schema, index from config, batched insert, load | retried; a half-built collection is never served and is dropped by retention |
 | `validate_collection` (pool `mspa_milvus`) | the gate: row count = kept authors, same ids, stored = encoded vectors, ANN recall@K vs exact search, each spot-checked author finds itself first | **stops the run, no retry**; the log and `reports/vectors/ds=<ds>/gate.json` name each check; the alias keeps serving the previous version |
-| `publish_alias` (pool `mspa_milvus`) | one `alter_alias` of `mspa_authors` onto the validated collection; keeps the last `keep_versions` published versions, drops the rest | retried |
+| `publish_alias` (pool `mspa_milvus`) | one `alter_alias` of `mspa_authors` onto the validated collection; keeps the last `keep_versions` published versions, drops the rest. A past day (backfill) never moves the alias back from a newer one | retried |
 
 **Replay** (task group `replay`, the offline evaluation analysts read every morning):
 
