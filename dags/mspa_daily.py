@@ -45,7 +45,8 @@ Emits the Assets `mspa_sessions`, `mspa_preference_texts`, `mspa_author_texts`
 
 **Params** (Trigger DAG w/ config): `window_days`, `min_authors`, `min_tip_days`.
 
-Alerts: a task that fails after its retries POSTs a JSON alert to the HTTP connection
+Alerts: a task that fails after its retries, and (with `[alerts] deadline_hours`, 6 in prod)
+a run not finished that long after it was queued, POST a JSON alert to the HTTP connection
 `mspa_alerts` when `[alerts] enabled` (off by default: logged only). Runbook: `docs/runbook.md`.
 
 Environment: `MSPA_ENV=local` (SQLite, `file://`, milvus-lite file) or `prod` (connections
@@ -59,7 +60,7 @@ import datetime as dt
 from airflow.sdk import Asset, Param, dag, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from mspa_airflow.alerts import on_failure
+from mspa_airflow.alerts import daily_deadline, on_failure
 
 SESSIONS = Asset(name="mspa_sessions", uri="mspa://sessions", group="mspa")
 PREFERENCE_TEXTS = Asset(name="mspa_preference_texts", uri="mspa://preference_texts", group="mspa")
@@ -104,9 +105,9 @@ def _milvus_target(settings):
     max_active_runs=1,
     doc_md=__doc__,
     tags=["mspa", "daily", "ingest", "compose", "vectors", "replay"],
-    # No DeadlineAlert yet: on Airflow 3.3.2 `airflow dags test` crashes on a DAG that has
-    # one (DagRun.update_state passes the serialized alert, a dict, as the alert's id).
-    # mspa_airflow.alerts.deadline_missed is the callback to wire once that is fixed.
+    # A DeadlineAlert when [alerts] deadline_hours > 0 (prod: 6 h after queued). Off on the
+    # embedded default: `airflow dags test` on 3.3.2 crashes on one (apache/airflow#73428).
+    **daily_deadline(),
     default_args={
         "on_failure_callback": on_failure,
         "owner": "mspa-data-eng",

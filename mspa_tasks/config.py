@@ -256,6 +256,13 @@ class AlertsConfig:
     enabled: bool = False
     http_conn_id: str = "mspa_alerts"   # an Airflow HTTP connection: the webhook and its auth
     endpoint: str = ""                  # path under the connection's host, if any
+    # A DeadlineAlert on mspa_daily: runs not finished this long after being queued alert.
+    # 0 = none (the embedded default: `airflow dags test` on Airflow 3.3.2 crashes on one).
+    deadline_hours: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.deadline_hours <= 48, "alerts.deadline_hours", self.deadline_hours,
+               "must be between 0 (no deadline) and 48 hours")
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,16 @@ class Stack:
             "seconds": round((r.end_date - r.start_date).total_seconds(), 1)
             if r.start_date and r.end_date else None} for r in rows}
 
+    def deadlines(self) -> list[dict[str, Any]]:
+        """The DeadlineAlert deadlines the scheduler materialised for the backfill runs."""
+        with self.engine().connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT r.logical_date, d.deadline_time, d.missed FROM deadline d "
+                "JOIN dag_run r ON r.id = d.dagrun_id WHERE r.dag_id = :d "
+                "AND r.run_type = 'backfill' ORDER BY r.logical_date"), {"d": DAG}).all()
+        return [{"ds": r.logical_date.date().isoformat(), "deadline": r.deadline_time.isoformat(),
+                 "missed": r.missed} for r in rows]
+
     def snapshot(self, ds: str) -> dict[str, Any]:
         """What a day published: each dataset's manifest counts and files, its replay rows."""
         from mspa_tasks.config import load_settings
@@ -281,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         if "middle_before" in summary:
             summary["middle_after"] = summary["outputs"][middle]
         summary["tasks_by_worker"] = stack.where_tasks_ran()
+        summary["deadlines"] = stack.deadlines()
     finally:
         stack.stop()
     summary["seconds"] = round(time.monotonic() - started, 1)

@@ -6,9 +6,12 @@ tool): credentials live in that connection, never here. With ``[alerts] enabled 
 (the default) a failure or a missed deadline is only logged.
 
 * :func:`on_failure` — a task's ``on_failure_callback`` (after its last retry).
-* :func:`deadline_missed` — an ``AsyncCallback`` for a ``DeadlineAlert`` (not wired into the
-  daily DAG yet: `airflow dags test` on Airflow 3.3.2 crashes on a DAG with a deadline)
-  (run by the triggerer when a run has not finished ``deadline_hours`` after it was queued).
+* :func:`deadline_missed` — the ``AsyncCallback`` of the daily DAG's ``DeadlineAlert`` (run by
+  the triggerer when a run has not finished ``[alerts] deadline_hours`` after it was queued).
+  :func:`daily_deadline` attaches it when ``deadline_hours > 0`` (``prod.toml``: 6). It is 0 on
+  the embedded default because ``airflow dags test`` on Airflow 3.3.2 crashes at the end of a
+  run of a DAG with a deadline (apache/airflow#73428, fix open in #73430); the scheduler
+  handles it (the CeleryExecutor test runs the DAG with one).
 
 The payload names the DAG, run, task, ``ds``, the exception's first line and the log URL.
 """
@@ -70,3 +73,19 @@ async def deadline_missed(context: dict[str, Any], **kwargs: Any) -> None:
     await HttpAsyncHook(method="POST", http_conn_id=cfg.http_conn_id).run(
         endpoint=cfg.endpoint or None, json=body)
     log.info("deadline alert sent through connection %s: %s", cfg.http_conn_id, body)
+
+
+def daily_deadline() -> dict[str, Any]:
+    """``@dag`` keyword arguments: a ``DeadlineAlert`` on runs not finished
+    ``[alerts] deadline_hours`` after being queued, or nothing when that is 0."""
+    import datetime as dt
+
+    hours = alert_settings().deadline_hours
+    if hours <= 0:
+        return {}
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    return {"deadline": DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=dt.timedelta(hours=hours),
+        callback=AsyncCallback("mspa_airflow.alerts.deadline_missed",
+                               kwargs={"deadline_hours": hours}))}

@@ -75,3 +75,12 @@ def test_alerts_are_off_by_default_and_only_logged(webhook, caplog):
         asyncio.run(alerts.deadline_missed(_context()))
     assert webhook == []
     assert "alerts disabled, not sent" in caplog.text and "ingest.quality_gate" in caplog.text
+
+
+def test_daily_deadline_is_attached_only_when_configured(monkeypatch):
+    monkeypatch.setattr(alerts, "alert_settings", lambda: AlertsConfig(deadline_hours=0))
+    assert alerts.daily_deadline() == {}
+    monkeypatch.setattr(alerts, "alert_settings", lambda: AlertsConfig(deadline_hours=6))
+    deadline = alerts.daily_deadline()["deadline"]
+    assert deadline.interval.total_seconds() == 6 * 3600
+    assert deadline.callback.kwargs == {"deadline_hours": 6}
