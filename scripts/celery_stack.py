@@ -64,6 +64,7 @@ class Stack:
         self.home = args.home.resolve()
         self.logs = self.home / "logs"
         self.procs: dict[str, subprocess.Popen] = {}
+        self.seen_deadlines: dict[str, dict[str, Any]] = {}
         self.port = _free_port()
         self.queue = f"mspa-{secrets.token_hex(4)}"  # never shares a broker queue
         self.env = {
@@ -187,8 +188,14 @@ class Stack:
             "seconds": round((r.end_date - r.start_date).total_seconds(), 1)
             if r.start_date and r.end_date else None} for r in rows}
 
+    def watch_deadlines(self) -> None:
+        """Remember every deadline seen on a backfill run: the scheduler sets one when a run
+        is created and prunes it when the run succeeds in time."""
+        for d in self.deadlines():
+            self.seen_deadlines.setdefault(d["ds"], d)
+
     def deadlines(self) -> list[dict[str, Any]]:
-        """The DeadlineAlert deadlines the scheduler materialised for the backfill runs."""
+        """The DeadlineAlert deadlines of the backfill runs now in the metadata DB."""
         with self.engine().connect() as conn:
             rows = conn.execute(sa.text(
                 "SELECT r.logical_date, d.deadline_time, d.missed FROM deadline d "
@@ -270,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
                         "--max-active-runs", "1").strip()[-600:], flush=True)
         middle = days[len(days) // 2]
         if args.rerun_middle and len(days) >= 3:
-            stack.wait(lambda: stack.backfill_runs().get(middle, {}).get("state") == "success",
-                       args.timeout, f"the backfill run of {middle}")
+            def middle_done() -> bool:
+                stack.watch_deadlines()
+                return stack.backfill_runs().get(middle, {}).get("state") == "success"
+
+            stack.wait(middle_done, args.timeout, f"the backfill run of {middle}")
             summary["middle_before"] = stack.snapshot(middle)
             print(f"== {middle} succeeded; clearing it while the backfill goes on", flush=True)
             stack.run(airflow, "tasks", "clear", DAG, "--start-date", f"{middle}T00:00:00+00:00",
@@ -279,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             summary["middle_cleared_while"] = stack.backfill_runs()
 
         def finished() -> bool:
+            stack.watch_deadlines()
             runs = stack.backfill_runs()
             if any(r["state"] == "failed" for r in runs.values()):
                 raise RuntimeError(f"a backfill run failed: {runs}")
@@ -291,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         if "middle_before" in summary:
             summary["middle_after"] = summary["outputs"][middle]
         summary["tasks_by_worker"] = stack.where_tasks_ran()
-        summary["deadlines"] = stack.deadlines()
+        summary["deadlines_seen"] = list(stack.seen_deadlines.values())
+        summary["deadlines_left"] = stack.deadlines()
     finally:
         stack.stop()
     summary["seconds"] = round(time.monotonic() - started, 1)
