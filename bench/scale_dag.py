@@ -79,6 +79,8 @@ def main() -> int:
     parser.add_argument("--ds", default="2026-11-20")
     parser.add_argument("--preset", default="scale-dag")
     parser.add_argument("--config", type=Path, default=REPO / "bench" / "scale_dag.toml")
+    parser.add_argument("--no-run", action="store_true",
+                        help="summarise the last run in --home again, without running")
     args = parser.parse_args()
     home = args.home.resolve()
     env = {**os.environ, "MSPA_ENV": "local", "MSPA_HOME": str(home / "mspa"),
@@ -98,15 +100,21 @@ def main() -> int:
     for name, slots in (("mspa_compose", "2"), ("mspa_milvus", "1"), ("mspa_gpu", "1")):
         _step(env, str(BIN / "airflow"), "pools", "set", name, slots, name)
 
-    print(f"airflow dags test mspa_daily {args.ds} (log: {home / 'dag.log'}) ...", flush=True)
-    started = time.time()
-    rc, samples = _run_sampled([str(BIN / "airflow"), "dags", "test", "mspa_daily", args.ds],
-                               env, home / "dag.log")
-    wall = time.time() - started
+    sampled = home / "rss-samples.json"  # kept, so a summary can be redone (--no-run)
+    if args.no_run:
+        rc, wall, samples = 0, 0.0, json.loads(sampled.read_text()) if sampled.exists() else []
+    else:
+        print(f"airflow dags test mspa_daily {args.ds} (log: {home / 'dag.log'}) ...",
+              flush=True)
+        started = time.time()
+        rc, samples = _run_sampled(
+            [str(BIN / "airflow"), "dags", "test", "mspa_daily", args.ds], env, home / "dag.log")
+        wall = time.time() - started
+        sampled.write_text(json.dumps(samples))
     db = sqlite3.connect(home / "airflow" / "airflow.db")
     rows = db.execute(
         "SELECT ti.task_id, ti.map_index, ti.state, ti.start_date, ti.end_date "
-        "FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id "
+        "FROM task_instance ti JOIN dag_run r ON r.run_id = ti.run_id AND r.dag_id = ti.dag_id "
         "WHERE ti.dag_id = 'mspa_daily' AND r.logical_date LIKE ? ORDER BY ti.start_date",
         (f"{args.ds}%",)).fetchall()
     db.close()
