@@ -124,7 +124,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
         else:
             out = milvus.rollback(target, settings, to=args.to, reason=args.reason)
     except (milvus.VectorGateError, milvus.PublishRefused) as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"mspa: error: {one_line(exc)}", file=sys.stderr)
         return 1
     print(json.dumps(out, indent=2, default=str))
     return 0
@@ -219,12 +219,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """What a user can cause or fix (bad input, a missing day, a gate breach, a held lite
+    file): reported as one line, never as a traceback. Anything else is a bug and keeps its
+    traceback."""
+    from mspa_tasks.artifacts import ArtifactNotFound
+    from mspa_tasks.config import ConfigError
+    from mspa_tasks.ingest import InvalidPartition, NotStaged
+    from mspa_tasks.publish import ChecksumMismatch, EmptyInput
+    from mspa_tasks.quality import GateError
+    from mspa_tasks.vectors.encode import InputsMissing
+    from mspa_tasks.vectors.milvus import MilvusUnavailable, PublishRefused
+    from mspa_tasks.warehouse import MissingSourceTable
+
+    return (ConfigError, InvalidPartition, NotStaged, ArtifactNotFound, ChecksumMismatch,
+            EmptyInput, GateError, InputsMissing, MilvusUnavailable, PublishRefused,
+            MissingSourceTable)
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line: a gate's check list joined with '; '.
+
+    >>> one_line(RuntimeError("gate stopped: 2 failed\n  - a FAILED\n  - b FAILED"))
+    'gate stopped: 2 failed; a FAILED; b FAILED'
+    """
+    from mspa_tasks.artifacts import ArtifactNotFound
+
+    if isinstance(exc, ArtifactNotFound):
+        return f"{exc.args[0] if exc.args else exc} does not exist (is that day published?)"
+    parts = [p.strip().removeprefix("- ") for p in str(exc).splitlines() if p.strip()]
+    return "; ".join(parts) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("milvus_lite", "pymilvus", "grpc", "faiss"):  # their INFO lines drown ours
+    for noisy in ("pymilvus", "grpc", "faiss"):  # their INFO lines drown ours
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # milvus-lite logs a traceback of its own when a file is held; MilvusUnavailable says it.
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        if getattr(args, "ds", None):
+            from mspa_tasks.ingest import window_for
+
+            window_for(args.ds, 1)  # a bad --ds is refused before anything runs
+        return args.func(args)
+    except expected_errors() as exc:
+        print(f"mspa: error: {one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

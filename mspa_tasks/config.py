@@ -13,6 +13,7 @@ Loading validates every value and says what was given, the rule and the fix.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -35,8 +36,21 @@ class IngestConfig:
     min_tip_days: int = 3
     future_tolerance_minutes: int = 60
     split_salt: str = "mspa-split-v1"
+    # Tips with an event time before this day are in the wrong unit (seconds) or corrupt
+    # (negative): quarantined as implausible_timestamp.
+    earliest_event_date: str = "2010-01-01"
+    max_amount: float = 100_000.0                   # larger (or NaN/Infinity): invalid_amount
 
     def __post_init__(self) -> None:
+        try:
+            dt.date.fromisoformat(self.earliest_event_date)
+            iso = True
+        except (TypeError, ValueError):
+            iso = False
+        _check(iso, "ingest.earliest_event_date", self.earliest_event_date,
+               "must be a date in YYYY-MM-DD form")
+        _check(0 < self.max_amount < float("inf"), "ingest.max_amount", self.max_amount,
+               "must be a finite amount > 0")
         _check(1 <= self.window_days <= 365, "ingest.window_days", self.window_days,
                "must be between 1 and 365 days")
         _check(self.min_authors >= 1, "ingest.min_authors", self.min_authors,
@@ -57,8 +71,23 @@ class QualityConfig:
     max_duplicate_rate: float = 0.01
     max_quarantine_rate: float = 0.05
     max_staleness_hours: float = 6.0
+    # What the filters kept: each an absolute floor, and (users, authors, share of candidate
+    # events) a ratio against the previous published day within [kept_ratio_min, _max].
+    min_kept_users: int = 10
+    min_kept_authors: int = 20
+    min_kept_event_share: float = 0.2
+    kept_ratio_min: float = 0.5
+    kept_ratio_max: float = 2.0
 
     def __post_init__(self) -> None:
+        _check(0 < self.kept_ratio_min <= 1 <= self.kept_ratio_max,
+               "quality.kept_ratio_min/max", (self.kept_ratio_min, self.kept_ratio_max),
+               "need 0 < min <= 1 <= max")
+        for name in ("min_kept_users", "min_kept_authors"):
+            _check(getattr(self, name) >= 1, f"quality.{name}", getattr(self, name),
+                   "must be >= 1: a day that keeps nobody is never published")
+        _check(0 < self.min_kept_event_share <= 1, "quality.min_kept_event_share",
+               self.min_kept_event_share, "is a share, > 0 and at most 1")
         _check(0 < self.volume_ratio_min <= 1 <= self.volume_ratio_max,
                "quality.volume_ratio_min/max", (self.volume_ratio_min, self.volume_ratio_max),
                "need 0 < min <= 1 <= max")
@@ -123,6 +152,9 @@ class VectorsConfig:
     search_params: dict = field(default_factory=dict)
     insert_batch: int = 1000
     keep_versions: int = 3                          # published versions kept, serving included
+    # Builds of other runs (building/built/validated) younger than this are never dropped by
+    # retention: an interleaved backfill may still be validating or replaying them.
+    inflight_grace_hours: float = 24.0
     recall_k: int = 1000                            # recall@K of the gate (clamped, see gate)
     recall_sample: int = 50                         # query vectors the gate checks
     min_recall: float = 0.99
@@ -140,6 +172,8 @@ class VectorsConfig:
                    "must be >= 1")
         _check(0 <= self.min_recall <= 1, "vectors.min_recall", self.min_recall,
                "is a share, between 0 and 1")
+        _check(self.inflight_grace_hours > 0, "vectors.inflight_grace_hours",
+               self.inflight_grace_hours, "must be > 0 (longer than a day's refresh takes)")
         _check(self.spot_checks >= 0, "vectors.spot_checks", self.spot_checks, "must be >= 0")
         _check("@" not in self.milvus_uri and "token" not in self.milvus_uri.lower(),
                "vectors.milvus_uri", "<redacted>",
@@ -321,6 +355,36 @@ def _check(ok: bool, name: str, value: object, rule: str) -> None:
         raise ConfigError(f"setting {name}={value!r} is invalid: it {rule}.")
 
 
+_TOML_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+               "dict": (dict,)}
+
+
+def _check_type(name: str, value: object, f: dataclasses.Field) -> None:
+    """Refuse a TOML value of the wrong type (``window_days = "30"``) with a ConfigError
+    that names the key, the value and the type wanted, before a comparison raises TypeError.
+
+    >>> _check_type("ingest.window_days", "30", dataclasses.fields(IngestConfig)[0])
+    Traceback (most recent call last):
+    ...
+    mspa_tasks.config.ConfigError: setting ingest.window_days='30' is invalid: it must be an int (write it without quotes: window_days = 30).
+    """
+    kind = str(f.type).split("[")[0].split(" |")[0].strip()
+    if kind.startswith("tuple"):
+        ok = isinstance(value, list | tuple)
+        wanted = "a list"
+    else:
+        types = _TOML_TYPES.get(kind)
+        if types is None:
+            return
+        ok = isinstance(value, types) and (kind == "bool" or not isinstance(value, bool))
+        wanted = f"a{'n' if kind == 'int' else ''} {kind}"
+    if not ok:
+        hint = ""
+        if isinstance(value, str) and kind in ("int", "float"):
+            hint = f" (write it without quotes: {name.split('.')[-1]} = {value})"
+        _check(False, name, value, f"must be {wanted}{hint}")
+
+
 def default_home() -> Path:
     return Path(os.environ.get("MSPA_HOME") or REPO_ROOT / "var").resolve()
 
@@ -368,6 +432,9 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
             raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [{key}] of {env}.toml")
         if key == "vectors" and "milvus_uri" in values:
             values["milvus_uri"] = expand(values["milvus_uri"])
+        for f in dataclasses.fields(cls):
+            if f.name in values:
+                _check_type(f"{key}.{f.name}", values[f.name], f)
         typed[key] = cls(**values)
     return Settings(
         env=raw["env"],

@@ -2,7 +2,8 @@
 
 Steps (each idempotent for its ``ds``; the DAG runs them as separate tasks):
 
-1. :func:`prepare_tables` creates the warehouse and pipeline tables if missing.
+1. :func:`prepare_tables` creates the pipeline's own tables if missing and checks that
+   the warehouse's source tables exist (it never creates or alters a source table).
 2. :func:`extract_window` pulls the window's candidate events from the warehouse, each
    classified by SQL with a rejection reason (``sql/ingest/classify_events.sql``), writes
    every rejected tip and author row to the quarantine tables, applies the paper's filters
@@ -10,7 +11,9 @@ Steps (each idempotent for its ``ds``; the DAG runs them as separate tasks):
    (``_staged.json``) that nothing reads as published.
 3. :func:`quality_gate` judges the staged window, records every check in ``dq_results`` and
    raises :class:`~mspa_tasks.quality.DataQualityError` on a breach, before anything
-   downstream is refreshed.
+   downstream is refreshed. It judges the raw events (volume, keys, duplicates, quarantine,
+   freshness) *and* what the filters kept (users, authors, share of candidate events), each
+   against the previous published day and an absolute floor: an empty day never passes.
 4. :func:`publish_sessions` commits the partition by writing its manifest, only if the
    gate passed for this ``ds``. Under ``sessions/ds=<ds>/``:
 
@@ -48,12 +51,27 @@ import sqlalchemy as sa
 from mspa_tasks import __version__
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import IngestConfig, QualityConfig, Settings
-from mspa_tasks.publish import Published, commit_manifest, partition_prefix, stage_tables
-from mspa_tasks.quality import CheckResult, WindowStats, enforce, run_checks
+from mspa_tasks.publish import (
+    Published,
+    commit_manifest,
+    partition_prefix,
+    published_days,
+    read_manifest,
+    stage_tables,
+)
+from mspa_tasks.quality import (
+    CheckResult,
+    KeptStats,
+    WindowStats,
+    enforce,
+    run_checks,
+    run_kept_checks,
+)
 from mspa_tasks.warehouse import (
     execute_many,
     fetch_arrow,
     make_engine,
+    require_tables,
     run_sql,
     sql_fingerprint,
 )
@@ -64,6 +82,9 @@ DATASET = "sessions"
 DRAFT = "_staged.json"
 DAY_MS = 86_400_000
 SPLITS = (("train", 7), ("val", 2), ("test", 1))
+# The warehouse's inputs (sql/README.md). The pipeline reads them and never creates them.
+SOURCE_TABLES = ("tip_events", "authors", "author_media", "live_comments", "impressions")
+INGEST_SOURCES = ("tip_events", "authors", "author_media")
 
 CANDIDATES_SCHEMA = pa.schema([
     ("load_seq", pa.int64()), ("event_id", pa.int64()), ("user_id", pa.int64()),
@@ -146,12 +167,17 @@ def code_version() -> str:
 
 
 def prepare_tables(warehouse_url: str) -> None:
-    """Create the source and pipeline tables and their indexes if they do not exist."""
+    """Check that every source table exists (:class:`~mspa_tasks.warehouse.MissingSourceTable`
+    names the missing ones), then create the pipeline's own tables and indexes if missing.
+    No DDL ever touches a source table (``ddl/warehouse.sql`` is the demo world's, run only
+    by the world generator)."""
     engine = make_engine(warehouse_url)
-    with engine.begin() as conn:
-        run_sql(conn, "ddl/warehouse.sql")
-        run_sql(conn, "ddl/pipeline.sql")
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            require_tables(conn, SOURCE_TABLES)
+            run_sql(conn, "ddl/pipeline.sql")
+    finally:
+        engine.dispose()
 
 
 def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
@@ -165,16 +191,20 @@ def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
     started = time.perf_counter()
     engine = make_engine(warehouse_url)
     with engine.begin() as conn:  # one transaction: quarantine and drops land together
+        require_tables(conn, INGEST_SOURCES)
         run_sql(conn, "ingest/reset_partition.sql", {"ds": ds})
         events = fetch_arrow(conn, "ingest/classify_events.sql", {
             "start_ms": window.start_ms, "end_ms": window.end_ms,
             "future_tolerance_ms": cfg.future_tolerance_minutes * 60_000,
+            "earliest_ms": min(earliest_ms(cfg), window.start_ms),
+            "max_amount": cfg.max_amount,
         }, schema=CANDIDATES_SCHEMA)
         events = mark_duplicates(events)
         rejected = events.filter(pc.is_valid(events.column("reason")))
         _insert_rows(conn, "ingest/insert_quarantine_tip_event.sql", ds, rejected)
-        run_sql(conn, "ingest/quarantine_authors.sql", {"ds": ds})
-        authors = fetch_arrow(conn, "ingest/select_kept_authors.sql", schema=AUTHORS_SCHEMA)
+        run_sql(conn, "ingest/quarantine_authors.sql", {"ds": ds, "end_ms": window.end_ms})
+        authors = fetch_arrow(conn, "ingest/select_kept_authors.sql", {"end_ms": window.end_ms},
+                              schema=AUTHORS_SCHEMA)
         result = apply_filters(events, authors.column("author_id").to_numpy(), cfg)
         _insert_rows(conn, "ingest/insert_dropped_user.sql", ds, result.dropped_users)
         author_reasons = _reason_counts(conn, ds).get("authors", {})
@@ -218,11 +248,39 @@ def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
     return {"ds": ds, "draft": uri, "counts": counts}
 
 
+def earliest_ms(cfg: IngestConfig) -> int:
+    """``cfg.earliest_event_date`` at 00:00 UTC in epoch ms: event times before it are in
+    the wrong unit or corrupt.
+
+    >>> earliest_ms(IngestConfig())
+    1262304000000
+    """
+    day = dt.date.fromisoformat(cfg.earliest_event_date)
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
+
+
+def kept_stats(counts: dict[str, Any]) -> KeptStats:
+    """What the filters kept, from a draft's or manifest's ``counts``."""
+    return KeptStats(users=int(counts["users"]["kept"]), authors=int(counts["authors"]["kept"]),
+                     events=int(counts["events"]["kept"]),
+                     candidates=int(counts["events"]["candidates"]))
+
+
+def previous_published(store: ArtifactStore, ds: str) -> tuple[str, dict[str, Any]] | None:
+    """``(day, manifest)`` of the latest published sessions partition before ``ds``."""
+    days = [d for d in published_days(store, DATASET) if d < ds]
+    return (days[-1], read_manifest(store, DATASET, days[-1])) if days else None
+
+
 def quality_gate(ds: str, warehouse_url: str, store: ArtifactStore,
                  cfg: QualityConfig) -> list[CheckResult]:
     """Judge the staged window of ``ds``; record results; raise if any check failed."""
-    stats = WindowStats(**read_draft(store, ds)["stats"])
-    results = run_checks(stats, cfg)
+    draft = read_draft(store, ds)
+    stats = WindowStats(**draft["stats"])
+    previous = previous_published(store, ds)
+    results = run_checks(stats, cfg) + run_kept_checks(
+        kept_stats(draft["counts"]),
+        (previous[0], kept_stats(previous[1]["counts"])) if previous else None, cfg)
     engine = make_engine(warehouse_url)
     with engine.begin() as conn:
         run_sql(conn, "ingest/delete_dq_results.sql", {"ds": ds})

@@ -32,6 +32,24 @@ class ChecksumMismatch(RuntimeError):
     """A published file's bytes no longer match the checksum in its manifest."""
 
 
+class EmptyInput(RuntimeError):
+    """A stage's input holds no rows: the stage refuses to produce (and publish) anything
+    from it, so that an empty day never reaches consumers."""
+
+
+def require_rows(table: pa.Table, what: str, ds: str, stage: str) -> pa.Table:
+    """``table`` if it has rows, else :class:`EmptyInput` naming the input and the stage.
+
+    >>> require_rows(pa.table({"a": [1]}), "sessions/authors", "2026-11-20", "encode").num_rows
+    1
+    """
+    if table.num_rows == 0:
+        raise EmptyInput(f"{what} of ds={ds} has 0 rows: {stage} refuses an empty input and "
+                         "publishes nothing (the alias and earlier days keep serving); see the "
+                         "day's dq_results and docs/runbook.md, 'An empty day'")
+    return table
+
+
 @dataclass(frozen=True)
 class Published:
     dataset: str

@@ -63,6 +63,21 @@ class WindowStats:
     hours_since_last_event: float | None
 
 
+@dataclass(frozen=True)
+class KeptStats:
+    """What the paper's filters kept of one window (a draft's or manifest's ``counts``)."""
+
+    users: int
+    authors: int
+    events: int
+    candidates: int
+
+    @property
+    def event_share(self) -> float:
+        """Kept events over candidate events (0 for a window with no candidates)."""
+        return self.events / self.candidates if self.candidates else 0.0
+
+
 def _bound_text(lower: float | None, upper: float | None) -> str:
     if lower is not None and upper is not None:
         return f"[{lower:g}, {upper:g}]"
@@ -113,6 +128,48 @@ def run_checks(stats: WindowStats, cfg: QualityConfig) -> list[CheckResult]:
         hours is not None and math.isfinite(hours) and hours <= cfg.max_staleness_hours,
         "hours between the window's end and its last valid event"
         if hours is not None else "no valid event in the window"))
+    return results
+
+
+def run_kept_checks(kept: KeptStats, previous: tuple[str, KeptStats] | None,
+                    cfg: QualityConfig) -> list[CheckResult]:
+    """Bound what the filters kept: kept users, kept authors and the kept share of candidate
+    events, each against an absolute floor and against ``previous`` (the previous published
+    day, ``(ds, stats)``; None on the first day, when only the floors apply).
+
+    >>> day = KeptStats(users=100, authors=300, events=4000, candidates=5000)
+    >>> [(c.name, c.passed) for c in run_kept_checks(day, None, QualityConfig())][:3]
+    [('kept_users', True), ('kept_authors', True), ('kept_event_share', True)]
+    >>> empty = KeptStats(users=0, authors=0, events=0, candidates=5000)
+    >>> [c.name for c in run_kept_checks(empty, ("d0", day), QualityConfig()) if not c.passed]
+    ['kept_users', 'kept_authors', 'kept_event_share', 'kept_users_vs_previous_day', 'kept_authors_vs_previous_day', 'kept_event_share_vs_previous_day']
+    """
+    results = [
+        CheckResult("kept_users", kept.users, cfg.min_kept_users, None,
+                    kept.users >= cfg.min_kept_users, "users kept by the filters"),
+        CheckResult("kept_authors", kept.authors, cfg.min_kept_authors, None,
+                    kept.authors >= cfg.min_kept_authors,
+                    "authors kept by the filters (the candidate pool)"),
+        CheckResult("kept_event_share", kept.event_share, cfg.min_kept_event_share, None,
+                    kept.event_share >= cfg.min_kept_event_share,
+                    f"{kept.events:,} of {kept.candidates:,} candidate events kept"),
+    ]
+    figures = (("kept_users", "users", lambda s: s.users),
+               ("kept_authors", "authors", lambda s: s.authors),
+               ("kept_event_share", "share of candidate events", lambda s: s.event_share))
+    for name, what, get in figures:
+        check = f"{name}_vs_previous_day"
+        if previous is None:
+            results.append(CheckResult(check, None, cfg.kept_ratio_min, cfg.kept_ratio_max, True,
+                                       "no published day before ds: the floor alone applies"))
+            continue
+        prev_ds, prev = previous
+        now, before = get(kept), get(prev)
+        ratio = now / before if before else (1.0 if now == before else float("inf"))
+        results.append(CheckResult(
+            check, ratio, cfg.kept_ratio_min, cfg.kept_ratio_max,
+            _within(ratio, cfg.kept_ratio_min, cfg.kept_ratio_max),
+            f"kept {what} {now:,.4g} on ds vs {before:,.4g} on {prev_ds}"))
     return results
 
 

@@ -31,6 +31,24 @@ SQL_DIR = REPO_ROOT / "sql"
 INVALID_TEXT = {"values": 0}
 
 
+class MissingSourceTable(RuntimeError):
+    """A warehouse source table the pipeline reads does not exist. The pipeline never
+    creates source tables: an empty stand-in would publish a day without that data."""
+
+
+def require_tables(conn: sa.Connection, names: Sequence[str]) -> None:
+    """Raise :class:`MissingSourceTable` naming every one of ``names`` that ``conn``'s
+    database (default schema) lacks."""
+    present = set(sa.inspect(conn).get_table_names())
+    missing = [n for n in names if n not in present]
+    if missing:
+        where = conn.engine.url.render_as_string(hide_password=True)
+        raise MissingSourceTable(
+            f"warehouse {where} has no source table {', '.join(missing)}: the pipeline never "
+            "creates source tables (an empty one would publish a day without its data); "
+            "restore the table, or point the warehouse connection at the right database")
+
+
 def _lenient_text(raw: bytes) -> str:
     r"""SQLite TEXT as str. SQLite stores whatever bytes a loader wrote; a value that is not
     valid UTF-8 is read with U+FFFD in place of the bad bytes (counted in ``INVALID_TEXT``

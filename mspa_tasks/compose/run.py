@@ -55,8 +55,9 @@ from mspa_tasks.publish import (
     publish_partition,
     published_days,
     read_table,
+    require_rows,
 )
-from mspa_tasks.warehouse import bulk_insert, fetch_arrow, make_engine, run_sql
+from mspa_tasks.warehouse import bulk_insert, fetch_arrow, make_engine, require_tables, run_sql
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,14 @@ def resolve_model_path(cfg: ComposeConfig, settings: Settings, prepare: bool = T
 
 def load_author_content(warehouse_url: str, author_ids: set[int], end_ms: int,
                         ) -> tuple[dict[int, AuthorContent], dict[int, list[str]]]:
-    """Content of ``author_ids`` known before ``end_ms``, and their frame URIs, newest first."""
+    """Content of ``author_ids`` known before ``end_ms``, and their frame URIs, newest first.
+    Each author's profile is the day's (``sql/ingest/_author_profiles.sql``): the very row
+    ingest kept."""
     engine = make_engine(warehouse_url)
     with engine.connect() as conn:
-        profiles = fetch_arrow(conn, "compose/select_author_profiles.sql").to_pylist()
+        require_tables(conn, ("authors", "author_media", "live_comments"))
+        profiles = fetch_arrow(conn, "compose/select_author_profiles.sql",
+                               {"end_ms": end_ms}).to_pylist()
         media = fetch_arrow(conn, "compose/select_author_media.sql", {"end_ms": end_ms}).to_pylist()
         comments = fetch_arrow(conn, "compose/select_author_comments.sql",
                                {"end_ms": end_ms}).to_pylist()
@@ -159,7 +164,7 @@ def load_author_content(warehouse_url: str, author_ids: set[int], end_ms: int,
     content: dict[int, AuthorContent] = {}
     for p in profiles:
         a = p["author_id"]
-        if a in author_ids and a not in content:  # rows come newest profile first
+        if a in author_ids:  # one row per author: the day's profile
             content[a] = AuthorContent(a, p["nickname"], p["location"], p["category"],
                                        p["intro"], tuple(captions[a]), tuple(speech[a]),
                                        tuple(said[a]))
@@ -299,12 +304,14 @@ def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
     started = time.perf_counter()
 
     if kind == "users":
-        sessions = read_table(store, "sessions", ds, "sessions")
+        sessions = require_rows(read_table(store, "sessions", ds, "sessions"),
+                                "sessions/sessions", ds, "compose_shard")
         tipped = tipped_authors(sessions)
         ids = sorted(u for u in tipped if shard_of(u, of) == shard)
         needed = {a for u in ids for a, _ in tipped[u]}
     else:
-        kept = read_table(store, "sessions", ds, "authors").column("author_id").to_pylist()
+        kept = require_rows(read_table(store, "sessions", ds, "authors"), "sessions/authors",
+                            ds, "compose_shard").column("author_id").to_pylist()
         ids = sorted(a for a in kept if shard_of(a, of) == shard)
         needed = set(ids)
     content, frames = load_author_content(warehouse_url, needed, window.end_ms)
@@ -384,7 +391,8 @@ def publish_texts(ds: str, warehouse_url: str, store: ArtifactStore,
             raise ShardsMissing(f"ds={ds}: {len(missing)} of {len(keys)} {kind} shards are not "
                                 f"staged ({', '.join(missing[:3])}…); rerun compose_shard")
         table = pa.concat_tables([pq.read_table(io.BytesIO(store.get_bytes(k))) for k in keys])
-        tables[kind] = table.sort_by(id_col)
+        tables[kind] = require_rows(table.sort_by(id_col), f"the staged {dataset} shards", ds,
+                                    "publish_texts")
 
     engine = make_engine(warehouse_url)
     with engine.begin() as conn:

@@ -35,7 +35,14 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings, VectorsConfig
 from mspa_tasks.ingest import code_version
 from mspa_tasks.progress import Progress
-from mspa_tasks.publish import publish_partition, published_days, read_manifest, read_table
+from mspa_tasks.publish import (
+    EmptyInput,
+    publish_partition,
+    published_days,
+    read_manifest,
+    read_table,
+    require_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +175,8 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
                encoder: Encoder | None = None) -> EncodeResult:
     """Encode ``ds``'s author and preference texts and publish both vector datasets."""
     cfg = settings.vectors
-    authors = _read(store, "sessions", ds, "authors", "the ingest group")
+    authors = require_rows(_read(store, "sessions", ds, "authors", "the ingest group"),
+                           "sessions/authors", ds, "encode")
     author_texts = {r["author_id"]: r for r in
                     _read(store, "author_texts", ds, "texts", "the compose group").to_pylist()}
     user_texts = _read(store, "preference_texts", ds, "texts", "the compose group").to_pylist()
@@ -196,6 +204,10 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
         schema=vector_schema("author_id", encoder.dim, with_fields=True))
 
     ok_users = sorted((r for r in user_texts if r["status"] == "ok"), key=lambda r: r["user_id"])
+    if not ok_users:
+        raise EmptyInput(f"preference_texts of ds={ds} has no ok text ({len(user_texts)} rows, "
+                         "all failed or none): encode refuses to publish vectors without users; "
+                         "see the compose manifest's failed_sections_by_check")
     cache = _previous_vectors(store, USER_VECTORS, ds, encoder.version)
     u_vectors, u_hashes, u_reused = _vectors_for([r["text"] for r in ok_users], cache,
                                                  encoder, "preference texts")

@@ -44,7 +44,7 @@ import numpy as np
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings, VectorsConfig
 from mspa_tasks.progress import Progress
-from mspa_tasks.publish import read_manifest
+from mspa_tasks.publish import read_manifest, require_rows
 from mspa_tasks.quality import CheckResult, GateError
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 
@@ -68,6 +68,10 @@ class VectorGateError(GateError):
 
 class PublishRefused(RuntimeError):
     """An alias swap or rollback that would serve an unvalidated or unknown collection."""
+
+
+class MilvusUnavailable(RuntimeError):
+    """The Milvus target could not be opened (a milvus-lite file held by another process)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,16 @@ def milvus_client(target: MilvusTarget) -> Iterator[Any]:
         kwargs["token"] = target.token
     if target.db_name:
         kwargs["db_name"] = target.db_name
-    client = MilvusClient(**kwargs)
+    try:
+        client = MilvusClient(**kwargs)
+    except Exception as exc:
+        if target.is_lite and "Open local milvus failed" in str(exc):
+            raise MilvusUnavailable(
+                f"milvus-lite file {target.uri} could not be opened: another process most "
+                "likely holds it (a lite file is one process's at a time; on Airflow the "
+                "mspa_milvus pool has one slot). Wait for that task or stop the process "
+                f"(`fuser {target.uri}` names it)") from exc
+        raise
     try:
         yield client
     finally:
@@ -206,6 +219,7 @@ def build_collection(ds: str, target: MilvusTarget, store: ArtifactStore,
     cfg = settings.vectors
     started = time.perf_counter()
     table, vectors = read_vectors(store, AUTHOR_VECTORS, ds)
+    require_rows(table, AUTHOR_VECTORS, ds, "build_collection")
     manifest = read_manifest(store, AUTHOR_VECTORS, ds)
     check = _check_vectors(vectors)
     if not check.passed:  # refuse before creating anything
@@ -318,6 +332,10 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
     _, user_vectors = read_vectors(store, USER_VECTORS, ds)
     checks = [_check_vectors(vectors)]
     with milvus_client(target) as client:
+        _require_collection(client, name)
+        if not len(ids):  # nothing to judge: the collection can never serve
+            _set_properties(client, name, status="failed", reason="empty author_vectors")
+            require_rows(table, AUTHOR_VECTORS, ds, "validate_collection")
         status = _properties(client, name).get(STATUS)
         if status not in ("built", "validated", "failed"):
             raise PublishRefused(f"{name} has status {status!r}; only a built collection can "
@@ -413,17 +431,32 @@ def list_versions(target: MilvusTarget, settings: Settings) -> list[dict[str, An
         return [v.as_dict() for v in _versions(client, settings.vectors.alias)]
 
 
-def retention_plan(versions: list[Version], keep: int) -> tuple[list[str], list[str]]:
-    """``(kept, dropped)`` collection names. Kept: the serving one, plus the newest published
-    versions of other days until ``keep`` versions are kept (one per day). Dropped: the rest —
-    failed, interrupted or unpublished builds, rolled-back versions, older duplicates of a
-    day, and versions beyond ``keep``.
+IN_FLIGHT = ("building", "built", "validated")
 
-    >>> V = lambda c, ds, st, t, s=False: Version(c, ds, st, t, s, {})
+
+def retention_plan(versions: list[Version], keep: int, now_ms: int = 0, grace_ms: int = 0,
+                   published_ds: str | None = None, published_at: int = 0,
+                   ) -> tuple[list[str], list[str]]:
+    """``(kept, dropped)`` collection names. Kept: the serving one, plus the newest published
+    versions of other days until ``keep`` versions are kept (one per day), plus every build
+    still in flight (``building``/``built``/``validated``) that another run may need: one
+    of another day created less than ``grace_ms`` before ``now_ms`` (an interleaved backfill
+    is building or validating it, or its replay still reads it). Dropped: the rest — failed,
+    rolled-back and superseded versions, older duplicates of a day, versions beyond ``keep``,
+    builds of ``published_ds`` older than the one just published (an interrupted attempt of
+    the same run), and in-flight builds older than the grace period (abandoned).
+
+    >>> V = lambda c, ds, st, t, s=False, made=0: Version(c, ds, st, t, s,
+    ...                                                   {"mspa.created_at": str(made)})
     >>> retention_plan([V("c3", "d3", "published", 3, True), V("c2", "d2", "published", 2),
     ...                 V("c2b", "d2", "published", 1), V("c1", "d1", "published", 0),
-    ...                 V("x", "d4", "building", 0)], keep=2)
+    ...                 V("x", "d4", "failed", 0)], keep=2)
     (['c3', 'c2'], ['c2b', 'c1', 'x'])
+    >>> other = [V("c3", "d3", "published", 3, True, made=90), V("b", "d1", "built", 0, made=95),
+    ...          V("old", "d0", "built", 0, made=1), V("mine", "d3", "built", 0, made=80)]
+    >>> retention_plan(other, keep=2, now_ms=100, grace_ms=50, published_ds="d3",
+    ...                published_at=90)
+    (['c3', 'b'], ['old', 'mine'])
     """
     kept: list[str] = [v.collection for v in versions if v.serving]
     days = {v.ds for v in versions if v.serving}
@@ -433,7 +466,20 @@ def retention_plan(versions: list[Version], keep: int) -> tuple[list[str], list[
         if v.status in SERVABLE and not v.serving and v.ds not in days:
             kept.append(v.collection)
             days.add(v.ds)
+    for v in versions:
+        if v.status not in IN_FLIGHT or v.collection in kept:
+            continue
+        made = int(v.properties.get("mspa.created_at", 0) or 0)
+        superseded = v.ds == published_ds and made < published_at
+        if not superseded and now_ms - made < grace_ms:
+            kept.append(v.collection)
     return kept, [v.collection for v in versions if v.collection not in kept]
+
+
+def _require_collection(client: Any, name: str) -> None:
+    if not client.has_collection(name):
+        raise PublishRefused(f"collection {name} does not exist (dropped by retention, or "
+                             "never built): rerun build_collection for this ds")
 
 
 def publish_collection(ds: str, name: str, target: MilvusTarget,
@@ -441,6 +487,7 @@ def publish_collection(ds: str, name: str, target: MilvusTarget,
     """Point the alias at ``name`` (one ``alter_alias``) and apply the retention rule."""
     cfg = settings.vectors
     with milvus_client(target) as client:
+        _require_collection(client, name)
         status = _properties(client, name).get(STATUS)
         if status not in ("validated", "published"):
             raise PublishRefused(f"{name} has status {status!r}: an alias only ever points to "
@@ -462,7 +509,11 @@ def publish_collection(ds: str, name: str, target: MilvusTarget,
             client.alter_alias(name, cfg.alias)
         _set_properties(client, name, status="published", published_at=_now_ms())
         log.info("alias %s -> %s (was %s)", cfg.alias, name, previous)
-        kept, dropped = retention_plan(_versions(client, cfg.alias), cfg.keep_versions)
+        made = int(_properties(client, name).get("mspa.created_at", 0) or 0)
+        kept, dropped = retention_plan(_versions(client, cfg.alias), cfg.keep_versions,
+                                       now_ms=_now_ms(),
+                                       grace_ms=int(cfg.inflight_grace_hours * 3_600_000),
+                                       published_ds=ds, published_at=made)
         for old in dropped:
             log.info("retention: dropping %s", old)
             client.drop_collection(old)

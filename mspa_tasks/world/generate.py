@@ -284,7 +284,9 @@ def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) ->
     no_image = set(ids_shuffled[n_no_text:n_no_text + n_no_image].tolist())
     expected["authors"]["no_text"] += n_no_text
     expected["authors"]["no_image"] += n_no_image
-    updated_at = day0_ms + (spec.n_days - 1) * DAY_MS
+    # Profiles exist from the world's first day, so every day of it (a backfill included)
+    # reads a profile known by its window's end.
+    updated_at = day0_ms
     author_rows = []
     for a in range(A):
         cat = V.CATEGORIES[a_cat[a]]

@@ -1,4 +1,5 @@
-{#- Every row of `authors` with its rejection reason (NULL = kept). Included, not run alone. -#}
+{#- Every author row known by the window's end with its rejection reason (NULL = kept); the
+    profile rule is `_author_profiles.sql`. Included, not run alone. -#}
 SELECT
     a.author_id, a.nickname, a.location, a.intro, a.category, a.updated_at,
     CASE
@@ -8,12 +9,7 @@ SELECT
         WHEN NOT EXISTS (
             SELECT 1 FROM author_media m
             WHERE m.author_id = a.author_id AND m.frame_uri IS NOT NULL AND m.frame_uri <> ''
+              AND m.ts < :end_ms
         ) THEN 'no_image'
     END AS reason
-FROM (
-    SELECT au.*, ROW_NUMBER() OVER (
-        PARTITION BY au.author_id
-        ORDER BY au.updated_at DESC, au.nickname, au.intro, au.location, au.category
-    ) AS rn
-    FROM authors au
-) a
+FROM ({% include "ingest/_author_profiles.sql" %}) a

@@ -1,6 +1,8 @@
 -- Candidate events of the window [:start_ms, :end_ms), each with its rejection reason
--- (NULL = valid). Candidates: events timed inside the window, plus rows
--- that landed inside the window with an event time at or after its end, or none at all.
+-- (NULL = valid). Candidates: events timed inside the window, plus rows that landed inside
+-- the window with an event time at or after its end, before :earliest_ms (a time in the
+-- wrong unit: seconds, or negative), or none at all. So every row that lands in some day's
+-- window is judged by that day: kept, filtered or quarantined, never lost.
 -- The rules and their order are documented in sql/README.md. The last rule,
 -- duplicate_event, is applied to these rows by mspa_tasks.ingest.mark_duplicates (a sort in
 -- memory; SQLite's ROW_NUMBER over the window cost more than the whole plain SELECT).
@@ -24,7 +26,10 @@ SELECT
 {%- endif %}
         WHEN e.event_id IS NULL OR e.user_id IS NULL OR e.author_id IS NULL OR e.ts IS NULL
             THEN 'null_key'
-        WHEN e.amount IS NULL OR e.amount <= 0 THEN 'invalid_amount'
+        -- NaN compares greater than every number on PostgreSQL (SQLite stores NaN as NULL),
+        -- so "> :max_amount" catches NaN, Infinity and absurd values on both.
+        WHEN e.amount IS NULL OR e.amount <= 0 OR e.amount > :max_amount THEN 'invalid_amount'
+        WHEN e.ts < :earliest_ms THEN 'implausible_timestamp'
         WHEN e.ts > e.ingested_at + :future_tolerance_ms THEN 'future_timestamp'
         WHEN known.author_id IS NULL THEN 'unknown_author'
     END AS reason
@@ -33,7 +38,7 @@ FROM (
     UNION ALL
     SELECT * FROM tip_events
     WHERE ingested_at >= :start_ms AND ingested_at < :end_ms
-      AND (ts IS NULL OR ts >= :end_ms)
+      AND (ts IS NULL OR ts >= :end_ms OR ts < :earliest_ms)
 ) e
 LEFT JOIN (SELECT DISTINCT author_id FROM authors WHERE author_id IS NOT NULL) known
     ON known.author_id = e.author_id;
