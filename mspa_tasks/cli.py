@@ -238,7 +238,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def one_line(exc: BaseException) -> str:
-    """The error as one line: a gate's check list joined with '; '.
+    r"""The error as one line: a gate's check list joined with '; '.
 
     >>> one_line(RuntimeError("gate stopped: 2 failed\n  - a FAILED\n  - b FAILED"))
     'gate stopped: 2 failed; a FAILED; b FAILED'

@@ -1,4 +1,5 @@
--- Source tables, shaped like KuaiLive. Idempotent: safe to run before every ingest.
+-- Source tables of the demo world, shaped like KuaiLive. Run by the world generator only:
+-- the pipeline never issues DDL on source tables (a missing one is MissingSourceTable).
 CREATE TABLE IF NOT EXISTS tip_events (
     load_seq     BIGINT NOT NULL PRIMARY KEY,
     event_id     BIGINT,

@@ -18,7 +18,11 @@ DOCKER = REPO / "docker"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 COMPOSE = shutil.which("docker-compose")
 ENV = {"POSTGRES_PASSWORD": "pw-from-env-1", "MINIO_ROOT_USER": "mspa-minio",
-       "MINIO_ROOT_PASSWORD": "pw-from-env-2"}
+       "MINIO_ROOT_PASSWORD": "pw-from-env-2", "AIRFLOW_JWT_SECRET": "jwt-from-env-3",
+       "AIRFLOW_SECRET_KEY": "key-from-env-4", "AIRFLOW_FERNET_KEY": "fernet-from-env-5"}
+SHARED = {"AIRFLOW__API_AUTH__JWT_SECRET": "AIRFLOW_JWT_SECRET",
+          "AIRFLOW__API__SECRET_KEY": "AIRFLOW_SECRET_KEY",
+          "AIRFLOW__CORE__FERNET_KEY": "AIRFLOW_FERNET_KEY"}
 
 
 @pytest.mark.parametrize("dockerfile", sorted(DOCKER.glob("*.Dockerfile")), ids=lambda p: p.name)
@@ -61,3 +65,27 @@ def test_compose_stack_validates_and_takes_credentials_only_from_the_environment
     missing = _compose("config", "-q")
     assert missing.returncode != 0
     assert "set POSTGRES_PASSWORD in docker/.env" in missing.stderr
+
+
+def test_every_airflow_container_shares_one_jwt_secret_and_fernet_key():
+    """Tokens signed by the API server are verified by the scheduler and workers, and
+    connections encrypted by one container are decrypted by another: one value each, for all
+    of them, from the environment; compose refuses to start without any of them."""
+    stack = yaml.safe_load(_compose("config", env=ENV).stdout)
+    airflow = {n: s for n, s in stack["services"].items() if n.startswith("airflow-")}
+    assert len(airflow) >= 5
+    for setting, variable in SHARED.items():
+        assert {s["environment"].get(setting) for s in airflow.values()} == {ENV[variable]}, \
+            setting
+        missing = _compose("config", "-q", env={k: v for k, v in ENV.items() if k != variable})
+        assert missing.returncode != 0 and f"set {variable} in docker/.env" in missing.stderr
+
+
+def test_ports_are_published_on_loopback_only():
+    stack = yaml.safe_load(_compose("config", env=ENV).stdout)
+    published = [(name, port) for name, svc in stack["services"].items()
+                 for port in svc.get("ports", [])]
+    assert published, "the UI port is published"
+    for name, port in published:
+        host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+        assert host_ip == "127.0.0.1", (name, port)

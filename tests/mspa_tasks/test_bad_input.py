@@ -53,6 +53,13 @@ def _tip_corpus(user: int, author: int, seq: int, event: int) -> list[tuple[str,
          "out_of_window"),
         ("lands_tomorrow", {"ts": W.end_ms + HOUR, "ingested_at": W.end_ms + HOUR + 60_000},
          "out_of_window"),
+        # a loader that wrote seconds (or garbage) lands in the window with an "old" time
+        ("ts_in_seconds", {"ts": mid // 1000}, "implausible_timestamp"),
+        ("negative_ts", {"ts": -mid}, "implausible_timestamp"),
+        ("ts_in_microseconds", {"ts": mid * 1000}, "future_timestamp"),
+        ("infinite_amount", {"amount": float("inf")}, "invalid_amount"),
+        ("nan_amount", {"amount": float("nan")}, "invalid_amount"),
+        ("absurd_amount", {"amount": 1e300}, "invalid_amount"),
         ("text_in_amount", {"amount": "lots"}, "bad_type"),
         ("text_in_user_id", {"user_id": "u-17"}, "bad_type"),
     ]
