@@ -61,3 +61,29 @@ def test_override_file_replaces_values_key_by_key(monkeypatch, tmp_path):
     override.write_text("[compose\n")
     with pytest.raises(ConfigError, match="cannot be read as TOML"):
         load_settings("local", home=tmp_path)
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[ingest]\nwindow_days = "30"\n',
+     "setting ingest.window_days='30' is invalid: it must be an int (write it without quotes: "
+     "window_days = 30)"),
+    ("[quality]\nmax_quarantine_rate = true\n",
+     "setting quality.max_quarantine_rate=True is invalid: it must be a float"),
+    ('[alerts]\nenabled = "yes"\n', "setting alerts.enabled='yes' is invalid: it must be a bool"),
+    ("[replay]\nhr_ks = 1000\n", "setting replay.hr_ks=1000 is invalid: it must be a list"),
+    ("[compose]\nbackend = 3\n", "setting compose.backend=3 is invalid: it must be a str"),
+])
+def test_a_value_of_the_wrong_type_is_a_config_error(monkeypatch, tmp_path, toml, message):
+    override = tmp_path / "typo.toml"
+    override.write_text(toml)
+    monkeypatch.setenv("MSPA_CONFIG", str(override))
+    with pytest.raises(ConfigError) as caught:
+        load_settings("local", home=tmp_path)
+    assert str(caught.value).startswith(message)
+
+
+def test_an_int_is_a_valid_float(monkeypatch, tmp_path):
+    override = tmp_path / "ok.toml"
+    override.write_text("[quality]\nmax_staleness_hours = 12\n")
+    monkeypatch.setenv("MSPA_CONFIG", str(override))
+    assert load_settings("local", home=tmp_path).quality.max_staleness_hours == 12

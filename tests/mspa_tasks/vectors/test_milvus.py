@@ -167,3 +167,70 @@ def test_recall_is_tie_aware_and_exact_on_flat():
     scores = np.array([[0.5, 0.5, 0.5, 0.1], [0.9, 0.2, 0.3, 0.4]])
     assert milvus.recall_at_k(scores, [[2, 1], [0, 3]], 2) == 1.0
     assert milvus.recall_at_k(scores, [[3, 1], [1, 2]], 2) == pytest.approx((0.5 + 0) / 2)
+
+
+ORDERS = {  # two day refreshes interleaved step by step, as an unbounded backfill runs them
+    "newer_publishes_first": [("build", D3), ("build", D2), ("validate", D3), ("publish", D3),
+                              ("validate", D2), ("publish", D2)],
+    "older_publishes_first": [("build", D2), ("build", D3), ("validate", D2), ("publish", D2),
+                              ("validate", D3), ("publish", D3)],
+    "publish_between_build_and_validate": [("build", D2), ("build", D3), ("validate", D3),
+                                           ("publish", D3), ("validate", D2), ("publish", D2)],
+}
+
+
+@pytest.mark.parametrize("order", sorted(ORDERS))
+def test_interleaved_refreshes_never_drop_each_others_builds(order, milvus_settings,
+                                                            local_store):
+    settings, target = milvus_settings
+    publish_vectors(local_store, D1, seed=0)
+    first = refresh(D1, target, local_store, settings)
+    for i, ds in enumerate((D2, D3)):
+        publish_vectors(local_store, ds, seed=i + 1)
+    names, results = {}, {}
+    for step, ds in ORDERS[order]:
+        if step == "build":
+            names[ds] = milvus.build_collection(ds, target, local_store, settings).collection
+        elif step == "validate":
+            milvus.validate_collection(ds, names[ds], target, local_store, settings)
+        else:
+            results[ds] = milvus.publish_collection(ds, names[ds], target, settings)
+    with milvus_client(target) as client:
+        assert milvus.serving_collection(client, "mspa_authors") == names[D3]  # newest day
+        left = set(client.list_collections())
+        # the replay of each day still finds that day's validated collection
+        assert milvus.collection_of_day(client, "mspa_authors", D2) == names[D2]
+        assert milvus.collection_of_day(client, "mspa_authors", D3) == names[D3]
+    assert {first, names[D2], names[D3]} <= left
+    assert results[D3]["moved"] and results[D3]["collection"] == names[D3]
+
+
+def test_retention_drops_an_abandoned_build_after_the_grace_period(milvus_settings,
+                                                                   local_store):
+    """A build whose run died (never validated) is kept while another run might still need
+    it, and dropped by the first publish after ``inflight_grace_hours``."""
+    settings, target = milvus_settings
+    for i, ds in enumerate((D1, D2)):
+        publish_vectors(local_store, ds, seed=i)
+    abandoned = milvus.build_collection(D1, target, local_store, settings).collection
+    kept = refresh(D2, target, local_store, settings)
+    with milvus_client(target) as client:
+        assert abandoned in client.list_collections()  # younger than 24 h: still protected
+    short = dataclasses.replace(settings, vectors=dataclasses.replace(
+        settings.vectors, inflight_grace_hours=1e-7))  # 0.36 ms
+    again = refresh(D2, target, local_store, short)
+    with milvus_client(target) as client:
+        assert abandoned not in client.list_collections()
+        assert {again} <= set(client.list_collections()) and kept not in client.list_collections()
+
+
+def test_validating_a_dropped_collection_says_so(milvus_settings, local_store):
+    settings, target = milvus_settings
+    publish_vectors(local_store, D1)
+    name = milvus.build_collection(D1, target, local_store, settings).collection
+    with milvus_client(target) as client:
+        client.drop_collection(name)
+    with pytest.raises(PublishRefused, match=f"collection {name} does not exist"):
+        milvus.validate_collection(D1, name, target, local_store, settings)
+    with pytest.raises(PublishRefused, match="does not exist"):
+        milvus.publish_collection(D1, name, target, settings)

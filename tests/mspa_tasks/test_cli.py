@@ -1,0 +1,92 @@
+"""The command line reports what a user can fix in one line and a non-zero exit, never a
+traceback: a bad ``--ds``, a day not published, a bad config value, a gate breach, a missing
+source table, a milvus-lite file held by another process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from mspa_tasks.cli import main
+from tests.conftest import REPO
+
+DS = "2026-11-20"
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mspa_tasks", *args], capture_output=True,
+                          text=True, timeout=120, cwd=REPO, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, toml, message", [
+    (["ingest", "--ds", "2026-13-01"], None,
+     "mspa: error: ds='2026-13-01' is not a date in YYYY-MM-DD form"),
+    (["show-manifest", "--ds", "2020-01-01"], None, "manifest.json does not exist (is that day "
+                                                    "published?)"),
+    (["show-manifest", "--ds", DS], '[ingest]\nwindow_days = "30"\n',
+     "mspa: error: setting ingest.window_days='30' is invalid: it must be an int"),
+])
+def test_expected_errors_print_one_line_and_exit_non_zero(tmp_path, args, toml, message):
+    env = {"MSPA_HOME": str(tmp_path / "home")}
+    if toml:
+        (tmp_path / "bad.toml").write_text(toml)
+        env["MSPA_CONFIG"] = str(tmp_path / "bad.toml")
+    result = _cli(*args, env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("mspa: error: ")
+    assert message in result.stderr
+
+
+@pytest.fixture
+def seeded(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSPA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MSPA_CONFIG", raising=False)
+    assert main(["seed-world", "--preset", "tiny", "--end-ds", DS]) == 0
+    return sa.create_engine(f"sqlite:///{tmp_path / 'home' / 'warehouse.db'}")
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("mspa: error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_a_gate_breach_and_a_missing_table_are_one_line_each(seeded, capsys):
+    with seeded.begin() as conn:
+        conn.execute(sa.text("DELETE FROM author_media"))
+    capsys.readouterr()
+    assert main(["ingest", "--ds", DS]) == 1
+    line = _error_line(capsys)
+    assert line.startswith(f"mspa: error: data-quality gate stopped ds={DS}: ")
+    assert "kept_users FAILED: value 0, bound >= 10" in line and "; kept_authors FAILED" in line
+
+    with seeded.begin() as conn:
+        conn.execute(sa.text("DROP TABLE live_comments"))
+    assert main(["ingest", "--ds", DS]) == 1
+    assert "has no source table live_comments" in _error_line(capsys)
+    seeded.dispose()
+
+
+def test_a_held_milvus_lite_file_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MSPA_HOME", str(tmp_path / "home"))
+    uri = tmp_path / "home" / "milvus.db"
+    uri.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; "
+         f"c = MilvusClient({str(uri)!r}); print('holding', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        capsys.readouterr()
+        assert main(["vectors", "list"]) == 1
+        line = _error_line(capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"milvus-lite file {uri} could not be opened: another process most likely holds" in line
