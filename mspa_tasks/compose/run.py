@@ -57,6 +57,7 @@ from mspa_tasks.publish import (
     read_table,
     require_rows,
 )
+from mspa_tasks.report import md_code_block, md_text
 from mspa_tasks.warehouse import bulk_insert, fetch_arrow, make_engine, require_tables, run_sql
 
 log = logging.getLogger(__name__)
@@ -467,9 +468,13 @@ def _sample(store: ArtifactStore, ds: str, texts: pa.Table, size: int) -> list[d
 
 
 def _sample_markdown(ds: str, sample: list[dict[str, Any]]) -> str:
+    """The sample for a human. Author fields and texts are untrusted (a profile can carry
+    HTML or a ``javascript:`` link): fields go through :func:`md_text`, texts into a code
+    block that they cannot close."""
     lines = [f"# Preference texts, sample of {len(sample)} — ds {ds}", ""]
     for s in sample:
-        authors = ", ".join(f"{a['category']} in {a['location']} ×{a['times']}" for a in s["tipped"])
-        lines += [f"## user {s['user_id']} ({s['status']})", "", f"Tipped: {authors}", "",
-                  "```", s["text"], "```", ""]
+        authors = ", ".join(f"{md_text(a['category'])} in {md_text(a['location'])} ×{a['times']}"
+                            for a in s["tipped"])
+        lines += [f"## user {s['user_id']} ({md_text(s['status'])})", "", f"Tipped: {authors}",
+                  "", md_code_block(s["text"] or ""), ""]
     return "\n".join(lines)

@@ -147,3 +147,30 @@ def test_publish_refuses_missing_shards(world, warehouse_url, store, words_backe
 def test_bad_shard_arguments(kind, shard, of, message, settings, store):
     with pytest.raises(ValueError, match=message):
         run.compose_shard(DS, kind, shard, of, "sqlite://", store, settings)
+
+
+PAYLOAD = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) **loud** ```"
+
+
+@pytest.mark.parametrize("warehouse_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("store", ["file"], indirect=True)
+def test_the_sample_report_shows_untrusted_fields_as_text(warehouse_url, store, settings,
+                                                         words_backend):
+    """Author fields carrying HTML, a javascript: link and Markdown, rendered by a real
+    CommonMark renderer with raw HTML on: no tag, link or emphasis comes out, the text does."""
+    from markdown_it import MarkdownIt
+
+    generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=DS), warehouse_url, store)
+    engine = sa.create_engine(warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE authors SET location = :p, category = :p"), {"p": PAYLOAD})
+    engine.dispose()
+    ingest.run_ingest(DS, warehouse_url, store, settings)
+    compose_day(DS, warehouse_url, store, settings.with_compose(n_shards=1), words_backend)
+    sample = store.get_text(f"reports/compose/ds={DS}/sample.md")
+    rendered = MarkdownIt("commonmark").render(sample)
+    assert "<img" not in rendered and "href=" not in rendered
+    assert "<a " not in rendered and "<strong>" not in rendered
+    assert "&lt;img src=x onerror=alert(1)&gt; [click](javascript:alert(1)) **loud** ```" \
+        in rendered  # shown as written
+    assert rendered.count("<h2>") == 20  # no field broke the document's structure
