@@ -5,9 +5,9 @@
 
 | task | what it does | on failure |
 | --- | --- | --- |
-| `prepare_tables` | creates warehouse and pipeline tables if missing | retried |
+| `prepare_tables` | checks that the source tables exist (it never creates one); creates the pipeline's own tables if missing | a missing source table **stops the run, no retry**, naming it |
 | `extract_window` | classifies the window's tip events and every author row with a rejection reason; fills `quarantine_tip_events` / `quarantine_authors`; applies the paper's filters (users with < `min_authors` distinct authors or < `min_tip_days` tipping days; authors with no text or image) into `dropped_users`; stages sessions, kept authors, the 7:2:1 user split and dropped users as Parquet under `sessions/ds=<ds>/` (unpublished) | retried |
-| `quality_gate` | volume vs the previous day, null keys, duplicates, quarantine share, freshness; writes `dq_results` | **stops the run, no retry**: the log names the check, its value and its bound; nothing downstream is refreshed |
+| `quality_gate` | volume vs the previous day, null keys, duplicates, quarantine share, freshness; what the filters kept (users, authors, share of candidate events) against floors and the previous published day; writes `dq_results` | **stops the run, no retry**: the log names the check, its value and its bound; nothing downstream is refreshed |
 | `publish_sessions` | commits the staged partition by writing its manifest (the one atomic step) | retried; the previous partition keeps serving until the new manifest lands |
 
 **Compose** (task group `compose`, MSPA's Multimodal Preference Composer):
@@ -38,7 +38,10 @@
 
 Roll back with the DAG `mspa_vectors_rollback` (Params) or `mspa vectors rollback`.
 
-Every step replaces its own `ds` and nothing else: rerunning or backfilling a day is safe.
+Every step replaces its own `ds` and nothing else: rerunning or backfilling a day is safe,
+also with several days in flight (retention never drops another run's build). Failures a
+retry cannot fix (a gate, an empty input, a missing source table, a bad config value) fail
+the task at once, without retries.
 Emits the Assets `mspa_sessions`, `mspa_preference_texts`, `mspa_author_texts`
 (extra: `ds`, `manifest`), `mspa_author_vectors` (extra: `alias`, `collection`, `ds`) and
 `mspa_replay_report` (extra: `ds`, `report`).
@@ -61,6 +64,7 @@ from airflow.sdk import Asset, Param, dag, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import daily_deadline, on_failure
+from mspa_airflow.failures import fail_fast
 
 SESSIONS = Asset(name="mspa_sessions", uri="mspa://sessions", group="mspa")
 PREFERENCE_TEXTS = Asset(name="mspa_preference_texts", uri="mspa://preference_texts", group="mspa")
@@ -132,7 +136,8 @@ def mspa_daily():
         def prepare_tables(params=None):
             from mspa_tasks import ingest as lib
 
-            lib.prepare_tables(_warehouse_url(_settings(params)))
+            with fail_fast():  # a missing source table stays missing on retry
+                lib.prepare_tables(_warehouse_url(_settings(params)))
 
         @task(doc_md="Classify the window ending at ds; fill quarantine; filter; stage outputs.")
         def extract_window(ds=None, params=None) -> dict:
@@ -140,23 +145,19 @@ def mspa_daily():
             from mspa_tasks import ingest as lib
 
             settings = _settings(params)
-            return lib.extract_window(ds, _warehouse_url(settings), artifact_store(settings),
-                                      settings)
+            with fail_fast():
+                return lib.extract_window(ds, _warehouse_url(settings),
+                                          artifact_store(settings), settings)
 
         @task(doc_md="Data-quality gate: fails the run, with reasons, on a breach.")
         def quality_gate(ds=None, params=None) -> list[dict]:
-            from airflow.sdk.exceptions import AirflowFailException
-
             from mspa_airflow.hooks import artifact_store
             from mspa_tasks import ingest as lib
-            from mspa_tasks.quality import DataQualityError
 
             settings = _settings(params)
-            try:
+            with fail_fast():  # a breach is not transient: do not retry
                 results = lib.quality_gate(ds, _warehouse_url(settings),
                                            artifact_store(settings), settings.quality)
-            except DataQualityError as exc:  # a breach is not transient: do not retry
-                raise AirflowFailException(str(exc)) from exc
             return [r.as_dict() for r in results]
 
         @task(outlets=[SESSIONS], doc_md="Commit the staged partition: write its manifest.")
@@ -188,8 +189,9 @@ def mspa_daily():
             from mspa_tasks.compose.run import compose_shard as run_shard
 
             settings = _settings(params)
-            return run_shard(ds, shard["kind"], shard["shard"], shard["of"],
-                             _warehouse_url(settings), artifact_store(settings), settings)
+            with fail_fast():  # an empty partition stays empty on retry
+                return run_shard(ds, shard["kind"], shard["shard"], shard["of"],
+                                 _warehouse_url(settings), artifact_store(settings), settings)
 
         @task(outlets=[PREFERENCE_TEXTS, AUTHOR_TEXTS],
               doc_md="Merge shards; publish preference_texts and author_texts for ds.")
@@ -198,7 +200,9 @@ def mspa_daily():
             from mspa_tasks.compose.run import publish_texts as publish
 
             settings = _settings(params)
-            result = publish(ds, _warehouse_url(settings), artifact_store(settings), settings)
+            with fail_fast():
+                result = publish(ds, _warehouse_url(settings), artifact_store(settings),
+                                 settings)
             for asset, key in ((PREFERENCE_TEXTS, "preference_texts"),
                                (AUTHOR_TEXTS, "author_texts")):
                 outlet_events[asset].extra = {"ds": ds, "manifest": result[key]["manifest"]}
@@ -214,7 +218,8 @@ def mspa_daily():
             from mspa_tasks.vectors.encode import encode_day
 
             settings = _settings(params)
-            result = encode_day(ds, artifact_store(settings), settings)
+            with fail_fast():
+                result = encode_day(ds, artifact_store(settings), settings)
             return {"authors": result.authors_manifest, "users": result.users_manifest,
                     "counts": result.counts}
 
@@ -224,22 +229,19 @@ def mspa_daily():
             from mspa_tasks.vectors import milvus
 
             settings = _settings(params)
-            return milvus.build_collection(ds, _milvus_target(settings),
-                                           artifact_store(settings), settings).collection
+            with fail_fast():
+                return milvus.build_collection(ds, _milvus_target(settings),
+                                               artifact_store(settings), settings).collection
 
         @task(pool=MILVUS_POOL, doc_md="The gate: counts, ids, stored vectors, recall@K, spot checks.")
         def validate_collection(collection: str, ds=None, params=None) -> list[dict]:
-            from airflow.sdk.exceptions import AirflowFailException
-
             from mspa_airflow.hooks import artifact_store
             from mspa_tasks.vectors import milvus
 
             settings = _settings(params)
-            try:
+            with fail_fast():  # a failed gate is not transient
                 checks = milvus.validate_collection(ds, collection, _milvus_target(settings),
                                                     artifact_store(settings), settings)
-            except milvus.VectorGateError as exc:  # a failed gate is not transient
-                raise AirflowFailException(str(exc)) from exc
             return [c.as_dict() for c in checks]
 
         @task(pool=MILVUS_POOL, outlets=[AUTHOR_VECTORS],
@@ -248,7 +250,9 @@ def mspa_daily():
             from mspa_tasks.vectors import milvus
 
             settings = _settings(params)
-            result = milvus.publish_collection(ds, collection, _milvus_target(settings), settings)
+            with fail_fast():
+                result = milvus.publish_collection(ds, collection, _milvus_target(settings),
+                                                   settings)
             outlet_events[AUTHOR_VECTORS].extra = {k: result[k] for k in
                                                    ("alias", "collection", "ds")}
             return result
