@@ -154,10 +154,11 @@ def run_kept_checks(kept: KeptStats, previous: tuple[str, KeptStats] | None,
                     kept.event_share >= cfg.min_kept_event_share,
                     f"{kept.events:,} of {kept.candidates:,} candidate events kept"),
     ]
-    figures = (("kept_users", "users", lambda s: s.users),
-               ("kept_authors", "authors", lambda s: s.authors),
-               ("kept_event_share", "share of candidate events", lambda s: s.event_share))
-    for name, what, get in figures:
+    figures = (("kept_users", "users", lambda s: s.users, "{:,}"),
+               ("kept_authors", "authors", lambda s: s.authors, "{:,}"),
+               ("kept_event_share", "share of candidate events", lambda s: s.event_share,
+                "{:.3f}"))
+    for name, what, get, shown in figures:
         check = f"{name}_vs_previous_day"
         if previous is None:
             results.append(CheckResult(check, None, cfg.kept_ratio_min, cfg.kept_ratio_max, True,
@@ -169,7 +170,7 @@ def run_kept_checks(kept: KeptStats, previous: tuple[str, KeptStats] | None,
         results.append(CheckResult(
             check, ratio, cfg.kept_ratio_min, cfg.kept_ratio_max,
             _within(ratio, cfg.kept_ratio_min, cfg.kept_ratio_max),
-            f"kept {what} {now:,.4g} on ds vs {before:,.4g} on {prev_ds}"))
+            f"kept {what} {shown.format(now)} on ds vs {shown.format(before)} on {prev_ds}"))
     return results
 
 
