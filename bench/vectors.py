@@ -68,16 +68,18 @@ def world_texts(preset: str) -> tuple[pa.Table, list[str]]:
 
 
 def publish_inputs(store, ds: str, authors: pa.Table, texts: list[str]) -> None:
+    from mspa_tasks.datasets import AUTHOR_TEXTS, PREFERENCE_TEXTS
     from mspa_tasks.publish import publish_partition
 
     n = authors.num_rows
     rng = np.random.default_rng(0)
     picks = rng.choice(n, size=100, replace=False)
     publish_partition(store, "sessions", ds, {"authors": authors}, {})
-    publish_partition(store, "author_texts", ds, {"texts": pa.table({
-        "author_id": authors.column("author_id"), "text": texts, "status": ["ok"] * n,
-        "model_version": ["bench"] * n, "prompt_version": ["bench"] * n})}, {})
-    publish_partition(store, "preference_texts", ds, {"texts": pa.table({
+    publish_partition(store, "author_texts", ds, {"texts": AUTHOR_TEXTS.build("texts", {
+        "author_id": authors.column("author_id").to_pylist(), "text": texts,
+        "status": ["ok"] * n, "model_version": ["bench"] * n,
+        "prompt_version": ["bench"] * n})}, {})
+    publish_partition(store, "preference_texts", ds, {"texts": PREFERENCE_TEXTS.build("texts", {
         "user_id": list(range(100)),
         "text": [f"Favoured author types: {authors.column('category')[int(i)]}. "
                  f"Regional bias: {authors.column('location')[int(i)]}" for i in picks],

@@ -43,8 +43,11 @@ also with several days in flight (retention never drops another run's build). Fa
 retry cannot fix (a gate, an empty input, a missing source table, a bad config value) fail
 the task at once, without retries.
 Emits the Assets `mspa_sessions`, `mspa_preference_texts`, `mspa_author_texts`
-(extra: `ds`, `manifest`), `mspa_author_vectors` (extra: `alias`, `collection`, `ds`) and
-`mspa_replay_report` (extra: `ds`, `report`).
+(extra: `ds`, `manifest`), `mspa_author_vectors` (the Milvus alias; extra: `alias`,
+`collection`, `ds`), `mspa_author_vector_data` / `mspa_user_vector_data` (the encoded
+partitions) and `mspa_replay_report` (extra: `ds`, `report`). Every dataset Asset comes from
+the catalog (`mspa_tasks/datasets.py`): outlets where a task publishes it, inlets where it
+reads it.
 
 **Params** (Trigger DAG w/ config): `window_days`, `min_authors`, `min_tip_days`.
 
@@ -64,11 +67,13 @@ from airflow.sdk import Asset, Param, dag, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import daily_deadline, on_failure
+from mspa_airflow.assets import catalog_assets
 from mspa_airflow.failures import fail_fast
 
-SESSIONS = Asset(name="mspa_sessions", uri="mspa://sessions", group="mspa")
-PREFERENCE_TEXTS = Asset(name="mspa_preference_texts", uri="mspa://preference_texts", group="mspa")
-AUTHOR_TEXTS = Asset(name="mspa_author_texts", uri="mspa://author_texts", group="mspa")
+# Datasets of the catalog (mspa_tasks/datasets.py): outlets where published, inlets where read.
+SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA = catalog_assets(
+    "sessions", "preference_texts", "author_texts", "author_vectors", "user_vectors")
+# What consumers search: the Milvus alias (not a catalog dataset; the collection behind it).
 AUTHOR_VECTORS = Asset(name="mspa_author_vectors", uri="milvus://mspa_authors", group="mspa")
 REPLAY_REPORT = Asset(name="mspa_replay_report", uri="mspa://reports/replay", group="mspa")
 COMPOSE_POOL = "mspa_compose"  # created by `make airflow-init`; size it to the GPU workers
@@ -182,6 +187,7 @@ def mspa_daily():
             return plan(_settings(params).compose)
 
         @task(pool=COMPOSE_POOL, map_index_template="{{ shard.kind }} {{ shard.shard }}",
+              inlets=[SESSIONS],
               execution_timeout=dt.timedelta(hours=4),
               doc_md="Compose one shard: reuse cached texts, generate and validate the rest.")
         def compose_shard(shard: dict, ds=None, params=None) -> dict:
@@ -193,7 +199,7 @@ def mspa_daily():
                 return run_shard(ds, shard["kind"], shard["shard"], shard["of"],
                                  _warehouse_url(settings), artifact_store(settings), settings)
 
-        @task(outlets=[PREFERENCE_TEXTS, AUTHOR_TEXTS],
+        @task(inlets=[SESSIONS], outlets=[PREFERENCE_TEXTS, AUTHOR_TEXTS],
               doc_md="Merge shards; publish preference_texts and author_texts for ds.")
         def publish_texts(ds=None, params=None, outlet_events=None) -> dict:
             from mspa_airflow.hooks import artifact_store
@@ -212,7 +218,9 @@ def mspa_daily():
 
     @task_group(group_id="vectors", tooltip="encode texts; new Milvus collection; gate; alias")
     def vectors():
-        @task(doc_md="Encode author and preference texts; publish author/user vectors.")
+        @task(inlets=[SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS],
+              outlets=[AUTHOR_VECTOR_DATA, USER_VECTOR_DATA],
+              doc_md="Encode author and preference texts; publish author/user vectors.")
         def encode(ds=None, params=None) -> dict:
             from mspa_airflow.hooks import artifact_store
             from mspa_tasks.vectors.encode import encode_day
@@ -223,7 +231,8 @@ def mspa_daily():
             return {"authors": result.authors_manifest, "users": result.users_manifest,
                     "counts": result.counts}
 
-        @task(pool=MILVUS_POOL, doc_md="Build a new versioned collection; the alias is untouched.")
+        @task(pool=MILVUS_POOL, inlets=[AUTHOR_VECTOR_DATA],
+              doc_md="Build a new versioned collection; the alias is untouched.")
         def build_collection(ds=None, params=None) -> str:
             from mspa_airflow.hooks import artifact_store
             from mspa_tasks.vectors import milvus
@@ -263,7 +272,8 @@ def mspa_daily():
 
     @task_group(group_id="replay", tooltip="offline replay vs baselines; report")
     def replay():
-        @task(doc_md="AUC/UAUC, HR@K, Recall/NDCG, A2A: MSPA vs popularity and ALS.")
+        @task(inlets=[SESSIONS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA],
+              doc_md="AUC/UAUC, HR@K, Recall/NDCG, A2A: MSPA vs popularity and ALS.")
         def offline(ds=None, params=None) -> dict:
             from mspa_airflow.hooks import artifact_store
             from mspa_tasks.replay.run import replay_offline

@@ -29,6 +29,7 @@ from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import on_failure
+from mspa_airflow.assets import catalog_assets
 from mspa_airflow.pods import trainer_launch
 
 RECOMMENDER_MODEL = Asset(name="mspa_recommender_model", uri="mspa://recommender_model",
@@ -79,7 +80,9 @@ def _optional(kind: str, description: str, minimum: float | None = None) -> Para
     },
 )
 def mspa_retrain():
-    @task(doc_md="Publish the alignment examples; make sure a champion exists; write the run file.")
+    @task(inlets=catalog_assets("sessions", "author_texts", "author_vectors"),
+          outlets=catalog_assets("align_examples"),
+          doc_md="Publish the alignment examples; make sure a champion exists; write the run file.")
     def prepare(ds=None, run_id=None, params=None, data_interval_end=None) -> dict:
         from mspa_airflow.hooks import WarehouseHook, artifact_store
         from mspa_tasks.align.run import latest_ready_day, prepare_run

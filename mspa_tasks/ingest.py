@@ -51,14 +51,8 @@ import sqlalchemy as sa
 from mspa_tasks import __version__
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import IngestConfig, QualityConfig, Settings
-from mspa_tasks.publish import (
-    Published,
-    commit_manifest,
-    partition_prefix,
-    published_days,
-    read_manifest,
-    stage_tables,
-)
+from mspa_tasks.datasets import SESSIONS
+from mspa_tasks.publish import Published, partition_prefix
 from mspa_tasks.quality import (
     CheckResult,
     KeptStats,
@@ -91,19 +85,9 @@ CANDIDATES_SCHEMA = pa.schema([
     ("author_id", pa.int64()), ("live_id", pa.int64()), ("ts", pa.int64()),
     ("amount", pa.float64()), ("ingested_at", pa.int64()), ("reason", pa.string()),
 ])
-SESSIONS_SCHEMA = pa.schema([
-    ("user_id", pa.int64()), ("seq", pa.int32()), ("author_id", pa.int64()),
-    ("live_id", pa.int64()), ("ts", pa.int64()), ("amount", pa.float64()),
-    ("event_id", pa.int64()), ("is_ground_truth", pa.bool_()),
-])
-AUTHORS_SCHEMA = pa.schema([
-    ("author_id", pa.int64()), ("nickname", pa.string()), ("location", pa.string()),
-    ("category", pa.string()),
-])
-DROPPED_USERS_SCHEMA = pa.schema([
-    ("user_id", pa.int64()), ("reason", pa.string()), ("n_authors", pa.int32()),
-    ("n_tip_days", pa.int32()), ("n_tips", pa.int32()),
-])
+SESSIONS_SCHEMA = SESSIONS.tables["sessions"]
+AUTHORS_SCHEMA = SESSIONS.tables["authors"]
+DROPPED_USERS_SCHEMA = SESSIONS.tables["dropped_users"]
 
 
 class InvalidPartition(ValueError):
@@ -215,7 +199,7 @@ def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
 
     sessions = build_sessions(result.kept)
     split = build_user_split(sessions.column("user_id"), cfg.split_salt)
-    files = stage_tables(store, DATASET, ds, {
+    files = SESSIONS.stage(store, ds, {
         "sessions": sessions, "authors": authors, "user_split": split,
         "dropped_users": result.dropped_users})
     counts = {
@@ -268,8 +252,8 @@ def kept_stats(counts: dict[str, Any]) -> KeptStats:
 
 def previous_published(store: ArtifactStore, ds: str) -> tuple[str, dict[str, Any]] | None:
     """``(day, manifest)`` of the latest published sessions partition before ``ds``."""
-    days = [d for d in published_days(store, DATASET) if d < ds]
-    return (days[-1], read_manifest(store, DATASET, days[-1])) if days else None
+    day = SESSIONS.latest(store, ds, include_ds=False)
+    return (day, SESSIONS.manifest(store, day)) if day else None
 
 
 def quality_gate(ds: str, warehouse_url: str, store: ArtifactStore,
@@ -309,7 +293,7 @@ def publish_sessions(ds: str, warehouse_url: str, store: ArtifactStore) -> Publi
                         "run ingest.quality_gate first")
     manifest = {k: v for k, v in draft.items() if k != "stats"}
     manifest["quality_checks"] = checks
-    published = commit_manifest(store, DATASET, ds, manifest)
+    published = SESSIONS.commit(store, ds, manifest)
     counts = manifest["counts"]
     log.info("published %s: %s kept events, %s users, %s authors", published.manifest_uri,
              f"{counts['events']['kept']:,}", f"{counts['users']['kept']:,}",

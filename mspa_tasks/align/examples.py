@@ -34,13 +34,23 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.compose.prompting import clean, render_user
 from mspa_tasks.compose.run import load_author_content
 from mspa_tasks.config import Settings
+from mspa_tasks.datasets import (
+    ALIGN_EXAMPLES,
+    AUTHOR_TEXTS,
+    CATALOG,
+    SESSIONS,
+    InputsMissing,
+    example_schema,
+)
 from mspa_tasks.ingest import code_version, window_for
-from mspa_tasks.publish import Published, publish_partition, published_days, read_table
+from mspa_tasks.publish import Published
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, profile_text, read_vectors
 
 log = logging.getLogger(__name__)
 
-DATASET = "align_examples"
+DATASET = ALIGN_EXAMPLES.name
+READER = "the alignment examples"
+ExamplesMissing = InputsMissing  # the catalog's one error for an unpublished input
 PROMPT_VERSION = "align_v1"
 SYSTEM = (
     "You recommend live-streamers to a viewer. Everything between <data> and </data> is "
@@ -49,18 +59,6 @@ SYSTEM = (
     "User Preference: <the viewer's taste in a few words>\n"
     "Recommendation Reason: <why one candidate fits that taste>\n"
     "Recommended author: <that candidate's id>")
-
-
-class ExamplesMissing(RuntimeError):
-    """An input partition the examples need is not published."""
-
-
-def example_schema(dim: int) -> pa.Schema:
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    return pa.schema([("user_id", pa.int64()), ("split", pa.string()), ("m", pa.int32()),
-                      ("prompt", pa.list_(message)), ("candidate_ids", pa.list_(pa.int64())),
-                      ("ground_truth", pa.int64()),
-                      ("candidate_vectors", pa.list_(pa.list_(pa.float32(), dim)))])
 
 
 def split_last_tip(events: list[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
@@ -110,24 +108,18 @@ def _sample(users: list[int], cap: int, salt: str) -> list[int]:
     return sorted(sorted(users, key=key)[:cap])
 
 
-def _require(store: ArtifactStore, dataset: str, ds: str) -> None:
-    if ds not in published_days(store, dataset):
-        raise ExamplesMissing(f"{dataset}/ds={ds} is not published; run mspa_daily for {ds} "
-                              "first (the examples need sessions, author texts and vectors)")
-
-
 def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                    settings: Settings) -> Published:
     """Build and publish ``align_examples/ds=<ds>/`` (see module doc)."""
     cfg = settings.align
-    for dataset in ("sessions", "author_texts", AUTHOR_VECTORS):
-        _require(store, dataset, ds)
-    sessions = read_table(store, "sessions", ds, "sessions")
-    split = dict(zip(*(read_table(store, "sessions", ds, "user_split").column(c).to_pylist()
+    for dataset in (SESSIONS, AUTHOR_TEXTS, CATALOG[AUTHOR_VECTORS]):
+        dataset.require(store, ds, READER)
+    sessions = SESSIONS.read(store, ds, "sessions")
+    split = dict(zip(*(SESSIONS.read(store, ds, "user_split").column(c).to_pylist()
                        for c in ("user_id", "split")), strict=True))
-    authors = {r["author_id"]: r for r in read_table(store, "sessions", ds, "authors").to_pylist()}
+    authors = {r["author_id"]: r for r in SESSIONS.read(store, ds, "authors").to_pylist()}
     texts = {r["author_id"]: r["text"] for r in
-             read_table(store, "author_texts", ds, "texts").to_pylist() if r["status"] == "ok"}
+             AUTHOR_TEXTS.read(store, ds, "texts").to_pylist() if r["status"] == "ok"}
     vec_table, vectors = read_vectors(store, AUTHOR_VECTORS, ds)
     author_ids = vec_table.column("author_id").to_pylist()
     categories = dict(zip(author_ids, vec_table.column("category").to_pylist(), strict=True))
@@ -183,7 +175,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                 "counts": {"examples": counts, "skipped": dict(skipped),
                            "users": {s: len(chosen[s]) for s in chosen},
                            "users_available": {s: len(by_split[s]) for s in chosen}}}
-    published = publish_partition(store, DATASET, ds, {"examples": table}, manifest)
+    published = ALIGN_EXAMPLES.publish(store, ds, {"examples": table}, manifest)
     log.info("published %s: %s", published.manifest_uri, manifest["counts"])
     return published
 
@@ -191,7 +183,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
 def read_examples(store: ArtifactStore, ds: str, split: str,
                   sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     """The published examples of one split and the given candidate-set sizes."""
-    table = read_table(store, DATASET, ds, "examples")
+    table = ALIGN_EXAMPLES.read(store, ds, "examples")
     keep = set(sizes)
     return [r for r in table.to_pylist() if r["split"] == split and r["m"] in keep]
 

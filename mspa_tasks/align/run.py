@@ -29,7 +29,7 @@ from mspa_tasks.align.store import model_prefix, resolve_model
 from mspa_tasks.align.train import EVAL, METRICS, RunConfig
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.publish import published_days
+from mspa_tasks.datasets import CATALOG
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def run_version(ds: str, run_id: str) -> str:
 
 def latest_ready_day(store: ArtifactStore, on_or_before: str | None = None) -> str:
     """The newest ``ds`` whose author vectors are published (what the examples need)."""
-    days = [d for d in published_days(store, AUTHOR_VECTORS)
+    days = [d for d in CATALOG[AUTHOR_VECTORS].days(store)
             if on_or_before is None or d <= on_or_before]
     if not days:
         raise RunIncomplete(f"no published {AUTHOR_VECTORS} partition"

@@ -48,13 +48,11 @@ from mspa_tasks.compose.prompting import (
 )
 from mspa_tasks.compose.validate import assemble, section_problem
 from mspa_tasks.config import ComposeConfig, Settings
+from mspa_tasks.datasets import CATALOG, SESSIONS, text_schema
 from mspa_tasks.ingest import code_version, window_for
 from mspa_tasks.publish import (
     parquet_bytes,
     partition_prefix,
-    publish_partition,
-    published_days,
-    read_table,
     require_rows,
 )
 from mspa_tasks.report import md_code_block, md_text
@@ -65,23 +63,13 @@ log = logging.getLogger(__name__)
 PREFERENCE = "preference_texts"
 AUTHOR = "author_texts"
 KINDS = {"users": (PREFERENCE, "user_id"), "authors": (AUTHOR, "author_id")}
+READER = "compose.compose_shard"
 MAX_CAPTIONS, MAX_SPEECH, MAX_COMMENTS = 2, 2, 3
 MAX_USER_IMAGES, MAX_AUTHOR_IMAGES = 4, 2
 
 
 class ShardsMissing(RuntimeError):
     """publish_texts found fewer staged shards than planned."""
-
-
-def text_schema(id_col: str) -> pa.Schema:
-    return pa.schema([
-        (id_col, pa.int64()), ("text", pa.string()), ("status", pa.string()),
-        ("reason", pa.string()), ("model_version", pa.string()),
-        ("prompt_version", pa.string()), ("input_hash", pa.string()),
-        ("tokens_in", pa.int32()), ("tokens_out", pa.int32()), ("attempts", pa.int32()),
-        ("reused", pa.bool_()), ("authors_truncated", pa.int32()),
-        ("authors_omitted", pa.int32()),
-    ])
 
 
 def shard_of(entity_id: int, n_shards: int) -> int:
@@ -279,10 +267,10 @@ def load_cache(store: ArtifactStore, dataset: str, ds: str) -> dict[str, dict[st
     ``failed`` texts are reused too: their retry budget was spent on this exact input with
     fixed seeds, so trying again would repeat the same answers at the same cost. A new input,
     prompt or model (a new key) gets a fresh try."""
-    days = [d for d in published_days(store, dataset) if d <= ds]
-    if not days:
+    day = CATALOG[dataset].latest(store, ds)
+    if day is None:
         return {}
-    table = read_table(store, dataset, days[-1], "texts")
+    table = CATALOG[dataset].read(store, day, "texts")
     return {r["input_hash"]: r for r in table.to_pylist()}
 
 
@@ -305,13 +293,13 @@ def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
     started = time.perf_counter()
 
     if kind == "users":
-        sessions = require_rows(read_table(store, "sessions", ds, "sessions"),
+        sessions = require_rows(SESSIONS.read(store, ds, "sessions", READER),
                                 "sessions/sessions", ds, "compose_shard")
         tipped = tipped_authors(sessions)
         ids = sorted(u for u in tipped if shard_of(u, of) == shard)
         needed = {a for u in ids for a, _ in tipped[u]}
     else:
-        kept = require_rows(read_table(store, "sessions", ds, "authors"), "sessions/authors",
+        kept = require_rows(SESSIONS.read(store, ds, "authors", READER), "sessions/authors",
                             ds, "compose_shard").column("author_id").to_pylist()
         ids = sorted(a for a in kept if shard_of(a, of) == shard)
         needed = set(ids)
@@ -421,7 +409,7 @@ def publish_texts(ds: str, warehouse_url: str, store: ArtifactStore,
         }
         if kind == "users":
             manifest["sample_report"] = report_uri
-        published = publish_partition(store, dataset, ds, {"texts": table}, manifest)
+        published = CATALOG[dataset].publish(store, ds, {"texts": table}, manifest)
         results[dataset] = {"manifest": published.manifest_uri, "counts": manifest["counts"]}
         log.info("published %s: %s", published.manifest_uri, manifest["counts"])
     for dataset, _ in KINDS.values():
@@ -454,8 +442,8 @@ def _counts(table: pa.Table) -> dict[str, Any]:
 
 def _sample(store: ArtifactStore, ds: str, texts: pa.Table, size: int) -> list[dict[str, Any]]:
     """``size`` preference texts (a stable pseudo-random pick) with each user's authors."""
-    sessions = read_table(store, "sessions", ds, "sessions")
-    authors = {r["author_id"]: r for r in read_table(store, "sessions", ds, "authors").to_pylist()}
+    sessions = SESSIONS.read(store, ds, "sessions")
+    authors = {r["author_id"]: r for r in SESSIONS.read(store, ds, "authors").to_pylist()}
     tipped = tipped_authors(sessions)
     rows = sorted(texts.to_pylist(),
                   key=lambda r: hashlib.sha256(f"{ds}:{r['user_id']}".encode()).hexdigest())

@@ -40,8 +40,8 @@ import pyarrow.parquet as pq
 
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import Settings
+from mspa_tasks.datasets import ALIGN_EXAMPLES, CATALOG, SESSIONS, InputsMissing
 from mspa_tasks.ingest import window_for
-from mspa_tasks.publish import published_days, read_table
 from mspa_tasks.replay import metrics as M
 from mspa_tasks.replay.baselines import Scorer, als, popularity
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
@@ -58,8 +58,7 @@ IMPRESSIONS_SCHEMA = pa.schema([("request_id", pa.int64()), ("user_id", pa.int64
                                 ("clicked", pa.int64()), ("gifted", pa.int64())])
 
 
-class ReplayInputsMissing(RuntimeError):
-    """A partition the replay reads is not published; the message names what to run."""
+ReplayInputsMissing = InputsMissing  # the catalog's one error for an unpublished input
 
 
 def part_key(settings: Settings, ds: str, part: str) -> str:
@@ -80,12 +79,6 @@ def _write_part(store: ArtifactStore, settings: Settings, ds: str, part: str,
         log.info("replay %s %-14s %-11s %s (n=%d)", ds, r["metric"], r["model"],
                  "n/a" if r["value"] is None else f"{r['value']:.4f}", r["n"])
     return body
-
-
-def _require(store: ArtifactStore, dataset: str, ds: str) -> None:
-    if ds not in published_days(store, dataset):
-        raise ReplayInputsMissing(f"{dataset}/ds={ds} is not published; run mspa_daily for "
-                                  f"{ds} (ingest, compose, vectors) before the replay")
 
 
 @dataclass
@@ -112,12 +105,12 @@ class ReplayData:
 
 
 def load_day(ds: str, warehouse_url: str, store: ArtifactStore) -> ReplayData:
-    for dataset in ("sessions", AUTHOR_VECTORS, USER_VECTORS):
-        _require(store, dataset, ds)
+    for dataset in (SESSIONS, CATALOG[AUTHOR_VECTORS], CATALOG[USER_VECTORS]):
+        dataset.require(store, ds, "the replay")
     a_table, a_vectors = read_vectors(store, AUTHOR_VECTORS, ds)
     u_table, u_vectors = read_vectors(store, USER_VECTORS, ds)
-    sessions = read_table(store, "sessions", ds, "sessions")
-    split_table = read_table(store, "sessions", ds, "user_split")
+    sessions = SESSIONS.read(store, ds, "sessions")
+    split_table = SESSIONS.read(store, ds, "user_split")
     author_ids = a_table.column("author_id").to_numpy()
     user_ids = np.unique(sessions.column("user_id").to_numpy())
     u_index = {int(u): i for i, u in enumerate(user_ids)}
@@ -333,11 +326,11 @@ def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
                settings: Settings) -> dict[str, Any]:
     """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
     from mspa_tasks.align.evaluate import accuracy_report, evaluate_model
-    from mspa_tasks.align.examples import DATASET, build_examples, read_examples
+    from mspa_tasks.align.examples import build_examples, read_examples
     from mspa_tasks.align.store import resolve_model
 
     cfg = settings.replay
-    if ds not in published_days(store, DATASET):
+    if not ALIGN_EXAMPLES.is_published(store, ds):
         build_examples(ds, warehouse_url, store, settings)
     rows = read_examples(store, ds, "test", settings.align.eval_m)
     chosen = _sample_users(sorted({r["user_id"] for r in rows}), cfg.acc_max_users,

@@ -33,40 +33,29 @@ import pyarrow as pa
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings, VectorsConfig
+from mspa_tasks.datasets import (
+    AUTHOR_TEXTS,
+    CATALOG,
+    PREFERENCE_TEXTS,
+    SESSIONS,
+    vector_schema,
+)
+from mspa_tasks.datasets import InputsMissing as InputsMissing  # re-exported: the one error
 from mspa_tasks.ingest import code_version
 from mspa_tasks.progress import Progress
-from mspa_tasks.publish import (
-    EmptyInput,
-    publish_partition,
-    published_days,
-    read_manifest,
-    read_table,
-    require_rows,
-)
+from mspa_tasks.publish import EmptyInput, require_rows
 
 log = logging.getLogger(__name__)
 
 AUTHOR_VECTORS = "author_vectors"
 USER_VECTORS = "user_vectors"
 PACKAGED_ENCODER = "packaged:all-minilm-l6-v2"
-
-
-class InputsMissing(RuntimeError):
-    """An input partition of ``ds`` is not published; the message names the step to rerun."""
+READER = "vectors.encode"
 
 
 def text_hash(text: str) -> str:
     """Hash of the exact text encoded (the vector cache key, with the encoder version)."""
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def vector_schema(id_col: str, dim: int, with_fields: bool) -> pa.Schema:
-    fields = [(id_col, pa.int64()), ("vector", pa.list_(pa.float32(), dim)),
-              ("text_hash", pa.string()), ("text_source", pa.string()),
-              ("composer_version", pa.string()), ("reused", pa.bool_())]
-    if with_fields:
-        fields += [("category", pa.string()), ("location", pa.string())]
-    return pa.schema(fields)
 
 
 def resolve_encoder(cfg: VectorsConfig) -> tuple[str, str]:
@@ -135,19 +124,14 @@ def profile_text(row: dict[str, Any]) -> str:
     return who + (f" in {row['location']}" if row.get("location") else "")
 
 
-def _read(store: ArtifactStore, dataset: str, ds: str, name: str, step: str) -> pa.Table:
-    if ds not in published_days(store, dataset):
-        raise InputsMissing(f"{dataset}/ds={ds} is not published; run {step} for {ds} first")
-    return read_table(store, dataset, ds, name)
-
-
 def _previous_vectors(store: ArtifactStore, dataset: str, ds: str,
                       encoder_version: str) -> dict[str, np.ndarray]:
     """text_hash -> vector from the latest published partition at or before ``ds``."""
-    days = [d for d in published_days(store, dataset) if d <= ds]
-    if not days or read_manifest(store, dataset, days[-1]).get("encoder_version") != encoder_version:
+    day = CATALOG[dataset].latest(store, ds)
+    if day is None or CATALOG[dataset].manifest(store, day).get("encoder_version") \
+            != encoder_version:
         return {}
-    table, vectors = read_vectors(store, dataset, days[-1])
+    table, vectors = read_vectors(store, dataset, day)
     return dict(zip(table.column("text_hash").to_pylist(), vectors, strict=True))
 
 
@@ -175,11 +159,11 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
                encoder: Encoder | None = None) -> EncodeResult:
     """Encode ``ds``'s author and preference texts and publish both vector datasets."""
     cfg = settings.vectors
-    authors = require_rows(_read(store, "sessions", ds, "authors", "the ingest group"),
-                           "sessions/authors", ds, "encode")
+    authors = require_rows(SESSIONS.read(store, ds, "authors", READER), "sessions/authors", ds,
+                           "encode")
     author_texts = {r["author_id"]: r for r in
-                    _read(store, "author_texts", ds, "texts", "the compose group").to_pylist()}
-    user_texts = _read(store, "preference_texts", ds, "texts", "the compose group").to_pylist()
+                    AUTHOR_TEXTS.read(store, ds, "texts", READER).to_pylist()}
+    user_texts = PREFERENCE_TEXTS.read(store, ds, "texts", READER).to_pylist()
     encoder = encoder or Encoder(cfg)
 
     rows = authors.sort_by("author_id").to_pylist()
@@ -228,10 +212,10 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
     u_counts = {"total": user_table.num_rows, "reused": int(u_reused.sum()),
                 "encoded": int((~u_reused).sum()),
                 "skipped_failed_text": len(user_texts) - len(ok_users)}
-    a_pub = publish_partition(store, AUTHOR_VECTORS, ds, {"vectors": author_table},
-                              {**common, "counts": a_counts})
-    u_pub = publish_partition(store, USER_VECTORS, ds, {"vectors": user_table},
-                              {**common, "counts": u_counts})
+    a_pub = CATALOG[AUTHOR_VECTORS].publish(store, ds, {"vectors": author_table},
+                                            {**common, "counts": a_counts})
+    u_pub = CATALOG[USER_VECTORS].publish(store, ds, {"vectors": user_table},
+                                          {**common, "counts": u_counts})
     if a_counts["profile_fallback"]:
         log.warning("%d authors have no ok feature text; their profile was encoded instead",
                     a_counts["profile_fallback"])
@@ -243,7 +227,7 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
 
 def read_vectors(store: ArtifactStore, dataset: str, ds: str) -> tuple[pa.Table, np.ndarray]:
     """A published vector partition: its table and its vectors as an ``(n, dim)`` array."""
-    table = read_table(store, dataset, ds, "vectors")
+    table = CATALOG[dataset].read(store, ds, "vectors")
     dim = table.schema.field("vector").type.list_size
     flat = table.column("vector").combine_chunks().flatten()
     return table, np.asarray(flat, dtype=np.float32).reshape(table.num_rows, dim)

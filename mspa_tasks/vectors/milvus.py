@@ -43,8 +43,9 @@ import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings, VectorsConfig
+from mspa_tasks.datasets import CATALOG
 from mspa_tasks.progress import Progress
-from mspa_tasks.publish import read_manifest, require_rows
+from mspa_tasks.publish import require_rows
 from mspa_tasks.quality import CheckResult, GateError
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 
@@ -220,7 +221,7 @@ def build_collection(ds: str, target: MilvusTarget, store: ArtifactStore,
     started = time.perf_counter()
     table, vectors = read_vectors(store, AUTHOR_VECTORS, ds)
     require_rows(table, AUTHOR_VECTORS, ds, "build_collection")
-    manifest = read_manifest(store, AUTHOR_VECTORS, ds)
+    manifest = CATALOG[AUTHOR_VECTORS].manifest(store, ds, "vectors.build_collection")
     check = _check_vectors(vectors)
     if not check.passed:  # refuse before creating anything
         raise VectorGateError(f"author_vectors/ds={ds}", [check])

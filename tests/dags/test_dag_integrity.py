@@ -102,3 +102,19 @@ def test_retrain_schedule_params_pool_and_asset(dagbag):
     assert dag.get_task("train").upstream_task_ids == {"prepare"}
     assert dag.get_task("register").upstream_task_ids == {"prepare", "train"}
     assert [o.name for o in dag.get_task("register").outlets] == ["mspa_recommender_model"]
+
+
+def test_dataset_assets_come_from_the_catalog(dagbag):
+    """Each catalog dataset is an outlet of the task the catalog names as its producer, and
+    an inlet of the tasks that read it, under the catalog's Asset name."""
+    from mspa_tasks.datasets import CATALOG
+
+    for dataset in CATALOG.values():
+        task = dagbag.dags[dataset.producer.dag].get_task(dataset.producer.task)
+        assert dataset.asset_name in [o.name for o in task.outlets], dataset.name
+    daily = dagbag.dags["mspa_daily"]
+    inlets = {t.task_id: {i.name for i in t.inlets} for t in daily.tasks}
+    assert inlets["compose.compose_shard"] == {"mspa_sessions"}
+    assert inlets["vectors.encode"] == {"mspa_sessions", "mspa_preference_texts",
+                                        "mspa_author_texts"}
+    assert inlets["replay.offline"] >= {"mspa_author_vector_data", "mspa_user_vector_data"}

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from mspa_tasks.datasets import AUTHOR_TEXTS, PREFERENCE_TEXTS
 from mspa_tasks.publish import publish_partition, read_manifest
 from mspa_tasks.vectors.encode import (
     AUTHOR_VECTORS,
@@ -38,16 +39,16 @@ def publish_inputs(store, ds, features=FEATURES, users=None):
     authors = pa.table({"author_id": [a[0] for a in AUTHORS], "nickname": [a[1] for a in AUTHORS],
                         "location": [a[2] for a in AUTHORS], "category": [a[3] for a in AUTHORS]})
     publish_partition(store, "sessions", ds, {"authors": authors}, {})
-    author_texts = pa.table({
+    author_texts = AUTHOR_TEXTS.build("texts", {
         "author_id": [a[0] for a in AUTHORS],
         "text": [features.get(a[0], "") for a in AUTHORS],
         "status": ["ok" if a[0] in features else "failed" for a in AUTHORS],
         "model_version": ["smollm2"] * 4, "prompt_version": ["author_v1+abc"] * 4})
     publish_partition(store, "author_texts", ds, {"texts": author_texts}, {})
-    pref = pa.table({"user_id": list(users), "text": [t for t, _ in users.values()],
-                     "status": [s for _, s in users.values()],
-                     "model_version": ["smollm2"] * len(users),
-                     "prompt_version": ["preference_v1+def"] * len(users)})
+    pref = PREFERENCE_TEXTS.build("texts", {
+        "user_id": list(users), "text": [t for t, _ in users.values()],
+        "status": [s for _, s in users.values()], "model_version": ["smollm2"] * len(users),
+        "prompt_version": ["preference_v1+def"] * len(users)})
     publish_partition(store, "preference_texts", ds, {"texts": pref}, {})
 
 

@@ -1,0 +1,320 @@
+"""The dataset catalog: every partitioned dataset one stage publishes and another reads.
+
+Each :class:`Dataset` declares its name, its tables with their Arrow schemas, its
+partitioning (``ds``, one partition per day, published by a manifest written last; see
+:mod:`mspa_tasks.publish`) and the task that produces it. Stages talk only through it:
+
+* :meth:`Dataset.publish` / :meth:`Dataset.stage` check every table against the declared
+  schema before a byte is written;
+* :meth:`Dataset.read` checks that the partition is published (else :class:`InputsMissing`,
+  naming the task to run) and that what it reads still has the declared schema (else
+  :class:`SchemaMismatch`, naming dataset, table, column and expected type);
+* the DAGs derive their Airflow Assets (``outlets`` and ``inlets``) from :data:`CATALOG`.
+
+Schemas are built on first use, so that importing the catalog (a DAG file does, at parse
+time) costs no pyarrow import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mspa_tasks.artifacts import ArtifactStore
+    from mspa_tasks.publish import Published
+
+
+class InputsMissing(RuntimeError):
+    """A partition a stage reads is not published; the message names the task to run."""
+
+
+class SchemaMismatch(TypeError):
+    """A table does not have its dataset's declared schema; the message names dataset,
+    table, column, the type found and the type expected."""
+
+
+ANY_DIM = -1  # a vector column's length is the encoder's, checked as "a fixed-size list"
+
+
+def vector_type(dim: int = ANY_DIM) -> pa.DataType:
+    """``float32`` vectors of ``dim`` (``ANY_DIM`` in declarations: any fixed length)."""
+    import pyarrow as pa
+
+    return pa.list_(pa.float32()) if dim == ANY_DIM else pa.list_(pa.float32(), dim)
+
+
+def type_matches(expected: pa.DataType, actual: pa.DataType) -> bool:
+    """``actual`` is ``expected``, where a declared variable-length list also accepts a
+    fixed-size list of the same values (a vector of any dimension).
+
+    >>> import pyarrow as pa
+    >>> type_matches(vector_type(), pa.list_(pa.float32(), 384))
+    True
+    >>> type_matches(vector_type(), pa.list_(pa.float64(), 384)), type_matches(pa.int64(), pa.int32())
+    (False, False)
+    """
+    import pyarrow as pa
+
+    if expected.equals(actual):
+        return True
+    if pa.types.is_list(expected) and (pa.types.is_fixed_size_list(actual)
+                                       or pa.types.is_list(actual)):
+        return type_matches(expected.value_type, actual.value_type)
+    return False
+
+
+def check_schema(where: str, expected: pa.Schema, actual: pa.Schema) -> None:
+    """Raise :class:`SchemaMismatch` unless ``actual`` has exactly ``expected``'s columns,
+    in order, each of its type."""
+    problems = []
+    names = [f.name for f in actual]
+    for field in expected:
+        if field.name not in names:
+            problems.append(f"column {field.name!r} is missing (expected {field.type})")
+        elif not type_matches(field.type, actual.field(field.name).type):
+            problems.append(f"column {field.name!r} is {actual.field(field.name).type}, "
+                            f"expected {field.type}")
+    extra = [n for n in names if n not in expected.names]
+    if extra:
+        problems.append(f"unexpected column(s) {extra}")
+    if not problems and names != expected.names:
+        problems.append(f"columns are in the order {names}, expected {expected.names}")
+    if problems:
+        raise SchemaMismatch(f"{where}: " + "; ".join(problems) + " (the catalog, "
+                             "mspa_tasks/datasets.py, declares the contract between stages)")
+
+
+@dataclass(frozen=True)
+class Producer:
+    """Who publishes a dataset: the DAG, the task, and how the runbook names that step."""
+
+    dag: str
+    task: str
+    step: str
+
+    def __str__(self) -> str:
+        return f"{self.dag}: {self.task}"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One partitioned dataset (see module doc)."""
+
+    name: str
+    producer: Producer
+    description: str
+    schemas: Callable[[], Mapping[str, pa.Schema]]
+    optional: bool = False              # readers cope with its absence
+    asset: str = ""                     # the Airflow Asset's name, when not mspa_<name>
+
+    @cached_property
+    def tables(self) -> Mapping[str, pa.Schema]:
+        return dict(self.schemas())
+
+    @property
+    def asset_name(self) -> str:
+        return self.asset or f"mspa_{self.name}"
+
+    @property
+    def asset_uri(self) -> str:
+        return f"mspa://{self.name}"
+
+    # -- reading ------------------------------------------------------------------------
+
+    def days(self, store: ArtifactStore) -> list[str]:
+        """Published partitions, oldest first."""
+        from mspa_tasks.publish import published_days
+
+        return published_days(store, self.name)
+
+    def is_published(self, store: ArtifactStore, ds: str) -> bool:
+        from mspa_tasks.publish import MANIFEST, partition_prefix
+
+        return store.exists(f"{partition_prefix(self.name, ds)}/{MANIFEST}")
+
+    def latest(self, store: ArtifactStore, ds: str, include_ds: bool = True) -> str | None:
+        """The newest published day at or before ``ds`` (strictly before without
+        ``include_ds``), or None."""
+        days = [d for d in self.days(store) if d < ds or (include_ds and d == ds)]
+        return days[-1] if days else None
+
+    def require(self, store: ArtifactStore, ds: str, reader: str = "") -> None:
+        """Raise :class:`InputsMissing` unless the partition of ``ds`` is published."""
+        if not self.is_published(store, ds):
+            by = f"; {reader} reads it" if reader else ""
+            p = self.producer
+            raise InputsMissing(f"{self.name}/ds={ds} is not published; run {p.step} for {ds} "
+                                f"first (run {p.dag} for {ds}, or clear {p.task}{by})")
+
+    def manifest(self, store: ArtifactStore, ds: str, reader: str = "") -> dict[str, Any]:
+        from mspa_tasks.publish import read_manifest
+
+        self.require(store, ds, reader)
+        return read_manifest(store, self.name, ds)
+
+    def read(self, store: ArtifactStore, ds: str, table: str, reader: str = "") -> pa.Table:
+        """One published table, checksum- and schema-checked."""
+        from mspa_tasks.publish import read_table
+
+        expected = self._schema(table)
+        self.require(store, ds, reader)
+        out = read_table(store, self.name, ds, table)
+        check_schema(f"{self.name}/ds={ds} table {table!r}", expected, out.schema)
+        return out
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _schema(self, table: str) -> pa.Schema:
+        if table not in self.tables:
+            raise KeyError(f"dataset {self.name} has no table {table!r}; it declares "
+                           f"{sorted(self.tables)}")
+        return self.tables[table]
+
+    def build(self, table: str, columns: Mapping[str, Any]) -> pa.Table:
+        """A table of the declared schema from ``columns`` (lists or arrays by name); a
+        declared column not given is all nulls. Naming a column the schema lacks raises.
+
+        >>> t = AUTHOR_TEXTS.build("texts", {"author_id": [1], "text": ["calm"]})
+        >>> t.schema == AUTHOR_TEXTS.tables["texts"], t.column("status").to_pylist()
+        (True, [None])
+        """
+        import pyarrow as pa
+
+        schema = self._schema(table)
+        unknown = set(columns) - set(schema.names)
+        if unknown:
+            raise SchemaMismatch(f"{self.name} table {table!r} has no column(s) "
+                                 f"{sorted(unknown)}")
+        n = len(next(iter(columns.values()))) if columns else 0
+        arrays = [pa.array(columns[f.name], f.type) if f.name in columns
+                  else pa.nulls(n, f.type) for f in schema]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def check(self, ds: str, tables: Mapping[str, pa.Table]) -> None:
+        """Every declared table present, none other, each with its declared schema."""
+        if set(tables) != set(self.tables):
+            raise SchemaMismatch(f"{self.name}/ds={ds}: tables {sorted(tables)} given, the "
+                                 f"catalog declares {sorted(self.tables)}")
+        for name, table in tables.items():
+            check_schema(f"{self.name}/ds={ds} table {name!r}", self.tables[name], table.schema)
+
+    def stage(self, store: ArtifactStore, ds: str,
+              tables: Mapping[str, pa.Table]) -> dict[str, dict[str, Any]]:
+        """Check and stage ``tables`` (unpublished until a manifest names them)."""
+        from mspa_tasks.publish import stage_tables
+
+        self.check(ds, tables)
+        return stage_tables(store, self.name, ds, dict(tables))
+
+    def commit(self, store: ArtifactStore, ds: str, manifest: dict[str, Any]) -> Published:
+        from mspa_tasks.publish import commit_manifest
+
+        return commit_manifest(store, self.name, ds, manifest)
+
+    def publish(self, store: ArtifactStore, ds: str, tables: Mapping[str, pa.Table],
+                manifest: dict[str, Any]) -> Published:
+        """Check, stage and commit ``tables`` in one call."""
+        files = self.stage(store, ds, tables)
+        return self.commit(store, ds, {**manifest, "files": files})
+
+
+# ---------------------------------------------------------------------------------------
+# schemas
+
+
+def _sessions() -> dict[str, pa.Schema]:
+    import pyarrow as pa
+
+    return {
+        "sessions": pa.schema([
+            ("user_id", pa.int64()), ("seq", pa.int32()), ("author_id", pa.int64()),
+            ("live_id", pa.int64()), ("ts", pa.int64()), ("amount", pa.float64()),
+            ("event_id", pa.int64()), ("is_ground_truth", pa.bool_())]),
+        "authors": pa.schema([
+            ("author_id", pa.int64()), ("nickname", pa.string()), ("location", pa.string()),
+            ("category", pa.string())]),
+        "user_split": pa.schema([("user_id", pa.int64()), ("split", pa.string())]),
+        "dropped_users": pa.schema([
+            ("user_id", pa.int64()), ("reason", pa.string()), ("n_authors", pa.int32()),
+            ("n_tip_days", pa.int32()), ("n_tips", pa.int32())]),
+    }
+
+
+def text_schema(id_col: str) -> pa.Schema:
+    """A composer output table (``preference_texts`` / ``author_texts``)."""
+    import pyarrow as pa
+
+    return pa.schema([
+        (id_col, pa.int64()), ("text", pa.string()), ("status", pa.string()),
+        ("reason", pa.string()), ("model_version", pa.string()),
+        ("prompt_version", pa.string()), ("input_hash", pa.string()),
+        ("tokens_in", pa.int32()), ("tokens_out", pa.int32()), ("attempts", pa.int32()),
+        ("reused", pa.bool_()), ("authors_truncated", pa.int32()),
+        ("authors_omitted", pa.int32()),
+    ])
+
+
+def vector_schema(id_col: str, dim: int, with_fields: bool) -> pa.Schema:
+    """A vector table (``author_vectors`` with its Milvus filter fields, ``user_vectors``)."""
+    import pyarrow as pa
+
+    fields = [(id_col, pa.int64()), ("vector", vector_type(dim)),
+              ("text_hash", pa.string()), ("text_source", pa.string()),
+              ("composer_version", pa.string()), ("reused", pa.bool_())]
+    if with_fields:
+        fields += [("category", pa.string()), ("location", pa.string())]
+    return pa.schema(fields)
+
+
+def example_schema(dim: int) -> pa.Schema:
+    """An alignment example: prompt, candidates, ground truth, candidates' vectors."""
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    return pa.schema([("user_id", pa.int64()), ("split", pa.string()), ("m", pa.int32()),
+                      ("prompt", pa.list_(message)), ("candidate_ids", pa.list_(pa.int64())),
+                      ("ground_truth", pa.int64()),
+                      ("candidate_vectors", pa.list_(vector_type(dim)))])
+
+
+SESSIONS = Dataset(
+    "sessions", Producer("mspa_daily", "ingest.publish_sessions", "the ingest group"),
+    "kept tips in session order (last = ground truth), kept authors, 7:2:1 user split, "
+    "dropped users with reasons", _sessions)
+PREFERENCE_TEXTS = Dataset(
+    "preference_texts", Producer("mspa_daily", "compose.publish_texts", "the compose group"),
+    "one preference text per kept user, with the model and prompt that wrote it",
+    lambda: {"texts": text_schema("user_id")})
+AUTHOR_TEXTS = Dataset(
+    "author_texts", Producer("mspa_daily", "compose.publish_texts", "the compose group"),
+    "one feature text per kept author, with the model and prompt that wrote it",
+    lambda: {"texts": text_schema("author_id")})
+AUTHOR_VECTORS = Dataset(
+    "author_vectors", Producer("mspa_daily", "vectors.encode", "the vectors group"),
+    "one unit vector per kept author (feature text, or profile when it failed)",
+    lambda: {"vectors": vector_schema("author_id", ANY_DIM, with_fields=True)},
+    asset="mspa_author_vector_data")  # mspa_author_vectors is the Milvus alias's Asset
+USER_VECTORS = Dataset(
+    "user_vectors", Producer("mspa_daily", "vectors.encode", "the vectors group"),
+    "one unit vector per ok preference text", lambda: {"vectors": vector_schema(
+        "user_id", ANY_DIM, with_fields=False)}, asset="mspa_user_vector_data")
+ALIGN_EXAMPLES = Dataset(
+    "align_examples", Producer("mspa_retrain", "prepare", "the alignment examples (mspa_retrain)"),
+    "recommendation prompts with m candidates each, the last tip held out",
+    lambda: {"examples": example_schema(ANY_DIM)})
+
+CATALOG: dict[str, Dataset] = {d.name: d for d in (
+    SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTORS, USER_VECTORS, ALIGN_EXAMPLES)}
+
+
+def dataset(name: str) -> Dataset:
+    """The catalog entry ``name`` (a KeyError lists the known ones)."""
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise KeyError(f"no dataset {name!r} in the catalog; known: {sorted(CATALOG)}") from None
