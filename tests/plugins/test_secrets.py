@@ -44,6 +44,14 @@ def test_planted_warehouse_password_never_reaches_task_logs(pg_url, tmp_path):
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
            "MSPA_HOME": str(tmp_path / "mspa"), "MSPA_ENV": "local",
            "AIRFLOW_CONN_MSPA_WAREHOUSE": conn_uri}
+    # The warehouse's source tables exist (the pipeline never creates them; the demo world's
+    # DDL stands in for the real warehouse).
+    from mspa_tasks.warehouse import make_engine, run_sql
+
+    engine = make_engine(pg_url)
+    with engine.begin() as conn:
+        run_sql(conn, "ddl/warehouse.sql")
+    engine.dispose()
     migrated = _airflow(env, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
 
