@@ -109,6 +109,7 @@ class Dataset:
     producer: Producer
     description: str
     schemas: Callable[[], Mapping[str, pa.Schema]]
+    readers: tuple[str, ...] = ()       # "<dag>: <task id>" of the tasks that read it
     optional: bool = False              # readers cope with its absence
     asset: str = ""                     # the Airflow Asset's name, when not mspa_<name>
 
@@ -285,28 +286,40 @@ def example_schema(dim: int) -> pa.Schema:
 SESSIONS = Dataset(
     "sessions", Producer("mspa_daily", "ingest.publish_sessions", "the ingest group"),
     "kept tips in session order (last = ground truth), kept authors, 7:2:1 user split, "
-    "dropped users with reasons", _sessions)
+    "dropped users with reasons", _sessions,
+    readers=("mspa_daily: compose.compose_shard", "mspa_daily: compose.publish_texts",
+             "mspa_daily: vectors.encode", "mspa_daily: replay.offline",
+             "mspa_retrain: prepare"))
 PREFERENCE_TEXTS = Dataset(
     "preference_texts", Producer("mspa_daily", "compose.publish_texts", "the compose group"),
     "one preference text per kept user, with the model and prompt that wrote it",
-    lambda: {"texts": text_schema("user_id")})
+    lambda: {"texts": text_schema("user_id")},
+    readers=("mspa_daily: compose.compose_shard (cache)", "mspa_daily: vectors.encode"))
 AUTHOR_TEXTS = Dataset(
     "author_texts", Producer("mspa_daily", "compose.publish_texts", "the compose group"),
     "one feature text per kept author, with the model and prompt that wrote it",
-    lambda: {"texts": text_schema("author_id")})
+    lambda: {"texts": text_schema("author_id")},
+    readers=("mspa_daily: compose.compose_shard (cache)", "mspa_daily: vectors.encode",
+             "mspa_retrain: prepare"))
 AUTHOR_VECTORS = Dataset(
     "author_vectors", Producer("mspa_daily", "vectors.encode", "the vectors group"),
     "one unit vector per kept author (feature text, or profile when it failed)",
     lambda: {"vectors": vector_schema("author_id", ANY_DIM, with_fields=True)},
+    readers=("mspa_daily: vectors.encode (cache)", "mspa_daily: vectors.build_collection",
+             "mspa_daily: vectors.validate_collection", "mspa_daily: replay.offline",
+             "mspa_retrain: prepare"),
     asset="mspa_author_vector_data")  # mspa_author_vectors is the Milvus alias's Asset
 USER_VECTORS = Dataset(
     "user_vectors", Producer("mspa_daily", "vectors.encode", "the vectors group"),
     "one unit vector per ok preference text", lambda: {"vectors": vector_schema(
-        "user_id", ANY_DIM, with_fields=False)}, asset="mspa_user_vector_data")
+        "user_id", ANY_DIM, with_fields=False)},
+    readers=("mspa_daily: vectors.encode (cache)", "mspa_daily: vectors.validate_collection",
+             "mspa_daily: replay.offline"), asset="mspa_user_vector_data")
 ALIGN_EXAMPLES = Dataset(
     "align_examples", Producer("mspa_retrain", "prepare", "the alignment examples (mspa_retrain)"),
     "recommendation prompts with m candidates each, the last tip held out",
-    lambda: {"examples": example_schema(ANY_DIM)})
+    lambda: {"examples": example_schema(ANY_DIM)},
+    readers=("mspa_retrain: train", "mspa_daily: replay.u2a (builds it when missing)"))
 
 CATALOG: dict[str, Dataset] = {d.name: d for d in (
     SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTORS, USER_VECTORS, ALIGN_EXAMPLES)}
@@ -318,3 +331,15 @@ def dataset(name: str) -> Dataset:
         return CATALOG[name]
     except KeyError:
         raise KeyError(f"no dataset {name!r} in the catalog; known: {sorted(CATALOG)}") from None
+
+
+def catalog_markdown() -> str:
+    """The catalog as the table in ``docs/architecture.md`` (a test keeps them equal)."""
+    lines = ["| dataset | tables (columns) | published by | read by | Asset |",
+             "| --- | --- | --- | --- | --- |"]
+    for d in CATALOG.values():
+        tables = "<br>".join(f"`{name}` ({', '.join(schema.names)})"
+                             for name, schema in d.tables.items())
+        lines.append(f"| `{d.name}` — {d.description} | {tables} | `{d.producer}` | "
+                     f"{'<br>'.join(f'`{r}`' for r in d.readers)} | `{d.asset_name}` |")
+    return "\n".join(lines)

@@ -83,3 +83,12 @@ def test_every_dataset_names_its_producer_and_asset():
 def test_asset_names_are_unique_and_leave_the_milvus_alias_its_own():
     names = [d.asset_name for d in CATALOG.values()]
     assert len(set(names)) == len(names) and "mspa_author_vectors" not in names
+
+
+def test_the_architecture_doc_shows_the_catalog_as_it_is():
+    from mspa_tasks.datasets import catalog_markdown
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    block = doc.split("<!-- catalog:begin -->\n", 1)[1].split("\n<!-- catalog:end -->", 1)[0]
+    assert block == catalog_markdown(), "regenerate the table: mspa_tasks.datasets.catalog_markdown()"
