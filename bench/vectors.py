@@ -146,7 +146,7 @@ def main() -> int:
             ids = read_vectors(store, AUTHOR_VECTORS, ds)[0].column("author_id").to_pylist()
             index_of = {int(a): i for i, a in enumerate(ids)}
             started = time.perf_counter()
-            found = milvus._search_positions(client, name, queries, k, cfg, index_of)
+            found = milvus.search_positions(client, name, queries, k, cfg, index_of)
             seconds = time.perf_counter() - started
         recalls[index_type] = {"recall": milvus.recall_at_k(exact, found, k),
                                "queries_per_s": len(queries) / seconds,

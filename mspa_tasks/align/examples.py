@@ -31,8 +31,8 @@ import pyarrow as pa
 
 from mspa_tasks.align.candidates import CandidatePool, NotEnoughAuthors
 from mspa_tasks.artifacts import ArtifactStore
+from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.prompting import clean, render_user
-from mspa_tasks.compose.run import load_author_content
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import (
     ALIGN_EXAMPLES,

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -24,8 +23,9 @@ import sys
 from typing import Any
 
 from mspa_tasks.align import registry
+from mspa_tasks.align.champion import base_version, serving_settings  # noqa: F401
 from mspa_tasks.align.examples import build_examples
-from mspa_tasks.align.store import model_prefix, resolve_model
+from mspa_tasks.align.store import model_prefix
 from mspa_tasks.align.train import EVAL, METRICS, RunConfig
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import Settings
@@ -37,17 +37,6 @@ log = logging.getLogger(__name__)
 
 class RunIncomplete(RuntimeError):
     """The trainer did not leave a complete result (model, metrics, eval) for the version."""
-
-
-def base_version(settings: Settings) -> str:
-    """The registry name of the configured base model (the first champion).
-
-    >>> from mspa_tasks.config import load_settings
-    >>> base_version(load_settings("local"))
-    'base-packaged-smollm2-135m-instruct'
-    """
-    ref = settings.align.base_model
-    return "base-" + "".join(c if c.isalnum() else "-" for c in ref.lower()).strip("-")
 
 
 def run_version(ds: str, run_id: str) -> str:
@@ -191,17 +180,3 @@ def format_comparison(version: str, champion_version: str, new: dict[str, Any],
     lines = [f"{'metric':<{key_width}}{version:<{width}}{champion_version}"]
     lines += [f"{k:<{key_width}}{fmt(new[k]):<{width}}{fmt(champ[k])}" for k in keys]
     return "\n".join(line.rstrip() for line in lines)
-
-
-def serving_settings(settings: Settings, warehouse_url: str, store: ArtifactStore) -> Settings:
-    """``settings`` with the composer's model set to the champion's weights (a local copy),
-    when ``align.use_champion`` is on and a trained champion exists; else unchanged."""
-    if not settings.align.use_champion:
-        return settings
-    champ = registry.champion(warehouse_url)
-    if champ is None or champ.version == base_version(settings):
-        return settings
-    path = resolve_model(champ.model_ref, store, settings.models_dir)
-    log.info("composer model: champion %s (%s)", champ.version, path)
-    return dataclasses.replace(settings, compose=dataclasses.replace(settings.compose,
-                                                                     model=path))

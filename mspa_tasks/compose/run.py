@@ -36,8 +36,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mspa_tasks.align.champion import serving_settings
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.compose.backends import Backend, KeywordBackend, Request, load_backend
+from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.prompting import (
     AuthorContent,
     PromptSpec,
@@ -56,7 +58,7 @@ from mspa_tasks.publish import (
     require_rows,
 )
 from mspa_tasks.report import md_code_block, md_text
-from mspa_tasks.warehouse import bulk_insert, fetch_arrow, make_engine, require_tables, run_sql
+from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,6 @@ PREFERENCE = "preference_texts"
 AUTHOR = "author_texts"
 KINDS = {"users": (PREFERENCE, "user_id"), "authors": (AUTHOR, "author_id")}
 READER = "compose.compose_shard"
-MAX_CAPTIONS, MAX_SPEECH, MAX_COMMENTS = 2, 2, 3
 MAX_USER_IMAGES, MAX_AUTHOR_IMAGES = 4, 2
 
 
@@ -117,47 +118,6 @@ def resolve_model_path(cfg: ComposeConfig, settings: Settings, prepare: bool = T
 
 # ---------------------------------------------------------------------------------------
 # inputs
-
-
-def load_author_content(warehouse_url: str, author_ids: set[int], end_ms: int,
-                        ) -> tuple[dict[int, AuthorContent], dict[int, list[str]]]:
-    """Content of ``author_ids`` known before ``end_ms``, and their frame URIs, newest first.
-    Each author's profile is the day's (``sql/ingest/_author_profiles.sql``): the very row
-    ingest kept."""
-    engine = make_engine(warehouse_url)
-    with engine.connect() as conn:
-        require_tables(conn, ("authors", "author_media", "live_comments"))
-        profiles = fetch_arrow(conn, "compose/select_author_profiles.sql",
-                               {"end_ms": end_ms}).to_pylist()
-        media = fetch_arrow(conn, "compose/select_author_media.sql", {"end_ms": end_ms}).to_pylist()
-        comments = fetch_arrow(conn, "compose/select_author_comments.sql",
-                               {"end_ms": end_ms}).to_pylist()
-    engine.dispose()
-    captions: dict[int, list[str]] = defaultdict(list)
-    speech: dict[int, list[str]] = defaultdict(list)
-    frames: dict[int, list[str]] = defaultdict(list)
-    said: dict[int, list[str]] = defaultdict(list)
-    for m in media:
-        a = m["author_id"]
-        if a not in author_ids:
-            continue
-        if m["frame_caption"] and len(captions[a]) < MAX_CAPTIONS:
-            captions[a].append(m["frame_caption"])
-        if m["asr_text"] and len(speech[a]) < MAX_SPEECH:
-            speech[a].append(m["asr_text"])
-        if m["frame_uri"]:
-            frames[a].append(m["frame_uri"])
-    for c in comments:
-        if c["author_id"] in author_ids and c["text"] and len(said[c["author_id"]]) < MAX_COMMENTS:
-            said[c["author_id"]].append(c["text"])
-    content: dict[int, AuthorContent] = {}
-    for p in profiles:
-        a = p["author_id"]
-        if a in author_ids:  # one row per author: the day's profile
-            content[a] = AuthorContent(a, p["nickname"], p["location"], p["category"],
-                                       p["intro"], tuple(captions[a]), tuple(speech[a]),
-                                       tuple(said[a]))
-    return content, dict(frames)
 
 
 def tipped_authors(sessions: pa.Table) -> dict[int, list[tuple[int, int]]]:
@@ -282,8 +242,6 @@ def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
         raise ValueError(f"kind={kind!r}: use 'users' or 'authors'")
     if not 0 <= shard < of:
         raise ValueError(f"shard={shard} is outside 0..{of - 1}")
-    from mspa_tasks.align.run import serving_settings  # the champion; align imports compose
-
     settings = serving_settings(settings, warehouse_url, store)
     cfg = settings.compose
     dataset, id_col = KINDS[kind]

@@ -309,22 +309,10 @@ def _sample_users(users: list[int], cap: int, salt: str) -> set[int]:
     return set(sorted(users, key=key)[:cap])
 
 
-def champion_model(warehouse_url: str, settings: Settings) -> tuple[str, str]:
-    """``(version, model_ref)`` of the serving recommender: the registry's champion, or the
-    configured base model when nothing was ever registered (the replay never registers)."""
-    from mspa_tasks.align import registry
-    from mspa_tasks.align.run import base_version
-
-    registry.prepare_registry(warehouse_url)
-    champ = registry.champion(warehouse_url)
-    if champ is None:
-        return base_version(settings), settings.align.base_model
-    return champ.version, champ.model_ref
-
-
 def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
                settings: Settings) -> dict[str, Any]:
     """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
+    from mspa_tasks.align.champion import champion_model
     from mspa_tasks.align.evaluate import accuracy_report, evaluate_model
     from mspa_tasks.align.examples import build_examples, read_examples
     from mspa_tasks.align.store import resolve_model
@@ -390,8 +378,7 @@ def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Sett
     pick = np.sort(rng.choice(len(req_users), min(cfg.ann_sample, len(req_users)),
                               replace=False))
     queries = data.user_vectors[req_users[pick]]
-    # as the vector gate: K at most a quarter of the catalogue, so that ranking is measured
-    k = max(1, min(cfg.hr_k, len(data.author_ids) // 4))
+    k = milvus.clamp_k(cfg.hr_k, len(data.author_ids))  # as the vector gate
     with milvus.milvus_client(target) as client:
         # the alias itself when it serves ds; a past day's own collection in a backfill
         serving = milvus.collection_of_day(client, settings.vectors.alias, ds)
@@ -403,7 +390,7 @@ def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Sett
             client, settings.vectors.alias) else serving)
         milvus.ensure_loaded(client, through)
         started = time.perf_counter()
-        ann = milvus._search_positions(client, through, queries, k,
+        ann = milvus.search_positions(client, through, queries, k,
                                        settings.vectors, data.author_index)
         seconds = time.perf_counter() - started
     exact_scores = queries @ data.author_vectors.T

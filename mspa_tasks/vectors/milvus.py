@@ -301,8 +301,10 @@ def recall_at_k(exact_scores: np.ndarray, ann_positions: list[list[int]], k: int
     return float(np.mean([min(h, k) / k for h in hits])) if hits else 1.0
 
 
-def _search_positions(client: Any, name: str, queries: np.ndarray, limit: int,
-                      cfg: VectorsConfig, index_of: dict[int, int]) -> list[list[int]]:
+def search_positions(client: Any, name: str, queries: np.ndarray, limit: int,
+                     cfg: VectorsConfig, index_of: dict[int, int]) -> list[list[int]]:
+    """Top-``limit`` positions (in ``index_of``) of each query through ``name`` (a collection
+    or the alias), in batches that keep results under gRPC's message cap."""
     out: list[list[int]] = []
     for start in range(0, len(queries), cfg.search_batch):  # results stay under gRPC's cap
         hits = client.search(name, data=queries[start:start + cfg.search_batch].tolist(),
@@ -320,7 +322,17 @@ def effective_k(cfg: VectorsConfig, n: int) -> int:
     >>> effective_k(VectorsConfig(), 100_000), effective_k(VectorsConfig(), 400)
     (1000, 100)
     """
-    return max(1, min(cfg.recall_k, n // 4))
+    return clamp_k(cfg.recall_k, n)
+
+
+def clamp_k(k: int, n: int) -> int:
+    """``k``, at most a quarter of a catalogue of ``n`` (at least 1): a top-K that still
+    measures ranking, for the vector gate and the replay's ANN parity alike.
+
+    >>> clamp_k(1000, 100_000), clamp_k(1000, 400), clamp_k(5, 2)
+    (1000, 100, 1)
+    """
+    return max(1, min(k, n // 4))
 
 
 def validate_collection(ds: str, name: str, target: MilvusTarget, store: ArtifactStore,
@@ -364,7 +376,7 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
         queries = user_vectors if len(user_vectors) else vectors
         sample = queries[_sample(np.arange(len(queries)), cfg.recall_sample, f"{ds}:recall")]
         recall = recall_at_k(sample @ vectors.T,
-                             _search_positions(client, name, sample, k, cfg, index_of), k)
+                             search_positions(client, name, sample, k, cfg, index_of), k)
         checks.append(CheckResult(f"recall_at_{k}", recall, cfg.min_recall, None,
                                   recall >= cfg.min_recall,
                                   f"ANN vs exact search, {len(sample)} "
@@ -372,7 +384,7 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
                                   f"{cfg.index_type}"))
 
         spots = _sample(ids, cfg.spot_checks, f"{ds}:spot")
-        found = _search_positions(client, name, vectors[spots], 5, cfg, index_of)
+        found = search_positions(client, name, vectors[spots], 5, cfg, index_of)
         lost = [int(ids[p]) for p, hits in zip(spots, found, strict=True)
                 if not hits or hits[0] < 0 or (hits[0] != p and
                                                float(vectors[p] @ vectors[hits[0]]) < 1 - 1e-5)]
