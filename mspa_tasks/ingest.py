@@ -61,6 +61,7 @@ from mspa_tasks.quality import (
     run_checks,
     run_kept_checks,
 )
+from mspa_tasks.sampling import stable_int
 from mspa_tasks.warehouse import (
     execute_many,
     fetch_arrow,
@@ -451,7 +452,7 @@ def split_of(user_id: int, salt: str) -> str:
     >>> split_of(42, "mspa-split-v1") in {"train", "val", "test"}
     True
     """
-    bucket = int.from_bytes(hashlib.sha256(f"{salt}:{user_id}".encode()).digest()[:8], "big") % 10
+    bucket = stable_int(salt, user_id) % 10
     for name, weight in SPLITS:
         if bucket < weight:
             return name

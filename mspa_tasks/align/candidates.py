@@ -9,10 +9,11 @@ and a salt, so the same inputs always give the same sets (reruns are identical).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from mspa_tasks.sampling import stable_rng
 
 
 class NotEnoughAuthors(ValueError):
@@ -20,8 +21,7 @@ class NotEnoughAuthors(ValueError):
 
 
 def _rng(salt: str, user_id: int, m: int) -> np.random.Generator:
-    digest = hashlib.sha256(f"{salt}:{user_id}:{m}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    return stable_rng(salt, f"{user_id}:{m}")
 
 
 class CandidatePool:

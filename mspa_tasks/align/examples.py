@@ -22,7 +22,6 @@ test users are all kept for the replay.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import defaultdict
 from typing import Any
@@ -44,6 +43,7 @@ from mspa_tasks.datasets import (
 )
 from mspa_tasks.ingest import code_version, window_for
 from mspa_tasks.publish import Published
+from mspa_tasks.sampling import stable_sample
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, profile_text, read_vectors
 
 log = logging.getLogger(__name__)
@@ -101,13 +101,6 @@ def build_prompt(history: str, candidates: list[str]) -> list[dict[str, str]]:
                 + "\n</data>\nWhich candidate will this viewer tip next?")}]
 
 
-def _sample(users: list[int], cap: int, salt: str) -> list[int]:
-    if cap <= 0 or len(users) <= cap:
-        return sorted(users)
-    key = lambda u: hashlib.sha256(f"{salt}:{u}".encode()).hexdigest()  # noqa: E731
-    return sorted(sorted(users, key=key)[:cap])
-
-
 def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                    settings: Settings) -> Published:
     """Build and publish ``align_examples/ds=<ds>/`` (see module doc)."""
@@ -131,8 +124,8 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
     by_split: dict[str, list[int]] = defaultdict(list)
     for u in events:
         by_split[split.get(u, "train")].append(u)
-    chosen = {"train": _sample(by_split["train"], cfg.max_train_users, cfg.candidate_salt),
-              "val": _sample(by_split["val"], cfg.max_eval_users, cfg.candidate_salt),
+    chosen = {"train": stable_sample(by_split["train"], cfg.max_train_users, cfg.candidate_salt),
+              "val": stable_sample(by_split["val"], cfg.max_eval_users, cfg.candidate_salt),
               "test": sorted(by_split["test"])}
 
     users = [u for s in ("train", "val", "test") for u in chosen[s]]

@@ -58,6 +58,7 @@ from mspa_tasks.publish import (
     require_rows,
 )
 from mspa_tasks.report import md_code_block, md_text
+from mspa_tasks.sampling import stable_digest, stable_int
 from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,7 @@ def shard_of(entity_id: int, n_shards: int) -> int:
     >>> [shard_of(i, 4) for i in (1, 2, 3)] == [shard_of(i, 4) for i in (1, 2, 3)]
     True
     """
-    digest = hashlib.sha256(str(int(entity_id)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") % n_shards
+    return stable_int(None, int(entity_id)) % n_shards
 
 
 def plan_shards(cfg: ComposeConfig) -> list[dict[str, Any]]:
@@ -404,7 +404,7 @@ def _sample(store: ArtifactStore, ds: str, texts: pa.Table, size: int) -> list[d
     authors = {r["author_id"]: r for r in SESSIONS.read(store, ds, "authors").to_pylist()}
     tipped = tipped_authors(sessions)
     rows = sorted(texts.to_pylist(),
-                  key=lambda r: hashlib.sha256(f"{ds}:{r['user_id']}".encode()).hexdigest())
+                  key=lambda r: stable_digest(ds, r["user_id"]))
     return [{"user_id": r["user_id"], "status": r["status"], "text": r["text"],
              "tipped": [{"author_id": a, "times": n,
                          "category": authors.get(a, {}).get("category"),

@@ -25,7 +25,6 @@ Every metric row is ``{metric, model, value, n}``: ``model`` is ``mspa`` or a ba
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -44,6 +43,7 @@ from mspa_tasks.datasets import ALIGN_EXAMPLES, CATALOG, SESSIONS, InputsMissing
 from mspa_tasks.ingest import window_for
 from mspa_tasks.replay import metrics as M
 from mspa_tasks.replay.baselines import Scorer, als, popularity
+from mspa_tasks.sampling import stable_sample
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 from mspa_tasks.warehouse import fetch_arrow, make_engine
 
@@ -302,13 +302,6 @@ def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
     return _write_part(store, settings, ds, "offline", body)
 
 
-def _sample_users(users: list[int], cap: int, salt: str) -> set[int]:
-    if cap <= 0 or len(users) <= cap:
-        return set(users)
-    key = lambda u: hashlib.sha256(f"{salt}:{u}".encode()).hexdigest()  # noqa: E731
-    return set(sorted(users, key=key)[:cap])
-
-
 def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
                settings: Settings) -> dict[str, Any]:
     """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
@@ -321,8 +314,7 @@ def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
     if not ALIGN_EXAMPLES.is_published(store, ds):
         build_examples(ds, warehouse_url, store, settings)
     rows = read_examples(store, ds, "test", settings.align.eval_m)
-    chosen = _sample_users(sorted({r["user_id"] for r in rows}), cfg.acc_max_users,
-                           f"{ds}:acc")
+    chosen = set(stable_sample({r["user_id"] for r in rows}, cfg.acc_max_users, f"{ds}:acc"))
     rows = [r for r in rows if r["user_id"] in chosen]
     if not rows:
         return _write_part(store, settings, ds, "u2a", {

@@ -29,7 +29,6 @@ at a time: every function opens its client and closes it before returning.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
@@ -47,6 +46,7 @@ from mspa_tasks.datasets import CATALOG
 from mspa_tasks.progress import Progress
 from mspa_tasks.publish import require_rows
 from mspa_tasks.quality import CheckResult, GateError
+from mspa_tasks.sampling import stable_positions
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 
 log = logging.getLogger(__name__)
@@ -268,13 +268,6 @@ def _clip(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _sample(ids: np.ndarray, size: int, salt: str) -> np.ndarray:
-    """A stable pseudo-random sample of positions (same inputs, same sample)."""
-    keys = [hashlib.sha256(f"{salt}:{int(i)}".encode()).digest() for i in ids]
-    order = sorted(range(len(ids)), key=keys.__getitem__)
-    return np.array(sorted(order[:size]), dtype=np.int64)
-
-
 def _present_ids(client: Any, name: str, ids: list[int], chunk: int = 1000) -> set[int]:
     """Which of ``ids`` the collection holds (primary-key lookups in chunks)."""
     found: set[int] = set()
@@ -364,7 +357,7 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
             "ids_match", len(missing) + unexpected, None, 0, not missing and not unexpected,
             f"kept authors missing: {len(missing)} {missing[:5]}; rows not kept: {unexpected}"))
 
-        probe = _sample(ids, max(cfg.spot_checks, 1), f"{ds}:stored")
+        probe = stable_positions(ids, max(cfg.spot_checks, 1), f"{ds}:stored")
         got = {int(r["author_id"]): r["vector"] for r in
                client.get(name, ids=[int(ids[p]) for p in probe], output_fields=["vector"])}
         drift = max((float(np.abs(np.asarray(got[int(ids[p])]) - vectors[p]).max())
@@ -374,7 +367,7 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
 
         k = effective_k(cfg, len(ids))
         queries = user_vectors if len(user_vectors) else vectors
-        sample = queries[_sample(np.arange(len(queries)), cfg.recall_sample, f"{ds}:recall")]
+        sample = queries[stable_positions(np.arange(len(queries)), cfg.recall_sample, f"{ds}:recall")]
         recall = recall_at_k(sample @ vectors.T,
                              search_positions(client, name, sample, k, cfg, index_of), k)
         checks.append(CheckResult(f"recall_at_{k}", recall, cfg.min_recall, None,
@@ -383,7 +376,7 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
                                   f"{'user' if len(user_vectors) else 'author'} queries, "
                                   f"{cfg.index_type}"))
 
-        spots = _sample(ids, cfg.spot_checks, f"{ds}:spot")
+        spots = stable_positions(ids, cfg.spot_checks, f"{ds}:spot")
         found = search_positions(client, name, vectors[spots], 5, cfg, index_of)
         lost = [int(ids[p]) for p, hits in zip(spots, found, strict=True)
                 if not hits or hits[0] < 0 or (hits[0] != p and
