@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from typing import Any
 
 from mspa_tasks.artifacts import ArtifactStore
@@ -40,6 +41,24 @@ def md_code_block(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}\n{_INVISIBLE.sub(' ', text)}\n{fence}"
+
+
+class _Verbatim(str):
+    """Markdown that a template filter built on purpose (a code block): printed as is."""
+
+
+def markdown_env(folder: Path):
+    """A Jinja environment for Markdown reports whose every printed value is escaped by
+    :func:`md_text` unless a filter built it (``code_block``): the Markdown counterpart of
+    HTML autoescaping."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        finalize=lambda v: v if isinstance(v, _Verbatim) else md_text(v))
+    env.filters["code_block"] = lambda text: _Verbatim(md_code_block(text or ""))
+    return env
 
 
 def _reasons(counts: dict[str, int]) -> str:

@@ -57,7 +57,7 @@ from mspa_tasks.publish import (
     partition_prefix,
     require_rows,
 )
-from mspa_tasks.report import md_code_block, md_text
+from mspa_tasks.report import markdown_env
 from mspa_tasks.sampling import stable_digest, stable_int
 from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
 
@@ -67,6 +67,7 @@ PREFERENCE = "preference_texts"
 AUTHOR = "author_texts"
 KINDS = {"users": (PREFERENCE, "user_id"), "authors": (AUTHOR, "author_id")}
 READER = "compose.compose_shard"
+TEMPLATES = Path(__file__).parent / "templates"
 MAX_USER_IMAGES, MAX_AUTHOR_IMAGES = 4, 2
 
 
@@ -414,13 +415,8 @@ def _sample(store: ArtifactStore, ds: str, texts: pa.Table, size: int) -> list[d
 
 
 def _sample_markdown(ds: str, sample: list[dict[str, Any]]) -> str:
-    """The sample for a human. Author fields and texts are untrusted (a profile can carry
-    HTML or a ``javascript:`` link): fields go through :func:`md_text`, texts into a code
-    block that they cannot close."""
-    lines = [f"# Preference texts, sample of {len(sample)} — ds {ds}", ""]
-    for s in sample:
-        authors = ", ".join(f"{md_text(a['category'])} in {md_text(a['location'])} ×{a['times']}"
-                            for a in s["tipped"])
-        lines += [f"## user {s['user_id']} ({md_text(s['status'])})", "", f"Tipped: {authors}",
-                  "", md_code_block(s["text"] or ""), ""]
-    return "\n".join(lines)
+    """The sample for a human, from ``templates/sample.md.j2``. Author fields and texts are
+    untrusted (a profile can carry HTML or a ``javascript:`` link): every value the template
+    prints is escaped for Markdown by default (:func:`~mspa_tasks.report.markdown_env`),
+    texts go into a code block that they cannot close."""
+    return markdown_env(TEMPLATES).get_template("sample.md.j2").render(ds=ds, sample=sample)

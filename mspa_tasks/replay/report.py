@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import io
 import json
 import logging
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import Settings
@@ -26,6 +29,7 @@ from mspa_tasks.replay.run import BASELINES, MODELS, MSPA, PARTS, part_key
 from mspa_tasks.warehouse import execute_many, fetch_arrow, make_engine, run_sql
 
 log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).parent / "templates"
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -276,30 +280,14 @@ def plots(report: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222}
-h1{font-size:1.4rem;margin:0 0 .3rem} h2{font-size:1.1rem;margin-top:1.6rem}
-table{border-collapse:collapse;font-size:.9rem} th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd}
-th{text-align:left;background:#f4f6f8} td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.best{font-weight:700} .up{color:#197a2e} .down{color:#b3261e} .muted{color:#777;font-size:.85rem}
-.sec td{background:#fafafa;font-weight:600} img{max-width:100%;margin:.5rem 1rem .5rem 0}
-"""
 
 
-def _delta(r: dict[str, Any]) -> str:
-    d = r.get("delta")
-    if d is None:
-        return '<span class="muted">-</span>'
-    cls = "up" if d > 0 else "down" if d < 0 else "muted"
-    return f'<span class="{cls}">{d:+.4f}</span>'
 
-
-def render_html(report: dict[str, Any]) -> str:
-    e = html.escape
+def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics table as rows for the template: a section title row before each section,
+    then one row per metric with its formatted cells (``best`` marks the best model)."""
     table = report["metrics"]
-    images = plots(report)
-    head = "".join(f"<th>{e(m)}</th>" for m in MODELS)
-    body = []
+    rows: list[dict[str, Any]] = []
     current = None
     for metric, by_model in table.items():
         if metric.startswith("chance@"):
@@ -307,79 +295,42 @@ def render_html(report: dict[str, Any]) -> str:
         section = _section(metric)
         if section != current:
             current = section
-            title = SECTIONS[section][0] if section < len(SECTIONS) else "Other"
-            body.append(f'<tr class="sec"><td colspan="{len(MODELS) + 4}">{e(title)}</td></tr>')
+            rows.append({"section": SECTIONS[section][0] if section < len(SECTIONS)
+                         else "Other"})
         values = [by_model[m]["value"] for m in MODELS if m in by_model
                   and by_model[m]["value"] is not None]
         best = max(values) if values else None
         cells = []
         for m in MODELS:
-            r = by_model.get(m)
-            v = None if r is None else r["value"]
-            cls = "num best" if v is not None and v == best and len(values) > 1 else "num"
-            cells.append(f'<td class="{cls}">{_fmt(v)}</td>')
+            v = None if m not in by_model else by_model[m]["value"]
+            cells.append({"text": _fmt(v),
+                          "best": v is not None and v == best and len(values) > 1})
         ref = table.get(metric.replace("acc@", "chance@"), {}).get("chance") \
             if metric.startswith("acc@") else None
-        mspa = by_model.get(MSPA, {})
-        n = next(iter(by_model.values()))["n"]
-        body.append(f"<tr><td>{e(metric)}</td>{''.join(cells)}"
-                    f"<td class='num'>{_delta(mspa) if mspa else '-'}</td>"
-                    f"<td class='num'>{_fmt(ref['value']) if ref else ''}</td>"
-                    f"<td class='num'>{n}</td></tr>")
-    cov = report.get("coverage", {})
-    ann = report.get("ann", {})
-    k_note = ""
+        mspa = by_model.get(MSPA)
+        delta = None if not mspa else mspa.get("delta")
+        rows.append({"metric": metric, "cells": cells, "has_mspa": bool(mspa), "delta": delta,
+                     "delta_class": "muted" if not delta else "up" if delta > 0 else "down",
+                     "chance": _fmt(ref["value"]) if ref else "",
+                     "n": next(iter(by_model.values()))["n"]})
+    return rows
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    # Autoescape: every value a report shows (collection names, notes, ids) is escaped by
+    # the template engine, not by hand at each sink. A part may lack a key (a day with no
+    # ANN part): missing keys render empty, as the f-strings did with .get().
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              autoescape=True, undefined=jinja2.ChainableUndefined,
+                              keep_trailing_newline=True)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report page, from ``templates/report.html.j2``."""
     n_authors = report.get("n_authors") or 0
-    big = [k for k in report["config"]["hr_ks"] if k >= n_authors]
-    if big:
-        k_note = (f"<p class='muted'>HR@K for K &ge; {n_authors} (the day's whole catalogue) "
-                  f"is 1 by construction: K = {', '.join(map(str, big))}. Read the smaller K "
-                  "on this catalogue.</p>")
-    imgs = "".join(f'<img alt="{e(k)}" src="{v}">' for k, v in images.items())
-    if ann.get("collection"):
-        ann_text = (
-            f"<p>collection <code>{e(str(ann['collection']))}</code>, index "
-            f"{e(str(ann.get('index_type', '')))}, "
-            f"{e(str((ann.get('timing') or {}).get('queries_per_s', '')))} queries/s through "
-            "Milvus. The rows <code>ann_hr_exact</code>, <code>ann_hr_milvus</code> (HR@K, "
-            f"K = {e(str(ann.get('k', '')))}, at most a quarter of the catalogue) and "
-            "<code>ann_recall</code> (recall@K of the alias against exact search) use the same "
-            "sampled requests.</p>")
-    else:
-        ann_text = ("<p>Not measured for this day: "
-                    f"{e(str(ann.get('note') or 'no ann part'))}.</p>")
-    prev = report.get("previous_ds") or "none"
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>MSPA replay {e(report['ds'])}</title><style>{CSS}</style></head><body>
-<h1>MSPA offline replay &mdash; {e(report['ds'])}</h1>
-<p class="muted">generated {e(report['generated_at'])} &middot; champion recommender
-{e(str(report.get('champion') or ''))} &middot; previous replayed day {e(prev)} &middot;
-watched = {e(report['config']['watched'])}</p>
-<h2>MSPA and baselines</h2>
-<table id="metrics"><thead><tr><th>metric</th>{head}<th>&Delta; mspa vs {e(prev)}</th>
-<th>chance</th><th>n</th></tr></thead><tbody>{''.join(body)}</tbody></table>
-{k_note}
-<h2>Plots</h2>{imgs}
-<h2>Serving parity (Milvus alias <code>{e(str(ann.get('alias', '')))}</code>)</h2>
-{ann_text}
-<h2>Coverage</h2>
-<p>{cov.get('impressions_scored', 0)} of {cov.get('impressions', 0)} impressions scored (user
-with a preference vector, kept author); {cov.get('requests_with_watched', 0)} of
-{cov.get('requests', 0)} requests had a watched author; {cov.get('users_with_vector', 0)} of
-{cov.get('users', 0)} kept users have a preference vector; {cov.get('authors', 0)} kept authors;
-{cov.get('test_users_with_watched', 0)} of {cov.get('test_users', 0)} test users watched an
-author on the day. A2A: {e(str(report.get('a2a') or ''))}.</p>
-<h2>Definitions</h2>
-<ul class="muted">
-<li>AUC: Mann-Whitney, ties count one half. UAUC: per-user AUC over users with a positive and
-a negative impression, averaged uniformly (each user once); <code>uauc_weighted</code>
-weights users by impressions.</li>
-<li>HR@K: share of requests where a watched author scores among the K best of all kept
-authors (ties at the K-th score count as hits). Exact, batched matrix products.</li>
-<li>Recall@K, NDCG@K: test users, relevant = authors they watched on the day, ranked over
-all kept authors. Acc@m: the champion recommender's pick among m candidates (ground truth:
-the user's last tip, held out from its input and from the baselines' training data).</li>
-<li>Baselines: popularity (tips in the window) and ALS author embeddings (implicit) trained
-on the same window, without test users' held-out tips.</li>
-</ul></body></html>
-"""
+    return _templates().get_template("report.html.j2").render(
+        report=report, models=MODELS, rows=_rows(report), images=plots(report),
+        big_ks=[k for k in report["config"]["hr_ks"] if k >= n_authors], n_authors=n_authors,
+        ann=report.get("ann", {}), cov=report.get("coverage", {}),
+        prev=report.get("previous_ds") or "none")

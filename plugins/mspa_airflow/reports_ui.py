@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import html
 import logging
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 URL_PREFIX = "/mspa-reports"
 VIEW_NAME = "MSPA reports"
+TEMPLATES = Path(__file__).parent / "templates"
 HEADLINE = ("hr@1000", "auc_click", "uauc_click", "auc_gift", "acc@4", "acc@10")
 
 
@@ -75,26 +77,22 @@ def _value(report: dict[str, Any], metric: str, model: str) -> str:
     return "-" if not r or r.get("value") is None else f"{r['value']:.4f}"
 
 
+@cache
+def _templates():
+    import jinja2
+
+    # Autoescape: dates, champion names and figures come from report files in the store.
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              undefined=jinja2.StrictUndefined)
+
+
 def _list_page(rows: list[dict[str, Any]]) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(m)}<br><span class='muted'>mspa / als</span></th>" for m in HEADLINE)
-    body = "".join(
-        f"<tr><td><a href='report/{e(r['ds'])}'>{e(r['ds'])}</a></td>"
-        + "".join(f"<td class='num'>{e(_value(r['report'], m, 'mspa'))} / "
-                  f"{e(_value(r['report'], m, 'als'))}</td>" for m in HEADLINE)
-        + f"<td>{e(str(r['report'].get('champion') or ''))}</td></tr>" for r in rows)
-    empty = "" if rows else ("<p>No replay report yet: the <code>replay</code> task group of "
-                             "<code>mspa_daily</code> writes one per day.</p>")
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>{VIEW_NAME}</title><style>
-body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}} table{{border-collapse:collapse}}
-th,td{{padding:.3rem .7rem;border-bottom:1px solid #ddd;font-size:.9rem;text-align:left}}
-th{{background:#f4f6f8}} td.num{{text-align:right;font-variant-numeric:tabular-nums}}
-.muted{{color:#777;font-weight:400;font-size:.8rem}}</style></head><body>
-<h1>MSPA replay reports</h1>
-<p class="muted">One report per day, newest first; open a date for the tables and plots.</p>
-{empty}<table id="reports"><thead><tr><th>ds</th>{head}<th>champion</th></tr></thead>
-<tbody>{body}</tbody></table></body></html>"""
+    """The reports list, from ``templates/reports_list.html.j2``."""
+    return _templates().get_template("reports_list.html.j2").render(
+        title=VIEW_NAME, headline=HEADLINE,
+        rows=[{"ds": r["ds"], "champion": str(r["report"].get("champion") or ""),
+               "values": [(_value(r["report"], m, "mspa"), _value(r["report"], m, "als"))
+                          for m in HEADLINE]} for r in rows])
 
 
 def create_app() -> FastAPI:

@@ -181,3 +181,15 @@ def test_page_in_headless_chromium_shows_the_report_table(api_server):
             page.screenshot(path=str(SCREENSHOT_DIR / "mspa-reports-in-airflow.png"))
         finally:
             browser.close()
+
+
+def test_the_list_page_escapes_what_report_files_carry():
+    from mspa_airflow.reports_ui import _list_page
+
+    page = _list_page([{"ds": "2026-11-20", "report": {
+        "champion": "<script>alert(1)</script>",
+        "metrics": {"auc_click": {"mspa": {"value": 0.81234}, "als": {"value": None}}}}}])
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<td class='num'>0.8123 / -</td>" in page
+    assert "<a href='report/2026-11-20'>2026-11-20</a>" in page
+    assert "No replay report yet" in _list_page([])
