@@ -68,6 +68,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import daily_deadline, on_failure
 from mspa_airflow.assets import catalog_assets
+from mspa_airflow.context import TaskContext
 from mspa_airflow.failures import fail_fast
 
 # Datasets of the catalog (mspa_tasks/datasets.py): outlets where published, inlets where read.
@@ -79,29 +80,6 @@ REPLAY_REPORT = Asset(name="mspa_replay_report", uri="mspa://reports/replay", gr
 COMPOSE_POOL = "mspa_compose"  # created by `make airflow-init`; size it to the GPU workers
 # A milvus-lite file is one process's at a time: one slot on the embedded default.
 MILVUS_POOL = "mspa_milvus"
-
-
-def _settings(params: dict | None):
-    from mspa_tasks.config import load_settings
-
-    settings = load_settings()
-    if params:
-        settings = settings.with_ingest(**{k: int(params[k]) for k in
-                                           ("window_days", "min_authors", "min_tip_days")
-                                           if params.get(k) is not None})
-    return settings
-
-
-def _warehouse_url(settings) -> str:
-    from mspa_airflow.hooks import WarehouseHook
-
-    return WarehouseHook(settings=settings).get_sqlalchemy_url()
-
-
-def _milvus_target(settings):
-    from mspa_airflow.hooks import MilvusHook
-
-    return MilvusHook(settings=settings).get_target()
 
 
 @dag(
@@ -137,42 +115,39 @@ def _milvus_target(settings):
 def mspa_daily():
     @task_group(group_id="ingest", tooltip="30-day window -> quarantine, quality gate, sessions")
     def ingest():
-        @task(doc_md="Create warehouse and pipeline tables if they do not exist.")
+        @task(doc_md="Check the source tables exist; create the pipeline's own tables if missing.")
         def prepare_tables(params=None):
             from mspa_tasks import ingest as lib
 
             with fail_fast():  # a missing source table stays missing on retry
-                lib.prepare_tables(_warehouse_url(_settings(params)))
+                lib.prepare_tables(TaskContext(params).warehouse_url)
 
         @task(doc_md="Classify the window ending at ds; fill quarantine; filter; stage outputs.")
         def extract_window(ds=None, params=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks import ingest as lib
 
-            settings = _settings(params)
+            ctx = TaskContext(params)
             with fail_fast():
-                return lib.extract_window(ds, _warehouse_url(settings),
-                                          artifact_store(settings), settings)
+                return lib.extract_window(ds, ctx.warehouse_url,
+                                          ctx.store, ctx.settings)
 
         @task(doc_md="Data-quality gate: fails the run, with reasons, on a breach.")
         def quality_gate(ds=None, params=None) -> list[dict]:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks import ingest as lib
 
-            settings = _settings(params)
+            ctx = TaskContext(params)
             with fail_fast():  # a breach is not transient: do not retry
-                results = lib.quality_gate(ds, _warehouse_url(settings),
-                                           artifact_store(settings), settings.quality)
+                results = lib.quality_gate(ds, ctx.warehouse_url,
+                                           ctx.store, ctx.settings.quality)
             return [r.as_dict() for r in results]
 
         @task(outlets=[SESSIONS], doc_md="Commit the staged partition: write its manifest.")
         def publish_sessions(ds=None, params=None, outlet_events=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks import ingest as lib
 
-            settings = _settings(params)
-            published = lib.publish_sessions(ds, _warehouse_url(settings),
-                                             artifact_store(settings))
+            ctx = TaskContext(params)
+            published = lib.publish_sessions(ds, ctx.warehouse_url,
+                                             ctx.store)
             outlet_events[SESSIONS].extra = {"ds": ds, "manifest": published.manifest_uri}
             return {"manifest": published.manifest_uri, "counts": published.manifest["counts"]}
 
@@ -184,31 +159,29 @@ def mspa_daily():
         def plan_shards(params=None) -> list[dict]:
             from mspa_tasks.compose.run import plan_shards as plan
 
-            return plan(_settings(params).compose)
+            return plan(TaskContext(params).settings.compose)
 
         @task(pool=COMPOSE_POOL, map_index_template="{{ shard.kind }} {{ shard.shard }}",
               inlets=[SESSIONS],
               execution_timeout=dt.timedelta(hours=4),
               doc_md="Compose one shard: reuse cached texts, generate and validate the rest.")
         def compose_shard(shard: dict, ds=None, params=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.compose.run import compose_shard as run_shard
 
-            settings = _settings(params)
+            ctx = TaskContext(params)
             with fail_fast():  # an empty partition stays empty on retry
                 return run_shard(ds, shard["kind"], shard["shard"], shard["of"],
-                                 _warehouse_url(settings), artifact_store(settings), settings)
+                                 ctx.warehouse_url, ctx.store, ctx.settings)
 
         @task(inlets=[SESSIONS], outlets=[PREFERENCE_TEXTS, AUTHOR_TEXTS],
               doc_md="Merge shards; publish preference_texts and author_texts for ds.")
         def publish_texts(ds=None, params=None, outlet_events=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.compose.run import publish_texts as publish
 
-            settings = _settings(params)
+            ctx = TaskContext(params)
             with fail_fast():
-                result = publish(ds, _warehouse_url(settings), artifact_store(settings),
-                                 settings)
+                result = publish(ds, ctx.warehouse_url, ctx.store,
+                                 ctx.settings)
             for asset, key in ((PREFERENCE_TEXTS, "preference_texts"),
                                (AUTHOR_TEXTS, "author_texts")):
                 outlet_events[asset].extra = {"ds": ds, "manifest": result[key]["manifest"]}
@@ -222,35 +195,32 @@ def mspa_daily():
               outlets=[AUTHOR_VECTOR_DATA, USER_VECTOR_DATA],
               doc_md="Encode author and preference texts; publish author/user vectors.")
         def encode(ds=None, params=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.vectors.encode import encode_day
 
-            settings = _settings(params)
+            ctx = TaskContext(params)
             with fail_fast():
-                result = encode_day(ds, artifact_store(settings), settings)
+                result = encode_day(ds, ctx.store, ctx.settings)
             return {"authors": result.authors_manifest, "users": result.users_manifest,
                     "counts": result.counts}
 
         @task(pool=MILVUS_POOL, inlets=[AUTHOR_VECTOR_DATA],
               doc_md="Build a new versioned collection; the alias is untouched.")
         def build_collection(ds=None, params=None) -> str:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.vectors import milvus
 
-            settings = _settings(params)
+            ctx = TaskContext(params)
             with fail_fast():
-                return milvus.build_collection(ds, _milvus_target(settings),
-                                               artifact_store(settings), settings).collection
+                return milvus.build_collection(ds, ctx.milvus,
+                                               ctx.store, ctx.settings).collection
 
         @task(pool=MILVUS_POOL, doc_md="The gate: counts, ids, stored vectors, recall@K, spot checks.")
         def validate_collection(collection: str, ds=None, params=None) -> list[dict]:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.vectors import milvus
 
-            settings = _settings(params)
+            ctx = TaskContext(params)
             with fail_fast():  # a failed gate is not transient
-                checks = milvus.validate_collection(ds, collection, _milvus_target(settings),
-                                                    artifact_store(settings), settings)
+                checks = milvus.validate_collection(ds, collection, ctx.milvus,
+                                                    ctx.store, ctx.settings)
             return [c.as_dict() for c in checks]
 
         @task(pool=MILVUS_POOL, outlets=[AUTHOR_VECTORS],
@@ -258,10 +228,10 @@ def mspa_daily():
         def publish_alias(collection: str, ds=None, params=None, outlet_events=None) -> dict:
             from mspa_tasks.vectors import milvus
 
-            settings = _settings(params)
+            ctx = TaskContext(params)
             with fail_fast():
-                result = milvus.publish_collection(ds, collection, _milvus_target(settings),
-                                                   settings)
+                result = milvus.publish_collection(ds, collection, ctx.milvus,
+                                                   ctx.settings)
             outlet_events[AUTHOR_VECTORS].extra = {k: result[k] for k in
                                                    ("alias", "collection", "ds")}
             return result
@@ -275,44 +245,40 @@ def mspa_daily():
         @task(inlets=[SESSIONS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA],
               doc_md="AUC/UAUC, HR@K, Recall/NDCG, A2A: MSPA vs popularity and ALS.")
         def offline(ds=None, params=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.replay.run import replay_offline
 
-            settings = _settings(params)
-            part = replay_offline(ds, _warehouse_url(settings), artifact_store(settings),
-                                  settings)
+            ctx = TaskContext(params)
+            part = replay_offline(ds, ctx.warehouse_url, ctx.store,
+                                  ctx.settings)
             return {"coverage": part["coverage"], "timing": part["timing"]}
 
         @task(pool=COMPOSE_POOL, execution_timeout=dt.timedelta(hours=2),
               doc_md="Acc@m of the champion recommender on test users, and the baselines'.")
         def u2a(ds=None, params=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.replay.run import replay_u2a
 
-            settings = _settings(params)
-            part = replay_u2a(ds, _warehouse_url(settings), artifact_store(settings), settings)
+            ctx = TaskContext(params)
+            part = replay_u2a(ds, ctx.warehouse_url, ctx.store, ctx.settings)
             return {"champion": part.get("champion"), "metrics": part["metrics"]}
 
         @task(pool=MILVUS_POOL, doc_md="Sampled requests through the alias vs exact search.")
         def ann_parity(ds=None, params=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.replay.run import replay_ann
 
-            settings = _settings(params)
-            part = replay_ann(ds, _warehouse_url(settings), artifact_store(settings), settings,
-                              _milvus_target(settings))
+            ctx = TaskContext(params)
+            part = replay_ann(ds, ctx.warehouse_url, ctx.store, ctx.settings,
+                              ctx.milvus)
             return {"metrics": part["metrics"]}
 
         @task(outlets=[REPLAY_REPORT], doc_md="Merge parts; replay_metrics; HTML and JSON report.")
         def publish_report(ds=None, params=None, outlet_events=None) -> dict:
-            from mspa_airflow.hooks import artifact_store
             from mspa_tasks.replay.report import REPORT_HTML, report_prefix
             from mspa_tasks.replay.report import publish_report as publish
 
-            settings = _settings(params)
-            store = artifact_store(settings)
-            publish(ds, _warehouse_url(settings), store, settings)
-            uri = store.uri(f"{report_prefix(settings, ds)}/{REPORT_HTML}")
+            ctx = TaskContext(params)
+            store = ctx.store
+            publish(ds, ctx.warehouse_url, store, ctx.settings)
+            uri = store.uri(f"{report_prefix(ctx.settings, ds)}/{REPORT_HTML}")
             outlet_events[REPLAY_REPORT].extra = {"ds": ds, "report": uri}
             return {"report": uri}
 
