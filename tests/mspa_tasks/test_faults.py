@@ -85,7 +85,7 @@ def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
     _compose_day(D2, url, store, settings, skip={("users", 0), ("authors", 0), ("authors", 1)})
     run_killed("mspa_tasks.compose.run:publish_texts",
                [D2, url, f"@store:{store.root_uri}", f"@settings:{h['home']}"],
-               kill_at="mspa_tasks.compose.run:publish_partition", when="author_texts",
+               kill_at="mspa_tasks.publish:commit_manifest", when="author_texts",
                env=h["env"])
     assert published_days(store, "author_texts") == [D1]  # the previous day still served
     assert store.get_bytes(f"preference_texts/ds={D1}/manifest.json") == d1_manifest
