@@ -124,6 +124,8 @@ debian-tools:
 	  || { tail -20 $(VENV)/apt.log; echo "install$$missing (Debian packages) to run the suite"; exit 1; }; }
 
 # pytest exits 5 when it collects nothing: that is a failure of the suite, said plainly.
+# The 25 slowest tests are listed at the end, so CI's log says where the suite's time goes.
+PYTEST_ARGS ?= --durations=25
 test: venv models postgres debian-tools
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure"; exit 1; fi; exit $$rc
