@@ -160,11 +160,15 @@ class Dataset:
 
     def read(self, store: ArtifactStore, ds: str, table: str, reader: str = "") -> pa.Table:
         """One published table, checksum- and schema-checked."""
+        from mspa_tasks.artifacts import ArtifactNotFound
         from mspa_tasks.publish import read_table
 
         expected = self._schema(table)
-        self.require(store, ds, reader)
-        out = read_table(store, self.name, ds, table)
+        try:  # one read of the manifest; the existence check only when it is missing
+            out = read_table(store, self.name, ds, table)
+        except ArtifactNotFound:
+            self.require(store, ds, reader)
+            raise
         check_schema(f"{self.name}/ds={ds} table {table!r}", expected, out.schema)
         return out
 
