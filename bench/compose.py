@@ -45,8 +45,7 @@ def speed(args: argparse.Namespace) -> dict:
     from mspa_tasks.world.generate import PRESETS, generate_world
 
     home = Path(tempfile.mkdtemp(prefix="bench-compose-"))
-    settings = dataclasses.replace(load_settings("local", home=home),
-                                   models_dir=REPO / "var" / "models")
+    settings = load_settings("local", home=home).replaced(models_dir=REPO / "var" / "models")
     ds = "2026-11-20"
     store = open_store(settings.artifacts_uri)
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=ds), settings.warehouse_url, store)

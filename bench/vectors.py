@@ -19,7 +19,6 @@ Writes bench/out/vectors.json and prints Markdown for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -137,16 +136,15 @@ def main() -> int:
     exact = queries @ vectors.T
     recalls = {}
     for index_type, (params, search) in INDEXES.items():
-        cfg = dataclasses.replace(settings.vectors, index_type=index_type, index_params=params,
-                                  search_params=search)
-        s = dataclasses.replace(settings, vectors=cfg)
+        s = settings.replaced(vectors={"index_type": index_type, "index_params": params,
+                                       "search_params": search})
         name = milvus.build_collection(ds, target, store, s, build_id=f"r{index_type}").collection
         with milvus.milvus_client(target) as client:
             milvus.ensure_loaded(client, name)
             ids = read_vectors(store, AUTHOR_VECTORS, ds)[0].column("author_id").to_pylist()
             index_of = {int(a): i for i, a in enumerate(ids)}
             started = time.perf_counter()
-            found = milvus.search_positions(client, name, queries, k, cfg, index_of)
+            found = milvus.search_positions(client, name, queries, k, s.vectors, index_of)
             seconds = time.perf_counter() - started
         recalls[index_type] = {"recall": milvus.recall_at_k(exact, found, k),
                                "queries_per_s": len(queries) / seconds,

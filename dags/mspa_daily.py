@@ -63,13 +63,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, Param, dag, task, task_group
+from airflow.sdk import Asset, dag, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import daily_deadline, on_failure
 from mspa_airflow.assets import catalog_assets
-from mspa_airflow.context import TaskContext
+from mspa_airflow.context import PARAM_KNOBS, TaskContext
 from mspa_airflow.failures import fail_fast
+from mspa_airflow.params import setting_param
 
 # Datasets of the catalog (mspa_tasks/datasets.py): outlets where published, inlets where read.
 SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA = catalog_assets(
@@ -103,14 +104,8 @@ MILVUS_POOL = "mspa_milvus"
         "retry_exponential_backoff": True,
         "execution_timeout": dt.timedelta(hours=2),
     },
-    params={
-        "window_days": Param(30, type="integer", minimum=1, maximum=365,
-                             description="Days of tipping history ending at ds."),
-        "min_authors": Param(3, type="integer", minimum=1,
-                             description="Drop users who tipped fewer distinct authors."),
-        "min_tip_days": Param(3, type="integer", minimum=1,
-                              description="Drop users who tipped on fewer distinct days."),
-    },
+    # Type, bounds, default and description from the [ingest] settings model.
+    params={name: setting_param("ingest", name) for name in PARAM_KNOBS},
 )
 def mspa_daily():
     @task_group(group_id="ingest", tooltip="30-day window -> quarantine, quality gate, sessions")

@@ -10,7 +10,7 @@ author to the right one (similarity), with weights λ1..λ3 and a KL penalty `be
 | task | what it does | on failure |
 | --- | --- | --- |
 | `prepare` | picks the data day (`ds` Param, else the newest day with published author vectors), publishes `align_examples/ds=<ds>/` (the train/val/test users' histories without their last tip, candidate sets of m = 4 and 10 with the last-tipped author as ground truth), registers the base model as champion on the very first run, writes the run file `runs/recommender/<version>/run.json` | retried |
-| `train` (pool `mspa_gpu`) | the trainer entry point `python -m mspa_tasks.align.train --config <run file>`: GRPO from the champion, then Acc@4 and Acc@10 of the new model **and** of the champion on the same validation users; writes `models/recommender/<version>/` (model, `metrics.json`, `eval.json`). Production: a KubernetesPodOperator (trainer image, GPUs, DeepSpeed ZeRO-3 through `accelerate`, secrets from Kubernetes, deferrable, logs streamed, pod deleted). Embedded default: a local CPU subprocess, a few steps | retried; a retry trains again into the same version folder |
+| `train` (pool `mspa_gpu`) | the trainer entry point `python -m mspa_tasks.align.train --config <run file>`: GRPO from the champion, then Acc@4 and Acc@10 of the new model **and** of the champion on the same validation users; writes `models/recommender/<version>/` (model, `metrics.json`, `eval.json`). The same task in every environment; `[align] launcher` picks, when it runs: `kubernetes` (production) runs a pod (trainer image, GPUs, DeepSpeed ZeRO-3 through `accelerate`, secrets from Kubernetes, deferrable, logs streamed, pod deleted). `local` (embedded default): a CPU subprocess of the worker, a few steps | retried; a retry trains again into the same version folder |
 | `register` | the gate: promote if no Acc@m is worse than the champion's by more than `tolerance`; writes the version, status (`champion` / `rejected`), the reason and both models' figures to `model_registry`, and the comparison table to this log | retried |
 
 A rejected version is a normal outcome (the run succeeds; the reason is in the registry and
@@ -30,25 +30,15 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import on_failure
 from mspa_airflow.assets import catalog_assets
-from mspa_airflow.pods import trainer_launch
+from mspa_airflow.params import param_overrides, setting_param
+from mspa_airflow.pods import trainer_operator
 
 RECOMMENDER_MODEL = Asset(name="mspa_recommender_model", uri="mspa://recommender_model",
                           group="mspa")
 GPU_POOL = "mspa_gpu"  # created by `make airflow-init`; one slot per trainer node
-OVERRIDABLE = {"max_steps": int, "learning_rate": float, "beta": float, "num_generations": int,
-               "max_train_users": int, "max_eval_users": int, "tolerance": float}
-
-
-def _overrides(params: dict | None) -> dict:
-    return {k: cast(params[k]) for k, cast in OVERRIDABLE.items()
-            if params and params.get(k) not in (None, "")}
-
-
-def _optional(kind: str, description: str, minimum: float | None = None) -> Param:
-    schema = {"type": [kind, "null"], "description": description}
-    if minimum is not None:
-        schema["minimum"] = minimum
-    return Param(None, **schema)
+# [align] knobs a run may set; each Param's type, bounds and description come from the model.
+OVERRIDABLE = ("max_steps", "learning_rate", "beta", "num_generations", "max_train_users",
+               "max_eval_users", "tolerance")
 
 
 @dag(
@@ -70,13 +60,7 @@ def _optional(kind: str, description: str, minimum: float | None = None) -> Para
     params={
         "ds": Param("", type="string",
                     description="Data day (YYYY-MM-DD); empty = newest day with vectors."),
-        "max_steps": _optional("integer", "GRPO steps (config when empty).", 1),
-        "learning_rate": _optional("number", "Learning rate (config when empty).", 0),
-        "beta": _optional("number", "KL penalty; 0 disables the reference model.", 0),
-        "num_generations": _optional("integer", "GRPO group size (>= 2).", 2),
-        "max_train_users": _optional("integer", "Cap on train users; 0 = all.", 0),
-        "max_eval_users": _optional("integer", "Cap on validation users; 0 = all.", 0),
-        "tolerance": _optional("number", "Promote if Acc@m >= champion's - tolerance.", 0),
+        **{name: setting_param("align", name, optional=True) for name in OVERRIDABLE},
     },
 )
 def mspa_retrain():
@@ -97,7 +81,7 @@ def mspa_retrain():
         newest = max(d for d in (ds, ends) if d)
         day = params.get("ds") or latest_ready_day(store, on_or_before=newest)
         return prepare_run(day, run_id, WarehouseHook(settings=settings).get_sqlalchemy_url(),
-                           store, settings, _overrides(params))
+                           store, settings, param_overrides(params, "align", OVERRIDABLE))
 
     @task(doc_md="Register the version; promote it only if the gate passes.",
           outlets=[RECOMMENDER_MODEL])
@@ -114,23 +98,12 @@ def mspa_retrain():
         return result
 
     run = prepare()
-    launcher, pod = trainer_launch()  # [align] launcher of this environment's config
-    if launcher == "kubernetes":
-        from mspa_airflow.pods import trainer_pod_operator
-
-        train = trainer_pod_operator(
-            "train", pod, "{{ ti.xcom_pull(task_ids='prepare')['config_uri'] }}",
-            pool=GPU_POOL, doc_md="GRPO + evaluation in the trainer pod (GPUs, DeepSpeed ZeRO-3).")
-    else:
-        @task(task_id="train", pool=GPU_POOL,
-              doc_md="GRPO + evaluation: the trainer entry point as a local subprocess.")
-        def train_local(run: dict) -> None:
-            from mspa_tasks.align.run import launch_local
-
-            launch_local(run["config_uri"])
-
-        train = train_local(run)
+    # One graph in every environment: the operator reads [align] launcher when it runs (a pod
+    # in production, a local subprocess on the embedded default).
+    train = trainer_operator(
+        "train", "{{ ti.xcom_pull(task_ids='prepare')['config_uri'] }}",
+        pool=GPU_POOL, doc_md="GRPO + evaluation: the trainer pod (GPUs, DeepSpeed ZeRO-3), or a "
+                              "local subprocess when [align] launcher = local.")
     run >> train >> register(run)
-
 
 mspa_retrain()

@@ -83,14 +83,22 @@ def cmd_prepare_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """Every setting in effect (the environment's file, $MSPA_CONFIG over it, the defaults
+    for the rest), as JSON: what a run of this environment would use."""
+    settings = _settings(args)
+    print(json.dumps({"fingerprint": settings.fingerprint(),
+                      **settings.model_dump(mode="json")}, indent=2))
+    return 0
+
+
 def cmd_vectors(args: argparse.Namespace) -> int:
     from mspa_tasks.vectors import milvus
     from mspa_tasks.vectors.encode import encode_day
 
     settings = _settings(args)
     if args.insert_batch:
-        settings = dataclasses.replace(settings, vectors=dataclasses.replace(
-            settings.vectors, insert_batch=args.insert_batch))
+        settings = settings.replaced(vectors={"insert_batch": args.insert_batch})
     uri = args.uri or settings.vectors.milvus_uri
     if not uri:
         print("no Milvus URI: pass --uri (and the token in $MILVUS_TOKEN)", file=sys.stderr)
@@ -196,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show_manifest)
     p = sub.add_parser("prepare-models", help="convert packaged models into the cache")
     p.set_defaults(func=cmd_prepare_models)
+    p = sub.add_parser("config", help="print every setting in effect (defaults included)")
+    p.set_defaults(func=cmd_config)
     p = sub.add_parser("vectors", help="the author-vector refresh in Milvus, step by step")
     p.add_argument("action", choices=["encode", "build", "validate", "publish", "refresh",
                                       "list", "rollback"])

@@ -7,382 +7,554 @@ moves the local data folder (default: ``var/`` in the checkout). ``MSPA_CONFIG``
 more TOML file whose values replace the environment's, key by key (a deployment's tuning, a
 scale run's composer backend); it is validated the same way.
 
-Loading validates every value and says what was given, the rule and the fix.
+The models below are the one place for defaults, rules and descriptions (pydantic-settings,
+strict types, unknown keys refused); ``conf/<env>.toml`` holds only what an environment sets
+differently, and the DAGs' Params take their bounds from the same fields
+(:func:`param_schema`). A bad value is one line naming the key, the value, the rule and the
+fix (:class:`ConfigError`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import difflib
 import hashlib
 import json
+import math
 import os
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENVIRONMENTS = ("local", "prod")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = Path(__file__).parent / "conf"
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW")
+LAUNCHERS = ("local", "kubernetes")
+
+# TOML arrays arrive as lists: tuples of strict items, the container itself coerced.
+Ints = Annotated[tuple[StrictInt, ...], Field(strict=False)]
+Floats = Annotated[tuple[StrictInt | StrictFloat, ...], Field(strict=False)]
+Names = Annotated[tuple[StrictStr, ...], Field(strict=False)]
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class ConfigError(ValueError):
     """A setting has a value that breaks its rule; the message names value, rule and fix."""
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    window_days: int = 30
-    min_authors: int = 3
-    min_tip_days: int = 3
-    future_tolerance_minutes: int = 60
-    split_salt: str = "mspa-split-v1"
+def _check(ok: bool, name: str, value: object, rule: str) -> None:
+    """A rule between fields (or one a Field constraint cannot state), as a ConfigError."""
+    if not ok:
+        raise ConfigError(f"setting {name}={value!r} is invalid: it {rule}.")
+
+
+_KINDS = {"int_type": "an int", "int_from_float": "an int", "float_type": "a float",
+          "bool_type": "a bool", "string_type": "a str", "tuple_type": "a list",
+          "list_type": "a list", "dict_type": "a table", "model_type": "a table",
+          "model_attributes_type": "a table", "is_instance_of": "a path"}
+_BOUNDS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"),
+           "less_than_equal": ("le", "<="), "less_than": ("lt", "<")}
+
+
+def _field_rule(model: type[BaseModel], field: str, error: dict) -> str:
+    """The rule a pydantic error broke, in words, with the fix: the field's allowed range
+    or choices, its default and what it means."""
+    kind, ctx = error["type"], error.get("ctx", {})
+    info = model.model_fields.get(field)
+    if kind in _BOUNDS and info is not None:
+        bounds = {key: getattr(item, key) for item in info.metadata
+                  for key in ("ge", "gt", "le", "lt") if getattr(item, key, None) is not None}
+        low = bounds.get("ge", bounds.get("gt"))
+        high = bounds.get("le", bounds.get("lt"))
+        rule = (f"must be between {low} and {high}" if "ge" in bounds and "le" in bounds
+                else f"must be {_BOUNDS[kind][1]} {ctx[_BOUNDS[kind][0]]}")
+    elif kind == "literal_error":
+        value = error.get("input")
+        rule = f"must be {'' if isinstance(value, str) else 'a str, '}one of {ctx['expected']}"
+    elif kind in _KINDS:
+        rule = f"must be {_KINDS[kind]}"
+        value = error.get("input")
+        if isinstance(value, str) and kind in ("int_type", "float_type"):
+            rule += f" (write it without quotes: {field} = {value})"
+    elif kind == "string_pattern_mismatch":
+        rule = f"must match the pattern {ctx['pattern']!r}"
+    elif kind == "finite_number":
+        rule = "must be a finite number"
+    else:
+        rule = error["msg"][0].lower() + error["msg"][1:]
+    if info is not None and kind not in _KINDS:
+        notes = [info.description] if info.description else []
+        if not info.is_required():
+            notes.append(f"default {info.get_default(call_default_factory=True)!r}")
+        rule += f" ({'; '.join(notes)})" if notes else ""
+    return rule
+
+
+def _config_error(model: type[BaseModel], section: str, exc: ValidationError) -> ConfigError:
+    """The first error of ``exc`` as one line: key, value, rule and fix."""
+    first = exc.errors(include_url=False)[0]
+    original = first.get("ctx", {}).get("error")
+    if isinstance(original, ConfigError):
+        return original
+    loc = [str(p) for p in first["loc"]]
+    if first["type"] == "extra_forbidden":
+        unknown = sorted(e["loc"][-1] for e in exc.errors() if e["type"] == "extra_forbidden")
+        where = ".".join([section, *loc[:-1]]).strip(".")
+        owner = _nested_model(model, loc[:-1])
+        known = sorted(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(unknown[0]), known, n=1)
+        fix = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+        return ConfigError(f"unknown setting(s) {unknown} in [{where}]: {fix}")
+    owner = _nested_model(model, loc[:-1]) or model
+    name = ".".join([section, *loc]).strip(".")
+    value = first.get("input")
+    if isinstance(value, float) and math.isnan(value):
+        value = "nan"
+    return ConfigError(f"setting {name}={value!r} is invalid: it "
+                       f"{_field_rule(owner, loc[-1] if loc else '', first)}.")
+
+
+def _nested_model(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
+    for part in path:
+        info = model.model_fields.get(part)
+        annotation = getattr(info, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+class Section(BaseModel):
+    """One ``[section]`` of the config: frozen, strict, unknown keys refused; a bad value
+    raises :class:`ConfigError` (not pydantic's multi-line ValidationError)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True,
+                              validate_default=True)
+    section: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _config_error(type(self), self.section, exc) from None
+
+    def replaced(self, **changes: Any):
+        """A validated copy with some values replaced (``model_copy`` would not validate)."""
+        return type(self)(**{**self.model_dump(), **changes})
+
+
+class IngestConfig(Section):
+    section: ClassVar[str] = "ingest"
+
+    window_days: int = Field(30, ge=1, le=365, description="days of tipping history ending at ds")
+    min_authors: int = Field(3, ge=1, description="drop users who tipped fewer distinct "
+                                                  "authors (the paper uses 3)")
+    min_tip_days: int = Field(3, ge=1, description="drop users who tipped on fewer distinct days")
+    future_tolerance_minutes: int = Field(60, ge=0)
+    split_salt: str = Field("mspa-split-v1", min_length=1,
+                            description="changing it reshuffles every user's split")
     # Tips with an event time before this day are in the wrong unit (seconds) or corrupt
     # (negative): quarantined as implausible_timestamp.
     earliest_event_date: str = "2010-01-01"
-    max_amount: float = 100_000.0                   # larger (or NaN/Infinity): invalid_amount
+    max_amount: float = Field(100_000.0, gt=0, allow_inf_nan=False,
+                              description="larger (or NaN/Infinity): invalid_amount")
 
-    def __post_init__(self) -> None:
+    @field_validator("earliest_event_date")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
         try:
-            dt.date.fromisoformat(self.earliest_event_date)
-            iso = True
-        except (TypeError, ValueError):
-            iso = False
-        _check(iso, "ingest.earliest_event_date", self.earliest_event_date,
-               "must be a date in YYYY-MM-DD form")
-        _check(0 < self.max_amount < float("inf"), "ingest.max_amount", self.max_amount,
-               "must be a finite amount > 0")
-        _check(1 <= self.window_days <= 365, "ingest.window_days", self.window_days,
-               "must be between 1 and 365 days")
-        _check(self.min_authors >= 1, "ingest.min_authors", self.min_authors,
-               "must be at least 1 (the paper uses 3)")
-        _check(1 <= self.min_tip_days <= self.window_days, "ingest.min_tip_days",
-               self.min_tip_days, f"must be between 1 and window_days ({self.window_days})")
-        _check(self.future_tolerance_minutes >= 0, "ingest.future_tolerance_minutes",
-               self.future_tolerance_minutes, "must be >= 0")
-        _check(bool(self.split_salt), "ingest.split_salt", self.split_salt,
-               "must be non-empty; changing it reshuffles every user's split")
+            dt.date.fromisoformat(value)
+        except ValueError:
+            _check(False, "ingest.earliest_event_date", value, "must be a date in YYYY-MM-DD form")
+        return value
+
+    @model_validator(mode="after")
+    def _tip_days_within_window(self) -> IngestConfig:
+        _check(self.min_tip_days <= self.window_days, "ingest.min_tip_days", self.min_tip_days,
+               f"must be between 1 and window_days ({self.window_days})")
+        return self
 
 
-@dataclass(frozen=True)
-class QualityConfig:
+def _ratio_band(section: str, low: float, high: float) -> None:
+    _check(0 < low <= 1 <= high, f"{section}_min/max", (low, high), "needs 0 < min <= 1 <= max")
+
+
+class QualityConfig(Section):
+    section: ClassVar[str] = "quality"
+
     volume_ratio_min: float = 0.5
     volume_ratio_max: float = 2.0
-    max_null_key_rate: float = 0.01
-    max_duplicate_rate: float = 0.01
-    max_quarantine_rate: float = 0.05
-    max_staleness_hours: float = 6.0
+    max_null_key_rate: Share = Field(0.01, description="a share")
+    max_duplicate_rate: Share = Field(0.01, description="a share")
+    max_quarantine_rate: Share = Field(0.05, description="a share")
+    max_staleness_hours: float = Field(6.0, gt=0)
     # What the filters kept: each an absolute floor, and (users, authors, share of candidate
     # events) a ratio against the previous published day within [kept_ratio_min, _max].
-    min_kept_users: int = 10
-    min_kept_authors: int = 20
-    min_kept_event_share: float = 0.2
+    min_kept_users: int = Field(10, ge=1, description="a day that keeps nobody is never "
+                                                      "published")
+    min_kept_authors: int = Field(20, ge=1, description="a day that keeps nobody is never "
+                                                        "published")
+    min_kept_event_share: float = Field(0.2, gt=0, le=1, description="a share")
     kept_ratio_min: float = 0.5
     kept_ratio_max: float = 2.0
 
-    def __post_init__(self) -> None:
-        _check(0 < self.kept_ratio_min <= 1 <= self.kept_ratio_max,
-               "quality.kept_ratio_min/max", (self.kept_ratio_min, self.kept_ratio_max),
-               "need 0 < min <= 1 <= max")
-        for name in ("min_kept_users", "min_kept_authors"):
-            _check(getattr(self, name) >= 1, f"quality.{name}", getattr(self, name),
-                   "must be >= 1: a day that keeps nobody is never published")
-        _check(0 < self.min_kept_event_share <= 1, "quality.min_kept_event_share",
-               self.min_kept_event_share, "is a share, > 0 and at most 1")
-        _check(0 < self.volume_ratio_min <= 1 <= self.volume_ratio_max,
-               "quality.volume_ratio_min/max", (self.volume_ratio_min, self.volume_ratio_max),
-               "need 0 < min <= 1 <= max")
-        for name in ("max_null_key_rate", "max_duplicate_rate", "max_quarantine_rate"):
-            value = getattr(self, name)
-            _check(0 <= value <= 1, f"quality.{name}", value, "is a share, between 0 and 1")
-        _check(self.max_staleness_hours > 0, "quality.max_staleness_hours",
-               self.max_staleness_hours, "must be > 0")
+    @model_validator(mode="after")
+    def _bands(self) -> QualityConfig:
+        _ratio_band("quality.kept_ratio", self.kept_ratio_min, self.kept_ratio_max)
+        _ratio_band("quality.volume_ratio", self.volume_ratio_min, self.volume_ratio_max)
+        return self
 
 
-@dataclass(frozen=True)
-class ComposeConfig:
+class ComposeConfig(Section):
     """The composer: model, batching, budgets, retries and sharding."""
 
-    model: str = "packaged:smollm2-135m-instruct"  # or a hub id / local folder
-    backend: str = "text"                           # text | vision | keywords (no model)
-    batch_size: int = 16
-    max_new_tokens: int = 16                        # per section (one line each)
-    max_input_chars: int = 900                      # a user's fenced data block
-    min_author_chars: int = 150                     # floor per tipped author
-    author_max_chars: int = 600                     # an author's fenced data block
-    retries: int = 2                                # sampled re-tries of a failing text
-    n_shards: int = 2                               # user shards and author shards each
-    frames_as: str = "captions"                     # captions (text model) | images (vision)
+    section: ClassVar[str] = "compose"
+
+    model: str = "packaged:smollm2-135m-instruct"   # or a hub id / local folder
+    backend: Literal["text", "vision", "keywords"] = "text"  # keywords: no model
+    batch_size: int = Field(16, ge=1)
+    max_new_tokens: int = Field(16, ge=1, description="per section (one line each)")
+    max_input_chars: int = Field(900, ge=1, description="a user's fenced data block")
+    min_author_chars: int = Field(150, ge=1, description="floor per tipped author")
+    author_max_chars: int = Field(600, ge=1, description="an author's fenced data block")
+    retries: int = Field(2, ge=0, description="sampled re-tries of a failing text")
+    n_shards: int = Field(2, ge=1, description="user shards and author shards each")
+    frames_as: Literal["captions", "images"] = "captions"  # images needs backend vision
     # Answers may use only the data's own tokens (plus connectors): for very small models,
     # which otherwise drift off the data. Off for production-size models.
     extractive: bool = True
     preference_prompt: str = "preference_v1"
     author_prompt: str = "author_v1"
-    sample_size: int = 20
+    sample_size: int = Field(20, ge=0)
 
-    def __post_init__(self) -> None:
-        _check(self.backend in ("text", "vision", "keywords"), "compose.backend", self.backend,
-               "must be 'text', 'vision' or 'keywords'")
-        _check(self.frames_as in ("captions", "images"), "compose.frames_as", self.frames_as,
-               "must be 'captions' or 'images'")
+    @model_validator(mode="after")
+    def _consistent(self) -> ComposeConfig:
         _check(not (self.backend == "text" and self.frames_as == "images"),
                "compose.frames_as", self.frames_as,
                "needs backend 'vision'; a text-only model reads frames as captions")
-        for name in ("batch_size", "max_new_tokens", "n_shards", "min_author_chars"):
-            _check(getattr(self, name) >= 1, f"compose.{name}", getattr(self, name),
-                   "must be >= 1")
         _check(self.max_input_chars >= self.min_author_chars, "compose.max_input_chars",
                self.max_input_chars, f"must be >= min_author_chars ({self.min_author_chars})")
-        _check(self.retries >= 0, "compose.retries", self.retries, "must be >= 0")
+        return self
 
 
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW")
-
-
-@dataclass(frozen=True)
-class VectorsConfig:
+class VectorsConfig(Section):
     """Encoding and the Milvus refresh: encoder, collection, index, gate and retention."""
 
+    section: ClassVar[str] = "vectors"
+
     encoder: str = "packaged:all-minilm-l6-v2"      # or a hub id / local folder
-    encode_batch_size: int = 64
+    encode_batch_size: int = Field(64, ge=1)
     milvus_conn_id: str = "mspa_milvus"             # used when defined; otherwise milvus_uri
     milvus_uri: str = ""                            # credential-free local URI (a lite file)
-    alias: str = "mspa_authors"                     # what consumers search
-    index_type: str = "FLAT"
-    index_params: dict = field(default_factory=dict)
-    search_params: dict = field(default_factory=dict)
-    insert_batch: int = 1000
-    keep_versions: int = 3                          # published versions kept, serving included
+    alias: str = Field("mspa_authors", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                       description="letters, digits and _ (Milvus names)")
+    index_type: Literal["FLAT", "IVF_FLAT", "HNSW"] = "FLAT"
+    index_params: dict[str, Any] = Field(default_factory=dict)
+    search_params: dict[str, Any] = Field(default_factory=dict)
+    insert_batch: int = Field(1000, ge=1)
+    keep_versions: int = Field(3, ge=1, description="published versions kept, serving included")
     # Builds of other runs (building/built/validated) younger than this are never dropped by
     # retention: an interleaved backfill may still be validating or replaying them.
-    inflight_grace_hours: float = 24.0
-    recall_k: int = 1000                            # recall@K of the gate (clamped, see gate)
-    recall_sample: int = 50                         # query vectors the gate checks
-    min_recall: float = 0.99
-    spot_checks: int = 20                           # authors searched by their own vector
-    search_batch: int = 10                          # queries per search call (gRPC 256 MB cap)
+    inflight_grace_hours: float = Field(24.0, gt=0, description="longer than a day's refresh "
+                                                                "takes")
+    recall_k: int = Field(1000, ge=1, description="recall@K of the gate (clamped, see gate)")
+    recall_sample: int = Field(50, ge=1, description="query vectors the gate checks")
+    min_recall: Share = 0.99
+    spot_checks: int = Field(20, ge=0, description="authors searched by their own vector")
+    search_batch: int = Field(10, ge=1, description="queries per search call (gRPC 256 MB cap)")
 
-    def __post_init__(self) -> None:
-        _check(self.index_type in INDEX_TYPES, "vectors.index_type", self.index_type,
-               f"must be one of {', '.join(INDEX_TYPES)}")
-        _check(self.alias.replace("_", "a").isalnum() and not self.alias[0].isdigit(),
-               "vectors.alias", self.alias, "must be letters, digits and _ (Milvus names)")
-        for name in ("encode_batch_size", "insert_batch", "keep_versions", "recall_k",
-                     "recall_sample", "search_batch"):
-            _check(getattr(self, name) >= 1, f"vectors.{name}", getattr(self, name),
-                   "must be >= 1")
-        _check(0 <= self.min_recall <= 1, "vectors.min_recall", self.min_recall,
-               "is a share, between 0 and 1")
-        _check(self.inflight_grace_hours > 0, "vectors.inflight_grace_hours",
-               self.inflight_grace_hours, "must be > 0 (longer than a day's refresh takes)")
-        _check(self.spot_checks >= 0, "vectors.spot_checks", self.spot_checks, "must be >= 0")
-        _check("@" not in self.milvus_uri and "token" not in self.milvus_uri.lower(),
-               "vectors.milvus_uri", "<redacted>",
-               f"must carry no credentials; put the token in the Airflow connection "
-               f"'{self.milvus_conn_id}'")
+    @field_validator("milvus_uri")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        _check("@" not in value and "token" not in value.lower(), "vectors.milvus_uri",
+               "<redacted>", "must carry no credentials; put the token in the Airflow "
+               "connection of vectors.milvus_conn_id")
+        return value
 
 
-LAUNCHERS = ("local", "kubernetes")
+class PodConfig(Section):
+    """``[align.pod]``: the trainer pod of ``launcher = "kubernetes"``."""
+
+    section: ClassVar[str] = "align.pod"
+
+    image: str = "mspa/trainer:0.1.0"
+    namespace: str = "default"
+    service_account: str = ""
+    gpus: int = Field(1, ge=1)
+    cpu: str = "8"
+    memory: str = "64Gi"
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, str]] = Field(default_factory=list)
+    secrets: Names = ()
+    startup_timeout_seconds: int = Field(1800, ge=1)
+    # Kubernetes kills a pod that outlives this, whatever Airflow's deferral state (the KPO's
+    # execution_timeout is not enforced after deferral: an open lifecycle bug).
+    active_deadline_seconds: int = Field(12 * 3600, ge=1)
+    shm_size: str = "16Gi"
+    run_as_user: int = Field(1000, ge=1, description="non-root")
 
 
-@dataclass(frozen=True)
-class AlignConfig:
+class AlignConfig(Section):
     """MSPA's self-corrective preference alignment: examples, GRPO, evaluation gate, pod."""
 
+    section: ClassVar[str] = "align"
+
     base_model: str = "packaged:smollm2-135m-instruct"  # the first champion; hub id/folder/s3://
-    train_m: tuple[int, ...] = (4, 10)              # candidate-set sizes trained on
-    eval_m: tuple[int, ...] = (4, 10)               # Acc@m reported and gated
-    history_chars: int = 600                        # the user's fenced history block
-    candidate_chars: int = 160                      # one candidate's line
+    train_m: Ints = Field((4, 10), description="candidate-set sizes trained on")
+    eval_m: Ints = Field((4, 10), description="Acc@m reported and gated")
+    history_chars: int = Field(600, ge=1, description="the user's fenced history block")
+    candidate_chars: int = Field(160, ge=1, description="one candidate's line")
     candidate_salt: str = "mspa-candidates-v1"
-    max_train_users: int = 0                        # 0 = every train user
-    max_eval_users: int = 0                         # 0 = every validation user
+    max_train_users: int = Field(0, ge=0, description="cap on train users; 0 = all")
+    max_eval_users: int = Field(0, ge=0, description="cap on validation users; 0 = all")
     # GRPO (TRL GRPOTrainer). The paper uses a KL penalty; TRL's default beta is 0.
-    num_generations: int = 4                        # group size
-    per_device_train_batch_size: int = 4            # completions per step; multiple of the group
-    gradient_accumulation_steps: int = 1
-    beta: float = 0.04
-    learning_rate: float = 1e-5
-    max_steps: int = 8
-    max_completion_length: int = 64
-    temperature: float = 1.0
-    rewards: tuple[str, ...] = ("accuracy", "format", "similarity")
-    reward_weights: tuple[float, ...] = (1.0, 0.5, 0.5)  # lambda1..lambda3, in `rewards` order
+    num_generations: int = Field(4, ge=2, description="GRPO group size: the advantage "
+                                                      "compares completions within a group")
+    per_device_train_batch_size: int = Field(4, ge=1, description="completions per step; a "
+                                                                   "multiple of the group")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    beta: float = Field(0.04, ge=0, description="KL penalty; 0 disables the reference model")
+    learning_rate: float = Field(1e-5, gt=0)
+    max_steps: int = Field(8, ge=1, description="GRPO steps")
+    max_completion_length: int = Field(64, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    rewards: Names = ("accuracy", "format", "similarity")
+    reward_weights: Floats = Field((1.0, 0.5, 0.5), description="lambda1..lambda3, in "
+                                                                "`rewards` order")
     seed: int = 0
     bf16: bool = False
     gradient_checkpointing: bool = False
-    eval_batch_size: int = 8
-    eval_max_new_tokens: int = 64
-    tolerance: float = 0.02                         # promote if Acc@m >= champion's - tolerance
+    eval_batch_size: int = Field(8, ge=1)
+    eval_max_new_tokens: int = Field(64, ge=1)
+    tolerance: Share = Field(0.02, description="promote if Acc@m >= champion's - tolerance")
     use_champion: bool = True                       # the composer writes with the champion
-    launcher: str = "local"                         # local subprocess | kubernetes pod
-    pod: dict = field(default_factory=dict)         # image, namespace, resources, ... (prod)
+    launcher: Literal["local", "kubernetes"] = "local"  # local subprocess | kubernetes pod
+    pod: PodConfig = Field(default_factory=PodConfig)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "train_m", tuple(int(m) for m in self.train_m))
-        object.__setattr__(self, "eval_m", tuple(int(m) for m in self.eval_m))
-        object.__setattr__(self, "rewards", tuple(self.rewards))
-        object.__setattr__(self, "reward_weights", tuple(float(w) for w in self.reward_weights))
-        for name in ("train_m", "eval_m"):
-            _check(bool(getattr(self, name)) and min(getattr(self, name)) >= 2, f"align.{name}",
-                   getattr(self, name), "needs sizes >= 2 (the ground truth and a negative)")
-        _check(self.num_generations >= 2, "align.num_generations", self.num_generations,
-               "must be >= 2: GRPO's advantage compares completions within a group")
+    @field_validator("train_m", "eval_m")
+    @classmethod
+    def _set_sizes(cls, value: tuple[int, ...], info) -> tuple[int, ...]:
+        _check(bool(value) and min(value) >= 2, f"align.{info.field_name}", value,
+               "needs sizes >= 2 (the ground truth and a negative)")
+        return value
+
+    @field_validator("reward_weights")
+    @classmethod
+    def _floats(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(float(w) for w in value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlignConfig:
         _check(self.per_device_train_batch_size % self.num_generations == 0,
                "align.per_device_train_batch_size", self.per_device_train_batch_size,
                f"must be a multiple of num_generations ({self.num_generations})")
         _check(len(self.reward_weights) == len(self.rewards), "align.reward_weights",
                self.reward_weights, f"needs one weight per reward {list(self.rewards)}")
-        _check(self.beta >= 0, "align.beta", self.beta, "must be >= 0")
-        _check(self.learning_rate > 0, "align.learning_rate", self.learning_rate, "must be > 0")
-        for name in ("max_steps", "max_completion_length", "eval_batch_size",
-                     "eval_max_new_tokens", "history_chars", "candidate_chars",
-                     "gradient_accumulation_steps"):
-            _check(getattr(self, name) >= 1, f"align.{name}", getattr(self, name),
-                   "must be >= 1")
-        _check(0 <= self.tolerance <= 1, "align.tolerance", self.tolerance,
-               "is a share of accuracy, between 0 and 1")
-        _check(self.launcher in LAUNCHERS, "align.launcher", self.launcher,
-               f"must be one of {', '.join(LAUNCHERS)}")
+        return self
 
 
-@dataclass(frozen=True)
-class ReplayConfig:
+class ReplayConfig(Section):
     """The offline replay of ``ds``'s requests and its report (``mspa_tasks.replay``)."""
 
-    watched: str = "clicked"                        # the impression flag that means "watched"
-    hr_ks: tuple[int, ...] = (10, 50, 100, 500, 1000)  # the HR@K curve
-    hr_k: int = 1000                                # the headline HR@K
-    topk_ks: tuple[int, ...] = (5, 10)              # Recall@K / NDCG@K on test users
-    score_batch: int = 512                          # queries per matrix product
-    ann_sample: int = 50                            # requests replayed through the Milvus alias
-    acc_max_users: int = 32                         # test users the champion LLM answers (0 = all)
-    a2a_triples: int = 2000                         # author triples from the world's latents
-    als_factors: int = 32
-    als_iterations: int = 15
-    als_regularization: float = 0.05
+    section: ClassVar[str] = "replay"
+
+    watched: Literal["clicked", "gifted"] = "clicked"  # the impression flag meaning "watched"
+    hr_ks: Ints = Field((10, 50, 100, 500, 1000), description="the HR@K curve")
+    hr_k: int = Field(1000, description="the headline HR@K, one of hr_ks")
+    topk_ks: Ints = Field((5, 10), description="Recall@K / NDCG@K on test users")
+    score_batch: int = Field(512, ge=1, description="queries per matrix product")
+    ann_sample: int = Field(50, ge=0, description="requests replayed through the Milvus alias")
+    acc_max_users: int = Field(32, ge=0, description="test users the champion LLM answers "
+                                                     "(0 = all)")
+    a2a_triples: int = Field(2000, ge=0, description="author triples from the world's latents")
+    als_factors: int = Field(32, ge=1)
+    als_iterations: int = Field(15, ge=1)
+    als_regularization: float = Field(0.05, ge=0)
     seed: int = 0
-    trend_days: int = 14                            # days shown in the report's trend plot
+    trend_days: int = Field(14, ge=1, description="days shown in the report's trend plot")
     report_prefix: str = "reports/replay"
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hr_ks", tuple(sorted({int(k) for k in self.hr_ks})))
-        object.__setattr__(self, "topk_ks", tuple(sorted({int(k) for k in self.topk_ks})))
-        _check(self.watched in ("clicked", "gifted"), "replay.watched", self.watched,
-               "must be clicked or gifted")
-        _check(bool(self.hr_ks) and min(self.hr_ks) >= 1, "replay.hr_ks", self.hr_ks,
+    @field_validator("hr_ks", "topk_ks")
+    @classmethod
+    def _sizes(cls, value: tuple[int, ...], info) -> tuple[int, ...]:
+        _check(bool(value) and min(value) >= 1, f"replay.{info.field_name}", value,
                "needs sizes >= 1")
+        return tuple(sorted(set(value)))
+
+    @model_validator(mode="after")
+    def _headline_on_curve(self) -> ReplayConfig:
         _check(self.hr_k in self.hr_ks, "replay.hr_k", self.hr_k,
                f"must be one of hr_ks {list(self.hr_ks)}")
-        _check(bool(self.topk_ks) and min(self.topk_ks) >= 1, "replay.topk_ks", self.topk_ks,
-               "needs sizes >= 1")
-        for name in ("score_batch", "als_factors", "als_iterations", "trend_days"):
-            _check(getattr(self, name) >= 1, f"replay.{name}", getattr(self, name),
-                   "must be >= 1")
-        for name in ("ann_sample", "acc_max_users", "a2a_triples"):
-            _check(getattr(self, name) >= 0, f"replay.{name}", getattr(self, name),
-                   "must be >= 0")
+        return self
 
 
-@dataclass(frozen=True)
-class AlertsConfig:
+class AlertsConfig(Section):
     """Failure and deadline notifications (``mspa_airflow.alerts``); off by default."""
+
+    section: ClassVar[str] = "alerts"
 
     enabled: bool = False
     http_conn_id: str = "mspa_alerts"   # an Airflow HTTP connection: the webhook and its auth
     endpoint: str = ""                  # path under the connection's host, if any
     # A DeadlineAlert on mspa_daily: runs not finished this long after being queued alert.
     # 0 = none (the embedded default: `airflow dags test` on Airflow 3.3.2 crashes on one).
-    deadline_hours: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check(0 <= self.deadline_hours <= 48, "alerts.deadline_hours", self.deadline_hours,
-               "must be between 0 (no deadline) and 48 hours")
+    deadline_hours: float = Field(0.0, ge=0, le=48, description="0 = no deadline")
 
 
-@dataclass(frozen=True)
-class WorldConfig:
+class WorldConfig(Section):
+    section: ClassVar[str] = "world"
+
     preset: str = "demo"
     end_ds: str = "2026-11-20"
 
 
-@dataclass(frozen=True)
-class Settings:
-    env: str
-    home: Path
-    warehouse_conn_id: str
-    warehouse_url: str
-    artifacts_uri: str
-    artifacts_conn_id: str
-    models_dir: Path
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
-    compose: ComposeConfig = field(default_factory=ComposeConfig)
-    vectors: VectorsConfig = field(default_factory=VectorsConfig)
-    align: AlignConfig = field(default_factory=AlignConfig)
-    replay: ReplayConfig = field(default_factory=ReplayConfig)
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    world: WorldConfig = field(default_factory=WorldConfig)
+class _EnvironmentToml(PydanticBaseSettingsSource):
+    """``conf/<env>.toml`` with the ``MSPA_CONFIG`` file over it, key by key, and ``{home}``
+    expanded in the path-like values."""
 
-    def __post_init__(self) -> None:
-        _check(self.env in ENVIRONMENTS, "MSPA_ENV", self.env,
-               f"must be one of {', '.join(ENVIRONMENTS)}")
-        _check(self.artifacts_uri.startswith(("file://", "s3://")), "artifacts_uri",
-               self.artifacts_uri, "must start with file:// or s3://")
+    PATHS = ("warehouse_url", "artifacts_uri", "models_dir")
+
+    def __init__(self, settings_cls: type[BaseSettings], env: str, home: Path) -> None:
+        super().__init__(settings_cls)
+        self.env, self.home = env, home
+
+    def get_field_value(self, field, field_name):  # unused: __call__ reads whole files
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        raw = tomllib.loads((CONF_DIR / f"{self.env}.toml").read_text())
+        override = os.environ.get("MSPA_CONFIG")
+        if override:
+            raw = merge_overrides(raw, Path(override))
+
+        def expand(value: object) -> object:
+            return value.replace("{home}", str(self.home)) if isinstance(value, str) else value
+
+        for key in self.PATHS:
+            if key in raw:
+                raw[key] = expand(raw[key])
+        if isinstance(raw.get("vectors"), dict) and "milvus_uri" in raw["vectors"]:
+            raw["vectors"] = {**raw["vectors"], "milvus_uri": expand(raw["vectors"]["milvus_uri"])}
+        if "models_dir" in raw:
+            raw["models_dir"] = Path(str(raw["models_dir"]))
+        return raw
+
+
+class Settings(BaseSettings):
+    """Every setting of one environment. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", strict=True)
+
+    env: Literal["local", "prod"]
+    home: Path
+    warehouse_conn_id: str = ""
+    warehouse_url: str = ""
+    artifacts_uri: str = Field(pattern=r"^(file|s3)://", description="start it with file:// or s3://")
+    artifacts_conn_id: str = ""
+    models_dir: Path
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    compose: ComposeConfig = Field(default_factory=ComposeConfig)
+    vectors: VectorsConfig = Field(default_factory=VectorsConfig)
+    align: AlignConfig = Field(default_factory=AlignConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    world: WorldConfig = Field(default_factory=WorldConfig)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _config_error(type(self), "", exc) from None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        # Only the arguments of load_settings and the TOML files: no other environment
+        # variable changes a setting behind the operator's back.
+        kwargs = init_settings.init_kwargs
+        if "_toml" not in kwargs:
+            return (init_settings,)
+        env, home = kwargs.pop("_toml")
+        return (init_settings, _EnvironmentToml(settings_cls, env, home))
+
+    @field_validator("ingest", "quality", "compose", "vectors", "align", "replay", "alerts",
+                     "world", mode="before")
+    @classmethod
+    def _section(cls, value: Any, info) -> Any:
+        # Build the section through its own class so that its errors name the section.
+        if isinstance(value, dict):
+            return cls.model_fields[info.field_name].annotation(**value)
+        return value
+
+    @model_validator(mode="after")
+    def _where_data_lives(self) -> Settings:
         _check(bool(self.warehouse_url or self.warehouse_conn_id), "warehouse_url",
                self.warehouse_url, "set warehouse_url or warehouse_conn_id")
         _check("@" not in self.warehouse_url, "warehouse_url", "<redacted>",
                "must carry no credentials; put them in the Airflow connection "
                f"'{self.warehouse_conn_id}'")
+        return self
 
     def fingerprint(self) -> str:
         """A stable hash of every setting, recorded in manifests as the config version."""
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        payload = json.dumps(self.model_dump(), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def replaced(self, **sections: dict[str, Any] | Any) -> Settings:
+        """A validated copy: a section given as a dict has those values replaced
+        (``settings.replaced(vectors={"milvus_uri": path})``), anything else is set."""
+        data = dict(self)
+        for key, value in sections.items():
+            current = data.get(key)
+            data[key] = current.replaced(**value) if isinstance(current, Section) \
+                and isinstance(value, dict) else value
+        return type(self)(**data)
 
     def with_ingest(self, **changes: object) -> Settings:
         """A copy with some ingest knobs replaced (e.g. from a DAG run's Params)."""
-        return dataclasses.replace(self, ingest=dataclasses.replace(self.ingest, **changes))
+        return self.replaced(ingest=changes)
 
     def with_compose(self, **changes: object) -> Settings:
-        return dataclasses.replace(self, compose=dataclasses.replace(self.compose, **changes))
+        return self.replaced(compose=changes)
 
     def with_align(self, **changes: object) -> Settings:
-        return dataclasses.replace(self, align=dataclasses.replace(self.align, **changes))
+        return self.replaced(align=changes)
 
 
-def _check(ok: bool, name: str, value: object, rule: str) -> None:
-    if not ok:
-        raise ConfigError(f"setting {name}={value!r} is invalid: it {rule}.")
+def param_schema(section: type[Section], name: str, *, optional: bool = False) -> dict:
+    """The JSON schema of one setting, for a DAG Param: type, bounds and description come
+    from the model, so a Param can never allow what the config refuses (or the reverse).
 
-
-_TOML_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
-               "dict": (dict,)}
-
-
-def _check_type(name: str, value: object, f: dataclasses.Field) -> None:
-    """Refuse a TOML value of the wrong type (``window_days = "30"``) with a ConfigError
-    that names the key, the value and the type wanted, before a comparison raises TypeError.
-
-    >>> _check_type("ingest.window_days", "30", dataclasses.fields(IngestConfig)[0])
-    Traceback (most recent call last):
-    ...
-    mspa_tasks.config.ConfigError: setting ingest.window_days='30' is invalid: it must be an int (write it without quotes: window_days = 30).
+    >>> param_schema(IngestConfig, "window_days")
+    {'type': 'integer', 'minimum': 1, 'maximum': 365, 'description': 'Days of tipping history ending at ds.'}
+    >>> param_schema(AlignConfig, "beta", optional=True)["type"]
+    ['number', 'null']
     """
-    kind = str(f.type).split("[")[0].split(" |")[0].strip()
-    if kind.startswith("tuple"):
-        ok = isinstance(value, list | tuple)
-        wanted = "a list"
-    else:
-        types = _TOML_TYPES.get(kind)
-        if types is None:
-            return
-        ok = isinstance(value, types) and (kind == "bool" or not isinstance(value, bool))
-        wanted = f"a{'n' if kind == 'int' else ''} {kind}"
-    if not ok:
-        hint = ""
-        if isinstance(value, str) and kind in ("int", "float"):
-            hint = f" (write it without quotes: {name.split('.')[-1]} = {value})"
-        _check(False, name, value, f"must be {wanted}{hint}")
+    prop = section.model_json_schema()["properties"][name]
+    schema: dict[str, Any] = {"type": prop["type"]}
+    for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum"):
+        if key in prop:
+            schema[key] = prop[key]
+    if optional:
+        schema["type"] = [prop["type"], "null"]
+    description = section.model_fields[name].description or name.replace("_", " ")
+    schema["description"] = description[0].upper() + description[1:] + "."
+    return schema
 
 
 def default_home() -> Path:
@@ -412,37 +584,5 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
         raise ConfigError(
             f"setting MSPA_ENV={env!r} is invalid: it must be one of {', '.join(ENVIRONMENTS)}."
         )
-    raw = tomllib.loads((Path(__file__).parent / "conf" / f"{env}.toml").read_text())
-    override = os.environ.get("MSPA_CONFIG")
-    if override:
-        raw = merge_overrides(raw, Path(override))
     home_path = Path(home).resolve() if home else default_home()
-
-    def expand(value: str) -> str:
-        return value.replace("{home}", str(home_path))
-
-    sections = {"ingest": IngestConfig, "quality": QualityConfig, "compose": ComposeConfig,
-                "vectors": VectorsConfig, "align": AlignConfig, "replay": ReplayConfig,
-                "alerts": AlertsConfig, "world": WorldConfig}
-    typed = {}
-    for key, cls in sections.items():
-        values = raw.pop(key, {})
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [{key}] of {env}.toml")
-        if key == "vectors" and "milvus_uri" in values:
-            values["milvus_uri"] = expand(values["milvus_uri"])
-        for f in dataclasses.fields(cls):
-            if f.name in values:
-                _check_type(f"{key}.{f.name}", values[f.name], f)
-        typed[key] = cls(**values)
-    return Settings(
-        env=raw["env"],
-        home=home_path,
-        warehouse_conn_id=raw.get("warehouse_conn_id", ""),
-        warehouse_url=expand(raw.get("warehouse_url", "")),
-        artifacts_uri=expand(raw["artifacts_uri"]),
-        artifacts_conn_id=raw.get("artifacts_conn_id", ""),
-        models_dir=Path(expand(raw["models_dir"])),
-        **typed,
-    )
+    return Settings(home=home_path, _toml=(env, home_path))

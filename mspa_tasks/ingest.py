@@ -218,7 +218,7 @@ def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
     draft = {
         "window": {"days": window.days, "start": _iso(window.start_ms),
                    "end": _iso(window.end_ms)},
-        "params": asdict(cfg),
+        "params": cfg.model_dump(),
         "code_version": code_version(),
         "config_version": settings.fingerprint(),
         "stats": asdict(window_stats(events, window)),

@@ -8,7 +8,6 @@ imports the retraining run.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from mspa_tasks.align import registry
@@ -50,5 +49,4 @@ def serving_settings(settings: Settings, warehouse_url: str, store: ArtifactStor
         return settings
     path = resolve_model(champ.model_ref, store, settings.models_dir)
     log.info("composer model: champion %s (%s)", champ.version, path)
-    return dataclasses.replace(settings, compose=dataclasses.replace(settings.compose,
-                                                                     model=path))
+    return settings.with_compose(model=path)

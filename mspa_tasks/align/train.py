@@ -61,7 +61,8 @@ class RunConfig:
         return model_prefix(self.version)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                "align": self.align.model_dump(mode="json")}
 
 
 def _value(text: str) -> Any:
@@ -83,7 +84,7 @@ def load_run_config(source: str, overrides: list[str] | None = None) -> RunConfi
     raw = tomllib.loads(text) if source.endswith(".toml") else json.loads(text)
     align = dict(raw.pop("align", {}))
     run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"align"}
-    align_fields = {f.name for f in dataclasses.fields(AlignConfig)}
+    align_fields = set(AlignConfig.model_fields)
     for item in overrides or []:
         key, sep, value = item.partition("=")
         key = key.strip().removeprefix("align.")

@@ -18,10 +18,11 @@ class TaskContext:
 
     @cached_property
     def settings(self):
+        from mspa_airflow.params import param_overrides
         from mspa_tasks.config import load_settings
 
         settings = load_settings()
-        knobs = {k: int(self.params[k]) for k in PARAM_KNOBS if self.params.get(k) is not None}
+        knobs = param_overrides(self.params, "ingest", PARAM_KNOBS)
         return settings.with_ingest(**knobs) if knobs else settings
 
     @cached_property

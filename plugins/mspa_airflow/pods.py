@@ -1,4 +1,6 @@
-"""The trainer pod: the KubernetesPodOperator that runs ``mspa_tasks.align.train`` on GPUs.
+"""The trainer task: a KubernetesPodOperator that runs ``mspa_tasks.align.train`` on GPUs,
+or, when ``[align] launcher = "local"``, the same entry point as a local subprocess (chosen
+when the task runs, so the DAG's graph is the same in every environment).
 
 Built from ``[align.pod]`` of the environment's config. The pod runs the trainer image
 (``docker/trainer.Dockerfile``) under ``accelerate launch`` with the DeepSpeed ZeRO-3 config
@@ -11,46 +13,63 @@ container log into the task log, and the pod is deleted when it finishes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+if TYPE_CHECKING:
+    from mspa_tasks.config import PodConfig
 
 ACCELERATE_CONFIG = "/opt/mspa/docker/accelerate_zero3.yaml"
-POD_DEFAULTS: dict[str, Any] = {
-    "image": "mspa/trainer:0.1.0", "namespace": "default", "service_account": "",
-    "gpus": 1, "cpu": "8", "memory": "64Gi", "node_selector": {}, "tolerations": [],
-    "secrets": [], "startup_timeout_seconds": 1800,
-    # Kubernetes kills a pod that outlives this, whatever Airflow's deferral state (the KPO's
-    # execution_timeout is not enforced after deferral: an open lifecycle bug).
-    "active_deadline_seconds": 12 * 3600, "shm_size": "16Gi", "run_as_user": 1000,
-}
 
 
-def trainer_launch() -> tuple[str, dict[str, Any]]:
-    """``(launcher, pod settings)`` of this environment (``MSPA_ENV``): read when the DAG
-    file is parsed, so the trainer task is a pod in production and a subprocess locally."""
-    from mspa_tasks.config import load_settings
+def pod_settings(raw: dict[str, Any] | PodConfig) -> dict[str, Any]:
+    """``[align.pod]`` over the defaults of :class:`~mspa_tasks.config.PodConfig`; unknown
+    keys are an error (typos never pass)."""
+    from mspa_tasks.config import PodConfig
 
-    align = load_settings().align
-    return align.launcher, pod_settings(align.pod) if align.launcher == "kubernetes" else {}
-
-
-def pod_settings(raw: dict[str, Any]) -> dict[str, Any]:
-    """``[align.pod]`` over the defaults; unknown keys are an error (typos never pass)."""
-    unknown = set(raw) - set(POD_DEFAULTS)
+    if isinstance(raw, PodConfig):
+        return raw.model_dump()
+    unknown = set(raw) - set(PodConfig.model_fields)
     if unknown:
         raise ValueError(f"unknown [align.pod] setting(s) {sorted(unknown)}; "
-                         f"known: {sorted(POD_DEFAULTS)}")
-    return {**POD_DEFAULTS, **raw}
+                         f"known: {sorted(PodConfig.model_fields)}")
+    return PodConfig(**raw).model_dump()
 
 
-def trainer_pod_operator(task_id: str, pod: dict[str, Any], config_uri: str, **kwargs: Any):
-    """The operator (not yet run); ``config_uri`` may be a Jinja template."""
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+class TrainerOperator(KubernetesPodOperator):
+    """The ``train`` task in every environment: one graph whatever ``MSPA_ENV``. The launcher
+    (``[align] launcher``) is read when the task runs: ``kubernetes`` runs the pod below,
+    ``local`` runs the same entry point as a subprocess of the worker (the embedded default)."""
+
+    def execute(self, context: Any) -> Any:
+        from mspa_tasks.config import load_settings
+
+        launcher = load_settings().align.launcher
+        if launcher == "local":
+            from mspa_tasks.align.run import launch_local
+
+            config_uri = self.arguments[-1]
+            self.log.info("[align] launcher = local: training in a subprocess (%s)", config_uri)
+            launch_local(config_uri)
+            return None
+        return super().execute(context)
+
+
+def trainer_operator(task_id: str, config_uri: str, pod: PodConfig | dict[str, Any] | None = None,
+                     **kwargs: Any) -> TrainerOperator:
+    """The operator (not yet run); ``config_uri`` may be a Jinja template; ``pod`` defaults
+    to this environment's ``[align.pod]``."""
     from airflow.providers.cncf.kubernetes.secret import Secret
     from kubernetes.client import models as k8s
 
+    if pod is None:
+        from mspa_tasks.config import load_settings
+
+        pod = load_settings().align.pod
     p = pod_settings(pod)
     limits = {"nvidia.com/gpu": str(p["gpus"]), "cpu": p["cpu"], "memory": p["memory"]}
-    return KubernetesPodOperator(
+    return TrainerOperator(
         task_id=task_id,
         name="mspa-trainer",
         namespace=p["namespace"],

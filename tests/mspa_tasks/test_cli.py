@@ -90,3 +90,18 @@ def test_a_held_milvus_lite_file_is_one_line(tmp_path, monkeypatch, capsys):
         holder.kill()
         holder.wait()
     assert f"milvus-lite file {uri} could not be opened: another process most likely holds" in line
+
+
+def test_config_prints_every_setting_in_effect(tmp_path, monkeypatch, capsys):
+    import json
+
+    override = tmp_path / "o.toml"
+    override.write_text("[compose]\nn_shards = 8\n")
+    monkeypatch.setenv("MSPA_CONFIG", str(override))
+    monkeypatch.setenv("MSPA_HOME", str(tmp_path))
+    assert main(["config"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["compose"]["n_shards"] == 8            # the overlay
+    assert shown["compose"]["batch_size"] == 16         # a default no file states
+    assert shown["align"]["max_train_users"] == 64      # local.toml
+    assert shown["warehouse_url"] == f"sqlite:///{tmp_path}/warehouse.db"

@@ -87,3 +87,79 @@ def test_an_int_is_a_valid_float(monkeypatch, tmp_path):
     override.write_text("[quality]\nmax_staleness_hours = 12\n")
     monkeypatch.setenv("MSPA_CONFIG", str(override))
     assert load_settings("local", home=tmp_path).quality.max_staleness_hours == 12
+
+
+@pytest.mark.parametrize("toml, message", [
+    # key, value, rule, and the fix: the allowed range, the meaning and the default
+    ("[ingest]\nwindow_days = 0\n",
+     "setting ingest.window_days=0 is invalid: it must be between 1 and 365 "
+     "(days of tipping history ending at ds; default 30)."),
+    ("[compose]\nn_shards = 0\n",
+     "setting compose.n_shards=0 is invalid: it must be >= 1 "
+     "(user shards and author shards each; default 2)."),
+    ('[compose]\nbackend = "vllm"\n',
+     "setting compose.backend='vllm' is invalid: it must be one of 'text', 'vision' or "
+     "'keywords' (default 'text')."),
+    ("[align]\nnum_generations = 1\n",
+     "setting align.num_generations=1 is invalid: it must be >= 2 (GRPO group size: the "
+     "advantage compares completions within a group; default 4)."),
+    ("[align]\nper_device_train_batch_size = 6\n",
+     "setting align.per_device_train_batch_size=6 is invalid: it must be a multiple of "
+     "num_generations (4)."),
+    ("[ingest]\nmax_amount = nan\n",
+     "setting ingest.max_amount='nan' is invalid: it must be a finite number (larger (or "
+     "NaN/Infinity): invalid_amount; default 100000.0)."),
+    ("[ingest]\nwindow_dayz = 7\n",
+     "unknown setting(s) ['window_dayz'] in [ingest]: did you mean 'window_days'?"),
+    ("[align.pod]\ngpu = 8\n", "unknown setting(s) ['gpu'] in [align.pod]: did you mean 'gpus'?"),
+    ('artifacts_uri = "gs://bucket"\n',
+     "setting artifacts_uri='gs://bucket' is invalid: it must match the pattern "
+     "'^(file|s3)://' (start it with file:// or s3://)."),
+])
+def test_a_bad_value_is_one_line_with_key_value_rule_and_fix(monkeypatch, tmp_path, toml,
+                                                             message):
+    override = tmp_path / "bad.toml"
+    override.write_text(toml)
+    monkeypatch.setenv("MSPA_CONFIG", str(override))
+    with pytest.raises(ConfigError) as caught:
+        load_settings("local", home=tmp_path)
+    assert str(caught.value) == message and "\n" not in str(caught.value)
+
+
+def test_defaults_live_in_the_model_and_the_files_only_set_what_differs(tmp_path):
+    """One place for defaults: no value in conf/*.toml repeats the model's default."""
+    import tomllib
+
+    from mspa_tasks.config import CONF_DIR, Settings
+
+    for env in ("local", "prod"):
+        settings = load_settings(env, home=tmp_path)
+        raw = tomllib.loads((CONF_DIR / f"{env}.toml").read_text())
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                continue
+            model = Settings.model_fields[section].annotation
+            for key, value in values.items():
+                if isinstance(value, dict):
+                    continue  # a nested table ([align.pod]) or a dict-valued knob
+                default = model.model_fields[key].get_default(call_default_factory=True)
+                if section == "vectors" and key in ("milvus_conn_id", "milvus_uri"):
+                    continue  # where this environment's Milvus is: stated on purpose
+                if key == "launcher":
+                    continue  # which launcher: stated on purpose in each environment
+                assert value != (list(default) if isinstance(default, tuple) else default), \
+                    f"{env}.toml [{section}] {key} repeats the default"
+        assert settings.env == env
+
+
+def test_dag_params_take_their_bounds_from_the_settings_model():
+    from mspa_airflow.params import param_overrides, setting_param
+
+    window = setting_param("ingest", "window_days")
+    assert window.value == 30
+    assert (window.schema["minimum"], window.schema["maximum"]) == (1, 365)
+    groups = setting_param("align", "num_generations", optional=True)
+    assert groups.value is None and groups.schema["type"] == ["integer", "null"]
+    assert groups.schema["minimum"] == 2
+    assert param_overrides({"window_days": "14", "min_authors": None}, "ingest",
+                           ("window_days", "min_authors")) == {"window_days": 14}

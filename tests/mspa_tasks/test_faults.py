@@ -110,7 +110,7 @@ def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
 
 def test_report_killed_between_html_and_json_then_rerun(day, tmp_path):  # noqa: F811
     url, store, settings = day
-    settings = dataclasses.replace(settings, artifacts_uri=store.root_uri)
+    settings = settings.replaced(artifacts_uri=store.root_uri)
     replay.replay_offline(DS, url, store, settings)
     for part in ("u2a", "ann"):
         replay._write_part(store, settings, DS, part, {"metrics": [], "note": "test"})

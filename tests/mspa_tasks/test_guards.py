@@ -54,10 +54,10 @@ def _day(ds, url, store, settings, target) -> str:
 
 @pytest.fixture
 def day_settings(settings, tmp_path):
-    vectors = dataclasses.replace(settings.vectors, milvus_uri=str(tmp_path / "milvus.db"),
-                                  spot_checks=5, recall_sample=10)
-    settings = dataclasses.replace(settings, vectors=vectors).with_compose(backend="keywords")
-    return settings, milvus.MilvusTarget(vectors.milvus_uri)
+    settings = settings.replaced(vectors={"milvus_uri": str(tmp_path / "milvus.db"),
+                                          "spot_checks": 5, "recall_sample": 10},
+                                 compose={"backend": "keywords"})
+    return settings, milvus.MilvusTarget(settings.vectors.milvus_uri)
 
 
 EMPTY = {"kept_users", "kept_authors", "kept_event_share", "kept_users_vs_previous_day",

@@ -64,12 +64,40 @@ def test_production_trains_in_a_gpu_pod(prod_train_task):
     assert {m.mount_path for m in container.volume_mounts} >= {"/dev/shm"}
 
 
-def test_the_embedded_default_trains_in_a_local_subprocess():
+def _graph(dag) -> dict[str, tuple[str, list[str]]]:
+    return {t.task_id: (type(t).__name__, sorted(t.downstream_task_ids)) for t in dag.tasks}
+
+
+def test_the_retrain_graph_is_the_same_in_every_environment(monkeypatch, prod_train_task):
+    """The launcher is chosen when ``train`` runs, not when the file is parsed (issue 15):
+    the graph parsed with MSPA_ENV=prod and with the embedded default is the same."""
     from airflow.dag_processing.dagbag import DagBag
 
+    monkeypatch.delenv("MSPA_ENV")
+    local = DagBag(dag_folder=str(REPO / "dags" / "mspa_retrain.py")).dags["mspa_retrain"]
+    assert _graph(local) == _graph(prod_train_task.dag) == {
+        "prepare": ("_PythonDecoratedOperator", ["register", "train"]),
+        "train": ("TrainerOperator", ["register"]),
+        "register": ("_PythonDecoratedOperator", [])}
+    assert local.get_task("train").pool == "mspa_gpu"
+
+
+def test_the_embedded_default_trains_in_a_local_subprocess(monkeypatch):
+    """``launcher = local``: ``train`` runs the entry point in a subprocess and never asks
+    Kubernetes for anything (the pod path would need an API server)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mspa_airflow import pods
+
+    calls = []
+    monkeypatch.setattr("mspa_tasks.align.run.launch_local", calls.append)
+    monkeypatch.setattr(pods.KubernetesPodOperator, "execute",
+                        lambda self, context: pytest.fail("asked Kubernetes"))
     bag = DagBag(dag_folder=str(REPO / "dags" / "mspa_retrain.py"))
     train = bag.dags["mspa_retrain"].get_task("train")
-    assert type(train).__name__ == "_PythonDecoratedOperator" and train.pool == "mspa_gpu"
+    train.render_template_fields({"ti": _TI()})
+    assert train.execute({}) is None
+    assert calls == ["s3://mspa-artifacts/runs/recommender/r20261120-abc/run.json"]
 
 
 def test_unknown_pod_settings_are_refused():

@@ -3,7 +3,6 @@ its report, its warehouse rows, reruns and its errors."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import pytest
@@ -36,8 +35,7 @@ def _rows(url: str, ds: str) -> list[tuple]:
 
 def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
     url, store, settings = day
-    settings = dataclasses.replace(settings, replay=dataclasses.replace(
-        settings.replay, acc_max_users=3, ann_sample=20))
+    settings = settings.replaced(replay={"acc_max_users": 3, "ann_sample": 20})
     target = _publish_alias(settings, store, tmp_path)
 
     offline = replay.replay_offline(DS, url, store, settings)

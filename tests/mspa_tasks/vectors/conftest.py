@@ -56,13 +56,12 @@ def publish_vectors(store, ds: str, n_authors: int = 300, n_users: int = 60, dim
 @pytest.fixture
 def milvus_settings(settings, tmp_path):
     """Local settings with the milvus-lite file in this test's folder."""
-    import dataclasses
 
     from mspa_tasks.vectors.milvus import MilvusTarget
 
-    vectors = dataclasses.replace(settings.vectors, milvus_uri=str(tmp_path / "milvus.db"),
-                                  spot_checks=10, recall_sample=20)
-    return dataclasses.replace(settings, vectors=vectors), MilvusTarget(str(tmp_path / "milvus.db"))
+    settings = settings.replaced(vectors={"milvus_uri": str(tmp_path / "milvus.db"),
+                                          "spot_checks": 10, "recall_sample": 20})
+    return settings, MilvusTarget(str(tmp_path / "milvus.db"))
 
 
 @pytest.fixture
