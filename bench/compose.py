@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import os
 import statistics
@@ -102,17 +101,16 @@ ratio batched / one-at-a-time: **{report['ratio']:.2f}x** (target >= 3); identic
 
 
 def quality(args: argparse.Namespace) -> dict:
-    import pyarrow.parquet as pq
-
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.compose.evaluate import category_share
     from mspa_tasks.config import load_settings
+    from mspa_tasks.datasets import WORLD_TRUTH
     from mspa_tasks.publish import read_table
     from mspa_tasks.world import vocab
 
     settings = load_settings("local", home=args.home)
     store = open_store(settings.artifacts_uri)
-    latents = pq.read_table(io.BytesIO(store.get_bytes("world/user_latents.parquet"))).to_pylist()
+    latents = WORLD_TRUTH.read(store, WORLD_TRUTH.days(store)[-1], "users").to_pylist()
     prefs = [f"pref_{c}" for c in vocab.CATEGORIES]
     dominant = {u["user_id"]: vocab.CATEGORIES[max(range(len(prefs)), key=lambda i: u[prefs[i]])]
                 for u in latents}

@@ -64,13 +64,13 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Asset, dag, task, task_group
-from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import daily_deadline, on_failure
 from mspa_airflow.assets import catalog_assets
 from mspa_airflow.context import PARAM_KNOBS, TaskContext
 from mspa_airflow.failures import fail_fast
 from mspa_airflow.params import setting_param
+from mspa_airflow.schedules import scheduled
 
 # Datasets of the catalog (mspa_tasks/datasets.py): outlets where published, inlets where read.
 SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA = catalog_assets(
@@ -87,10 +87,7 @@ MILVUS_POOL = "mspa_milvus"
     dag_id="mspa_daily",
     # Data intervals: the run for day D starts at 02:00 UTC on D+1 with ds = D, once the
     # day's events have landed (the freshness check holds the run to that).
-    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
-    start_date=dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,
+    **scheduled("0 2 * * *"),
     doc_md=__doc__,
     tags=["mspa", "daily", "ingest", "compose", "vectors", "replay"],
     # A DeadlineAlert when [alerts] deadline_hours > 0 (prod: 6 h after queued). Off on the

@@ -26,12 +26,12 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Asset, Param, dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mspa_airflow.alerts import on_failure
 from mspa_airflow.assets import catalog_assets
 from mspa_airflow.params import param_overrides, setting_param
 from mspa_airflow.pods import trainer_operator
+from mspa_airflow.schedules import scheduled
 
 RECOMMENDER_MODEL = Asset(name="mspa_recommender_model", uri="mspa://recommender_model",
                           group="mspa")
@@ -43,10 +43,7 @@ OVERRIDABLE = ("max_steps", "learning_rate", "beta", "num_generations", "max_tra
 
 @dag(
     dag_id="mspa_retrain",
-    schedule=CronDataIntervalTimetable("0 4 * * 0", timezone="UTC"),
-    start_date=dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,
+    **scheduled("0 4 * * 0"),  # Sundays 04:00 UTC
     doc_md=__doc__,
     tags=["mspa", "weekly", "training", "grpo"],
     default_args={

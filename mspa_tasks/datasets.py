@@ -325,25 +325,58 @@ ALIGN_EXAMPLES = Dataset(
     lambda: {"examples": example_schema(ANY_DIM)},
     readers=("mspa_retrain: train", "mspa_daily: replay.u2a (builds it when missing)"))
 
+
+
+def _world_truth() -> dict[str, pa.Schema]:
+    import pyarrow as pa
+
+    from mspa_tasks.world import vocab as V
+
+    return {
+        "authors": pa.schema([
+            ("author_id", pa.int64()), ("category", pa.string()), ("region", pa.string()),
+            ("style", pa.string()), ("atmosphere_before", pa.string()),
+            ("atmosphere_after", pa.string()), ("drift_day", pa.int64()),
+            ("popularity", pa.float64())]),
+        "users": pa.schema([
+            ("user_id", pa.int64()), ("home_region", pa.string()),
+            ("region_bias", pa.float64()), ("tips_per_day", pa.float64()),
+            ("loyalty", pa.float64()),
+            *[(f"pref_{c}", pa.float64()) for c in V.CATEGORIES],
+            *[(f"atm_{m}", pa.float64()) for m in V.ATMOSPHERES]]),
+    }
+
+
 CATALOG: dict[str, Dataset] = {d.name: d for d in (
     SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTORS, USER_VECTORS, ALIGN_EXAMPLES)}
+
+# Inputs from outside the pipeline's DAGs, declared all the same (schema checked on both
+# sides). Optional: a reader copes with their absence, and says so.
+WORLD_TRUTH = Dataset(
+    "world_truth", Producer("mspa seed-world", "the world generator", "`make seed`"),
+    "the demo world's latent truth (author category, region, style; user tastes), one "
+    "partition at the world's first day; real data has none", _world_truth,
+    readers=("mspa_daily: replay.offline (A2A triples, when present)",), optional=True)
+EXTERNAL: dict[str, Dataset] = {WORLD_TRUTH.name: WORLD_TRUTH}
 
 
 def dataset(name: str) -> Dataset:
     """The catalog entry ``name`` (a KeyError lists the known ones)."""
+    known = {**CATALOG, **EXTERNAL}
     try:
-        return CATALOG[name]
+        return known[name]
     except KeyError:
-        raise KeyError(f"no dataset {name!r} in the catalog; known: {sorted(CATALOG)}") from None
+        raise KeyError(f"no dataset {name!r} in the catalog; known: {sorted(known)}") from None
 
 
 def catalog_markdown() -> str:
     """The catalog as the table in ``docs/architecture.md`` (a test keeps them equal)."""
     lines = ["| dataset | tables (columns) | published by | read by | Asset |",
              "| --- | --- | --- | --- | --- |"]
-    for d in CATALOG.values():
+    for d in (*CATALOG.values(), *EXTERNAL.values()):
         tables = "<br>".join(f"`{name}` ({', '.join(schema.names)})"
                              for name, schema in d.tables.items())
+        asset = "(optional input, no Asset)" if d.optional else f"`{d.asset_name}`"
         lines.append(f"| `{d.name}` — {d.description} | {tables} | `{d.producer}` | "
-                     f"{'<br>'.join(f'`{r}`' for r in d.readers)} | `{d.asset_name}` |")
+                     f"{'<br>'.join(f'`{r}`' for r in d.readers)} | {asset} |")
     return "\n".join(lines)

@@ -85,6 +85,33 @@ def convert_smollm2(models_dir: Path) -> Path:
     return target
 
 
+PACKAGED = {"packaged:smollm2-135m-instruct": "llm", "packaged:all-minilm-l6-v2": "encoder"}
+
+
+def packaged_model(ref: str, models_dir: Path, kind: str, prepare: bool = True) -> Path | None:
+    """The local folder of a ``packaged:`` model reference of ``kind`` (``llm`` or
+    ``encoder``); None when ``ref`` is not a packaged reference (a folder or a hub id, which
+    the caller keeps). ``prepare=False`` names the folder without converting anything.
+
+    >>> packaged_model("Qwen/Qwen2.5-VL-7B-Instruct", Path("/m"), "llm") is None
+    True
+    >>> packaged_model("packaged:gpt2", Path("/m"), "llm")
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'packaged:gpt2': the only packaged llm is 'packaged:smollm2-135m-instruct'
+    """
+    if not ref.startswith("packaged:"):
+        return None
+    if PACKAGED.get(ref) != kind:
+        (known,) = [name for name, k in PACKAGED.items() if k == kind]
+        raise ValueError(f"model {ref!r}: the only packaged {kind} is {known!r}")
+    if kind == "encoder":
+        return minilm_path()
+    if prepare:
+        return convert_smollm2(models_dir)
+    return models_dir / f"smollm2-135m-instruct-{_sha256_file(smollm2_gguf_path())[:12]}"
+
+
 def prepare_packaged_models(models_dir: Path) -> dict[str, Path]:
     """Prepare every packaged model; writes ``models.json`` (name -> folder) in ``models_dir``."""
     models_dir.mkdir(parents=True, exist_ok=True)

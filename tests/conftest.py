@@ -14,6 +14,15 @@ import pytest
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def scalar(url: str, sql: str, **params) -> object:
+    """One value from the database at ``url`` (a fresh engine, disposed after)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        value = conn.execute(sa.text(sql), params).scalar_one()
+    engine.dispose()
+    return value
 # The packaged-model cache that `make models` filled (content-keyed, safe to share).
 DEV_MODELS_DIR = Path(os.environ.get("MSPA_HOME") or REPO / "var").resolve() / "models"
 # Tests never touch the developer's var/ folder or Airflow home: both live in a temp dir.

@@ -9,7 +9,6 @@ candidate counts as wrong. Alongside: ``answered@m`` (a candidate was named), ``
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,35 +39,14 @@ def accuracy_report(completions: Sequence[str], rows: Sequence[dict[str, Any]]) 
 
 def generate_answers(model_path: str, prompts: Sequence[list[dict[str, str]]], batch_size: int,
                      max_new_tokens: int, label: str = "model") -> list[str]:
-    """Greedy completions of chat ``prompts`` (batched, shortest first to limit padding)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Greedy completions of chat ``prompts``, whole (not cut at a line), through the
+    composer's batched text backend (length-sorted, left-padded batches; GPU when present)."""
+    from mspa_tasks.compose.backends import Request, TextBackend
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-             for p in prompts]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    answers: list[str] = [""] * len(texts)
-    started = time.perf_counter()
-    for done, start in enumerate(range(0, len(order), batch_size), start=1):
-        idx = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(device)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-        for i, row in zip(idx, out[:, enc["input_ids"].shape[1]:], strict=True):
-            answers[i] = tokenizer.decode(row, skip_special_tokens=True)
-        if done % 5 == 0 or start + batch_size >= len(order):
-            log.info("%s: answered %d/%d examples (%.1f s)", label, min(start + batch_size,
-                     len(order)), len(order), time.perf_counter() - started)
-    del model
+    backend = TextBackend(model_path, batch_size, max_new_tokens, repetition_penalty=1.0,
+                          one_line=False, label=f"{label}: answer")
+    answers = [g.text for g in backend.generate([Request(messages=list(p)) for p in prompts])]
+    del backend
     return answers
 
 

@@ -70,13 +70,11 @@ def download_folder(store: ArtifactStore, prefix: str, target: Path) -> Path:
 
 def resolve_model(ref: str, store: ArtifactStore | None, models_dir: Path) -> str:
     """A local folder (or, for a hub id, the id itself) for the model reference ``ref``."""
-    if ref == "packaged:smollm2-135m-instruct":
-        from mspa_tasks.models import convert_smollm2
+    from mspa_tasks.models import packaged_model
 
-        return str(convert_smollm2(models_dir))
-    if ref.startswith("packaged:"):
-        raise ValueError(f"model {ref!r}: the only packaged model is "
-                         "'packaged:smollm2-135m-instruct'")
+    packaged = packaged_model(ref, models_dir, "llm")
+    if packaged is not None:
+        return str(packaged)
     if ref.startswith("artifact:"):
         if store is None:
             raise ValueError(f"model {ref!r} needs the artifact store")

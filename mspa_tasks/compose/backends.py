@@ -87,7 +87,8 @@ class _BatchedBackend:
             torch.manual_seed(seed)
             sampling = {"do_sample": True, "temperature": 0.8, "top_p": 0.95}
         results: list[Generation | None] = [None] * len(requests)
-        progress = Progress("generate", len(requests), log, unit="sequences")
+        progress = Progress(getattr(self, "label", "generate"), len(requests), log,
+                            unit="sequences")
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             with torch.inference_mode():
@@ -117,22 +118,38 @@ def shared_prefix(prompts: list[str]) -> str:
 
 
 class TextBackend(_BatchedBackend):
+    """A causal LM (on the GPU in bf16 when there is one). ``one_line`` (the composer): each
+    answer is one line, never empty, cut at the first newline; off (the recommender's
+    evaluation): the whole greedy completion, up to ``max_new_tokens``."""
+
     def __init__(self, model_path: str | Path, batch_size: int = 16, max_new_tokens: int = 24,
-                 repetition_penalty: float = 1.2, model_version: str | None = None) -> None:
+                 repetition_penalty: float = 1.2, model_version: str | None = None,
+                 one_line: bool = True, label: str = "generate") -> None:
         super().__init__(batch_size, max_new_tokens, repetition_penalty)
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        self.one_line, self.label = one_line, label
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_path)).eval()
+        cuda = torch.cuda.is_available()
+        self.model = AutoModelForCausalLM.from_pretrained(
+            str(model_path), dtype=torch.bfloat16 if cuda else torch.float32).eval()
+        self.model.to("cuda" if cuda else "cpu")
         self.model_version = model_version or Path(str(model_path)).name
-        # An answer starts on the header's line: a newline or end-of-text as the very first
-        # token would leave the section empty, so neither may come first.
         newline = self.tokenizer("\n", add_special_tokens=False).input_ids
-        blank = [i for i in range(len(self.tokenizer)) if not self.tokenizer.decode([i]).strip()]
-        self._no_empty = {"begin_suppress_tokens": sorted({*blank, self.tokenizer.eos_token_id})}
+        self._no_empty: dict[str, Any] = {}
+        self._stop: dict[str, Any] = {}
+        if one_line:
+            # An answer starts on the header's line: a newline or end-of-text as the very
+            # first token would leave the section empty, so neither may come first.
+            blank = [i for i in range(len(self.tokenizer))
+                     if not self.tokenizer.decode([i]).strip()]
+            self._no_empty = {"begin_suppress_tokens":
+                              sorted({*blank, self.tokenizer.eos_token_id})}
+            self._stop = {"stop_strings": ["\n"], "tokenizer": self.tokenizer}
         self._banned = {t for w in BANNED for t in self.tokenizer(w, add_special_tokens=False)
                         .input_ids} - set(newline)
         self._always = {*newline, self.tokenizer.eos_token_id, *(
@@ -168,12 +185,12 @@ class TextBackend(_BatchedBackend):
         return [len(ids) for ids in self.tokenizer([self._prompt(r) for r in requests]).input_ids]
 
     def _generate_batch(self, batch: list[Request], sampling: dict) -> list[Generation]:
-        enc = self.tokenizer([self._prompt(r) for r in batch], return_tensors="pt", padding=True)
+        enc = self.tokenizer([self._prompt(r) for r in batch], return_tensors="pt",
+                             padding=True).to(self.model.device)
         out = self.model.generate(
             **enc, max_new_tokens=self.max_new_tokens, repetition_penalty=self.repetition_penalty,
-            pad_token_id=self.tokenizer.pad_token_id, stop_strings=["\n"],
-            tokenizer=self.tokenizer, **self._no_empty, **self._vocabulary_processor(batch),
-            **sampling)
+            pad_token_id=self.tokenizer.pad_token_id, **self._stop, **self._no_empty,
+            **self._vocabulary_processor(batch), **sampling)
         return self._decode(out[:, enc.input_ids.shape[1]:], enc.attention_mask)
 
     def _decode(self, new, mask) -> list[Generation]:
@@ -181,7 +198,8 @@ class TextBackend(_BatchedBackend):
         for row, m in zip(new, mask, strict=True):
             text = self.tokenizer.decode(row, skip_special_tokens=True)
             produced = int((row != self.tokenizer.pad_token_id).sum())
-            results.append(Generation(_first_line(text), int(m.sum()), produced))
+            results.append(Generation(_first_line(text) if self.one_line else text,
+                                      int(m.sum()), produced))
         return results
 
     def generate_groups(self, groups: list[list[Request]],
@@ -215,17 +233,19 @@ class TextBackend(_BatchedBackend):
                     if seed is not None else {"do_sample": False})
         order = sorted(range(len(groups)), key=lambda i: len(prefixes[i]))
         results: list[list[Generation]] = [[] for _ in groups]
-        progress = Progress("generate", len(groups) * width, log, unit="sequences")
+        progress = Progress(self.label, len(groups) * width, log, unit="sequences")
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            enc = self.tokenizer([prefixes[i] for i in idx], return_tensors="pt", padding=True)
+            enc = self.tokenizer([prefixes[i] for i in idx], return_tensors="pt",
+                                 padding=True).to(self.model.device)
             positions = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
                 prefix_cache = self.model(**enc, position_ids=positions,
                                           use_cache=True).past_key_values
                 for k in range(width):
                     restrict = self._vocabulary_processor([groups[i][k] for i in idx])
-                    suffix = torch.tensor([suffix_ids[i][k] for i in idx])
+                    suffix = torch.tensor([suffix_ids[i][k] for i in idx],
+                                          device=self.model.device)
                     input_ids = torch.cat([enc.input_ids, suffix], dim=1)
                     mask = torch.cat([enc.attention_mask, torch.ones_like(suffix)], dim=1)
                     out = self.model.generate(
@@ -233,8 +253,8 @@ class TextBackend(_BatchedBackend):
                         past_key_values=copy.deepcopy(prefix_cache),
                         max_new_tokens=self.max_new_tokens,
                         repetition_penalty=self.repetition_penalty,
-                        pad_token_id=self.tokenizer.pad_token_id, stop_strings=["\n"],
-                        tokenizer=self.tokenizer, **self._no_empty, **restrict, **sampling)
+                        pad_token_id=self.tokenizer.pad_token_id, **self._stop,
+                        **self._no_empty, **restrict, **sampling)
                     for i, gen in zip(idx, self._decode(out[:, input_ids.shape[1]:], mask),
                                       strict=True):
                         results[i].append(gen)

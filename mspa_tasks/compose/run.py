@@ -24,7 +24,6 @@ Output columns (both datasets; the id is ``user_id`` or ``author_id``): ``text``
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
@@ -104,17 +103,12 @@ def model_version(cfg: ComposeConfig, settings: Settings) -> str:
 
 
 def resolve_model_path(cfg: ComposeConfig, settings: Settings, prepare: bool = True) -> str:
-    if cfg.model == "packaged:smollm2-135m-instruct":
-        from mspa_tasks.models import convert_smollm2, smollm2_gguf_path
+    """The composer model's folder (a packaged one converted on first use), or the hub id /
+    folder as configured (production; never fetched in tests)."""
+    from mspa_tasks.models import packaged_model
 
-        if prepare:
-            return str(convert_smollm2(settings.models_dir))
-        digest = hashlib.sha256(smollm2_gguf_path().read_bytes()).hexdigest()[:12]
-        return str(settings.models_dir / f"smollm2-135m-instruct-{digest}")
-    if cfg.model.startswith("packaged:"):
-        raise ValueError(f"compose.model={cfg.model!r}: the only packaged model is "
-                         "'packaged:smollm2-135m-instruct'")
-    return cfg.model  # a local folder or a hub id (production; never fetched in tests)
+    path = packaged_model(cfg.model, settings.models_dir, "llm", prepare)
+    return cfg.model if path is None else str(path)
 
 
 # ---------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ Every metric row is ``{metric, model, value, n}``: ``model`` is ``mspa`` or a ba
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -35,11 +34,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
+from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.datasets import ALIGN_EXAMPLES, CATALOG, SESSIONS, InputsMissing
+from mspa_tasks.datasets import ALIGN_EXAMPLES, CATALOG, SESSIONS, WORLD_TRUTH, InputsMissing
 from mspa_tasks.ingest import window_for
 from mspa_tasks.replay import metrics as M
 from mspa_tasks.replay.baselines import Scorer, als, popularity
@@ -205,14 +203,15 @@ def _requests_with_positives(s: Scored, watched: np.ndarray) -> tuple[np.ndarray
     return np.array(users, np.int64), positives
 
 
-def a2a_triples(store: ArtifactStore, author_ids: np.ndarray, n: int,
+def a2a_triples(store: ArtifactStore, ds: str, author_ids: np.ndarray, n: int,
                 seed: int) -> tuple[np.ndarray, str]:
     """``(triples, note)``: ``(anchor, positive, negative)`` author rows where the positive
-    shares the anchor's latent category and region and the negative shares neither."""
-    try:
-        table = pq.read_table(io.BytesIO(store.get_bytes("world/author_latents.parquet")))
-    except ArtifactNotFound:
+    shares the anchor's latent category and region and the negative shares neither, from
+    the optional dataset ``world_truth`` (the demo world's; real data has none)."""
+    day = WORLD_TRUTH.latest(store, ds)
+    if day is None:
         return np.zeros((0, 3), np.int64), "no latent truth in the store (real data): skipped"
+    table = WORLD_TRUTH.read(store, day, "authors", "replay.offline")
     truth = {int(a): (c, r) for a, c, r in zip(*(table.column(k).to_pylist() for k in
                                                    ("author_id", "category", "region")),
                                                 strict=True)}
@@ -237,7 +236,7 @@ def a2a_triples(store: ArtifactStore, author_ids: np.ndarray, n: int,
         if len(out) == n:
             break
     return np.array(out, np.int64).reshape(-1, 3), "positive: same category and region; " \
-        "negative: other category and other region (world/author_latents.parquet)"
+        f"negative: other category and other region (world_truth/ds={day})"
 
 
 def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
@@ -287,7 +286,7 @@ def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
                                      cfg.topk_ks, cfg.score_batch)
             rows += [row(k, name, v, len(t_users)) for k, v in got.items()]
 
-    triples, note = a2a_triples(store, data.author_ids, cfg.a2a_triples, cfg.seed)
+    triples, note = a2a_triples(store, ds, data.author_ids, cfg.a2a_triples, cfg.seed)
     for name, scorer in models.items():
         if len(triples):
             rows.append(row("a2a_alignment", name,

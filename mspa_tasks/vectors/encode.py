@@ -61,14 +61,11 @@ def text_hash(text: str) -> str:
 def resolve_encoder(cfg: VectorsConfig) -> tuple[str, str]:
     """``(path or hub id, encoder version)``. The packaged MiniLM is versioned by the hash of
     its weights, a folder by its name and weights, a hub id by itself."""
-    if cfg.encoder == PACKAGED_ENCODER:
-        from mspa_tasks.models import minilm_path
+    from mspa_tasks.models import packaged_model
 
-        path = minilm_path()
+    path = packaged_model(cfg.encoder, Path(), "encoder")
+    if path is not None:
         return str(path), f"all-minilm-l6-v2-{_weights_digest(path)}"
-    if cfg.encoder.startswith("packaged:"):
-        raise ValueError(f"vectors.encoder={cfg.encoder!r}: the only packaged encoder is "
-                         f"{PACKAGED_ENCODER!r}")
     if Path(cfg.encoder).is_dir():
         return cfg.encoder, f"{Path(cfg.encoder).name}-{_weights_digest(Path(cfg.encoder))}"
     return cfg.encoder, cfg.encoder  # a hub id (production; never fetched in tests)

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.publish import parquet_bytes
+from mspa_tasks.datasets import WORLD_TRUTH
 from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
 from mspa_tasks.world import vocab as V
 
@@ -394,10 +394,13 @@ def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) ->
         expected_quarantine={k: dict(sorted(v.items())) for k, v in expected.items()},
         clean_tip_events=n_clean, seconds=round(time.perf_counter() - started, 2),
     )
-    summary.artifacts = {
-        "author_latents": store.put_bytes("world/author_latents.parquet", parquet_bytes(latents)),
-        "user_latents": store.put_bytes("world/user_latents.parquet", parquet_bytes(user_latents)),
-    }
+    # The latent truth goes through the catalog (an optional input of the replay's A2A
+    # metric), at the world's first day so that every day of the world sees it.
+    truth = WORLD_TRUTH.publish(store, day0.isoformat(), {
+        "authors": latents.cast(WORLD_TRUTH.tables["authors"]),
+        "users": user_latents.cast(WORLD_TRUTH.tables["users"])},
+        {"spec": asdict(spec), "seed": spec.seed})
+    summary.artifacts = {"world_truth": truth.manifest_uri}
     summary.artifacts["summary"] = store.put_text(
         "world/summary.json", json.dumps(asdict(summary), indent=2, sort_keys=True) + "\n")
     log.info("world written in %.1fs: %s", summary.seconds, rows)

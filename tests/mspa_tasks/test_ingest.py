@@ -9,6 +9,7 @@ from mspa_tasks import ingest
 from mspa_tasks.publish import read_manifest, read_table
 from mspa_tasks.quality import DataQualityError
 from mspa_tasks.world.generate import PRESETS, generate_world
+from tests.conftest import scalar
 
 from .reference import reference_ingest
 
@@ -21,14 +22,6 @@ def world(warehouse_url, store):
     return summary
 
 
-def _count(url: str, sql: str, **params) -> int:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        value = conn.execute(sa.text(sql), params).scalar_one()
-    engine.dispose()
-    return value
-
-
 def test_every_dirty_row_is_quarantined_with_its_reason(world, warehouse_url, store, settings):
     published = ingest.run_ingest(DS, warehouse_url, store, settings)
     counts = published.manifest["counts"]
@@ -36,7 +29,7 @@ def test_every_dirty_row_is_quarantined_with_its_reason(world, warehouse_url, st
     assert counts["authors"]["dropped"] == world.expected_quarantine["authors"]
     for table, source in (("quarantine_tip_events", "tip_events"), ("quarantine_authors", "authors")):
         for reason, n in world.expected_quarantine[source].items():
-            assert _count(warehouse_url, f"SELECT COUNT(*) FROM {table} "
+            assert scalar(warehouse_url, f"SELECT COUNT(*) FROM {table} "
                           "WHERE ds = :ds AND reason = :r", ds=DS, r=reason) == n
 
 
@@ -74,13 +67,13 @@ def test_sessions_are_ordered_and_end_with_the_ground_truth(world, warehouse_url
 def test_rerun_is_byte_identical_and_never_duplicates(world, warehouse_url, store, settings):
     first = ingest.run_ingest(DS, warehouse_url, store, settings)
     tables = ("quarantine_tip_events", "quarantine_authors", "dropped_users", "dq_results")
-    before = {t: _count(warehouse_url, f"SELECT COUNT(*) FROM {t}") for t in tables}
+    before = {t: scalar(warehouse_url, f"SELECT COUNT(*) FROM {t}") for t in tables}
     manifest_bytes = store.get_bytes(f"sessions/ds={DS}/manifest.json")
     second = ingest.run_ingest(DS, warehouse_url, store, settings)
     assert store.get_bytes(f"sessions/ds={DS}/manifest.json") == manifest_bytes
     assert {k: v["sha256"] for k, v in second.manifest["files"].items()} == \
         {k: v["sha256"] for k, v in first.manifest["files"].items()}
-    assert {t: _count(warehouse_url, f"SELECT COUNT(*) FROM {t}") for t in tables} == before
+    assert {t: scalar(warehouse_url, f"SELECT COUNT(*) FROM {t}") for t in tables} == before
     assert len(store.list(f"sessions/ds={DS}/")) == 5  # four tables + manifest
 
 
@@ -116,7 +109,7 @@ def test_quality_gate_stops_before_publishing_and_says_why(world, warehouse_url,
     with pytest.raises(ingest.NotStaged, match="quality gate has not passed"):
         ingest.publish_sessions(DS, warehouse_url, store)
     assert read_manifest(store, "sessions", DS) == good.manifest
-    assert _count(warehouse_url, "SELECT COUNT(*) FROM dq_results WHERE ds = :ds AND passed = 0",
+    assert scalar(warehouse_url, "SELECT COUNT(*) FROM dq_results WHERE ds = :ds AND passed = 0",
                   ds=DS) >= 1
 
 

@@ -5,12 +5,12 @@ import io
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from PIL import Image
 
 from mspa_tasks.artifacts import open_store
+from mspa_tasks.datasets import WORLD_TRUTH
 from mspa_tasks.ingest import window_for
 from mspa_tasks.world.generate import PRESETS, WorldSpec, generate_world
 
@@ -56,7 +56,7 @@ def test_rows_and_ledger_agree(tiny):
 def test_tips_follow_latent_preferences(tiny):
     """Users tip their top latent category far above its base rate: the truth is recoverable."""
     _, store, _, tables = tiny
-    users = pq.read_table(io.BytesIO(store.get_bytes("world/user_latents.parquet"))).to_pandas()
+    users = WORLD_TRUTH.read(store, WORLD_TRUTH.days(store)[-1], "users").to_pandas()
     tips = tables["tip_events"].dropna(subset=["user_id", "author_id"])
     tips = tips.merge(tables["authors"].dropna(subset=["author_id"])
                       .drop_duplicates("author_id")[["author_id", "category"]], on="author_id")
@@ -109,7 +109,7 @@ def test_scale_preset_meets_the_issue_sizes():
 def test_drifting_authors_change_mood_in_their_media(tiny):
     """Authors that drift show their old atmosphere before the drift day and the new after."""
     _, store, _, tables = tiny
-    latents = pq.read_table(io.BytesIO(store.get_bytes("world/author_latents.parquet")))
+    latents = WORLD_TRUTH.read(store, WORLD_TRUTH.days(store)[-1], "authors")
     latents = latents.to_pandas().set_index("author_id")
     media = tables["author_media"]
     day0_ms = window_for(SPEC.end_ds, SPEC.n_days).start_ms

@@ -13,6 +13,7 @@ from mspa_tasks.compose import run
 from mspa_tasks.compose.validate import has_structure
 from mspa_tasks.publish import read_manifest, read_table
 from mspa_tasks.world.generate import PRESETS, generate_world
+from tests.conftest import scalar
 
 from .conftest import WordsFromDataBackend
 
@@ -35,14 +36,6 @@ def compose_day(ds, url, store, settings, backend) -> dict:
     return run.publish_texts(ds, url, store, settings)
 
 
-def _count(url: str, sql: str, **params) -> int:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        value = conn.execute(sa.text(sql), params).scalar_one()
-    engine.dispose()
-    return value
-
-
 def test_every_kept_user_and_author_gets_a_structured_text(world, warehouse_url, store,
                                                            words_backend):
     result = compose_day(DS, warehouse_url, store, world, words_backend)
@@ -52,9 +45,9 @@ def test_every_kept_user_and_author_gets_a_structured_text(world, warehouse_url,
     assert prefs.num_rows == users and result["preference_texts"]["counts"]["ok"] == users
     assert read_table(store, "author_texts", DS, "texts").num_rows == authors
     assert all(has_structure(t, PREF_SECTIONS) for t in prefs.column("text").to_pylist())
-    assert _count(warehouse_url, "SELECT COUNT(*) FROM preference_texts WHERE ds = :ds",
+    assert scalar(warehouse_url, "SELECT COUNT(*) FROM preference_texts WHERE ds = :ds",
                   ds=DS) == users
-    assert _count(warehouse_url, "SELECT COUNT(*) FROM author_texts WHERE ds = :ds",
+    assert scalar(warehouse_url, "SELECT COUNT(*) FROM author_texts WHERE ds = :ds",
                   ds=DS) == authors
     assert store.list(f"_staging/preference_texts/ds={DS}/") == []   # shards cleaned up
     sample = store.get_text(f"reports/compose/ds={DS}/sample.md")
@@ -74,7 +67,7 @@ def test_rerun_regenerates_nothing_and_replaces_the_day(world, warehouse_url, st
     assert read_manifest(store, "preference_texts", DS)["counts"]["total"] == \
         first["counts"]["total"]
     users = first["counts"]["total"]
-    assert _count(warehouse_url, "SELECT COUNT(*) FROM preference_texts WHERE ds = :ds",
+    assert scalar(warehouse_url, "SELECT COUNT(*) FROM preference_texts WHERE ds = :ds",
                   ds=DS) == users
 
 

@@ -60,13 +60,20 @@ def _reference_hr(queries, items, positives, k):
     return hits / len(queries)
 
 
+def _tied_case(seed: int, n_items: int, n_queries: int, dim: int, span: int, most: int):
+    """Small integer vectors (float32 products exact, many scores tied) and, per query, 1 to
+    ``most - 1`` distinct relevant items."""
+    rng = np.random.default_rng(seed)
+    items = rng.integers(-span, span + 1, (n_items, dim)).astype(np.float32)
+    queries = rng.integers(-span, span + 1, (n_queries, dim)).astype(np.float32)
+    relevant = [rng.choice(n_items, rng.integers(1, most), replace=False)
+                for _ in range(n_queries)]
+    return items, queries, relevant
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_hit_rate_matches_a_loop_ties_included(seed):
-    rng = np.random.default_rng(seed)
-    # small integer vectors: float32 products are exact, and many scores tie
-    items = rng.integers(-2, 3, (300, 8)).astype(np.float32)
-    queries = rng.integers(-2, 3, (97, 8)).astype(np.float32)
-    positives = [rng.choice(300, rng.integers(1, 5), replace=False) for _ in range(97)]
+    items, queries, positives = _tied_case(seed, 300, 97, 8, 2, 5)
     ks = (1, 10, 50, 299, 300, 1000)
     got = M.hit_rate_at_k(queries, items, positives, ks, batch=16)
     for k in ks:
@@ -94,10 +101,7 @@ def _reference_recall_ndcg(queries, items, relevant, k):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_recall_and_ndcg_match_a_loop_ties_included(seed):
-    rng = np.random.default_rng(seed)
-    items = rng.integers(-1, 2, (200, 6)).astype(np.float32)
-    queries = rng.integers(-1, 2, (60, 6)).astype(np.float32)
-    relevant = [rng.choice(200, rng.integers(1, 12), replace=False) for _ in range(60)]
+    items, queries, relevant = _tied_case(seed, 200, 60, 6, 1, 12)
     got = M.recall_ndcg_at_k(queries, items, relevant, (5, 10), batch=7)
     for k in (5, 10):
         recall, ndcg = _reference_recall_ndcg(queries, items, relevant, k)
