@@ -31,14 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def speed(args: argparse.Namespace) -> dict:
     from mspa_tasks import ingest
     from mspa_tasks.artifacts import open_store
-    from mspa_tasks.compose.backends import Request, TextBackend
+    from mspa_tasks.compose.backends import Request, TextBackend, model_version, resolve_model_path
+    from mspa_tasks.compose.content import load_author_content
     from mspa_tasks.compose.prompting import load_prompt
-    from mspa_tasks.compose.run import (
-        load_author_content,
-        model_version,
-        resolve_model_path,
-        tipped_authors,
-    )
+    from mspa_tasks.compose.shards import tipped_authors
     from mspa_tasks.config import load_settings
     from mspa_tasks.publish import read_table
     from mspa_tasks.world.generate import PRESETS, generate_world

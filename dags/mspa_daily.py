@@ -149,7 +149,7 @@ def mspa_daily():
     def compose():
         @task(doc_md="List the day's user and author shards (from config).")
         def plan_shards(params=None) -> list[dict]:
-            from mspa_tasks.compose.run import plan_shards as plan
+            from mspa_tasks.compose.shards import plan_shards as plan
 
             return plan(TaskContext(params).settings.compose)
 
@@ -158,7 +158,7 @@ def mspa_daily():
               execution_timeout=dt.timedelta(hours=4),
               doc_md="Compose one shard: reuse cached texts, generate and validate the rest.")
         def compose_shard(shard: dict, ds=None, params=None) -> dict:
-            from mspa_tasks.compose.run import compose_shard as run_shard
+            from mspa_tasks.compose.shards import compose_shard as run_shard
 
             ctx = TaskContext(params)
             with fail_fast():  # an empty partition stays empty on retry
@@ -168,7 +168,7 @@ def mspa_daily():
         @task(inlets=[SESSIONS], outlets=[PREFERENCE_TEXTS, AUTHOR_TEXTS],
               doc_md="Merge shards; publish preference_texts and author_texts for ds.")
         def publish_texts(ds=None, params=None, outlet_events=None) -> dict:
-            from mspa_tasks.compose.run import publish_texts as publish
+            from mspa_tasks.compose.outputs import publish_texts as publish
 
             ctx = TaskContext(params)
             with fail_fast():
@@ -237,7 +237,7 @@ def mspa_daily():
         @task(inlets=[SESSIONS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA],
               doc_md="AUC/UAUC, HR@K, Recall/NDCG, A2A: MSPA vs popularity and ALS.")
         def offline(ds=None, params=None) -> dict:
-            from mspa_tasks.replay.run import replay_offline
+            from mspa_tasks.replay.offline import replay_offline
 
             ctx = TaskContext(params)
             part = replay_offline(ds, ctx.warehouse_url, ctx.store,
@@ -247,7 +247,7 @@ def mspa_daily():
         @task(pool=COMPOSE_POOL, execution_timeout=dt.timedelta(hours=2),
               doc_md="Acc@m of the champion recommender on test users, and the baselines'.")
         def u2a(ds=None, params=None) -> dict:
-            from mspa_tasks.replay.run import replay_u2a
+            from mspa_tasks.replay.u2a import replay_u2a
 
             ctx = TaskContext(params)
             part = replay_u2a(ds, ctx.warehouse_url, ctx.store, ctx.settings)
@@ -255,7 +255,7 @@ def mspa_daily():
 
         @task(pool=MILVUS_POOL, doc_md="Sampled requests through the alias vs exact search.")
         def ann_parity(ds=None, params=None) -> dict:
-            from mspa_tasks.replay.run import replay_ann
+            from mspa_tasks.replay.ann import replay_ann
 
             ctx = TaskContext(params)
             part = replay_ann(ds, ctx.warehouse_url, ctx.store, ctx.settings,
@@ -264,8 +264,8 @@ def mspa_daily():
 
         @task(outlets=[REPLAY_REPORT], doc_md="Merge parts; replay_metrics; HTML and JSON report.")
         def publish_report(ds=None, params=None, outlet_events=None) -> dict:
-            from mspa_tasks.replay.report import REPORT_HTML, report_prefix
-            from mspa_tasks.replay.report import publish_report as publish
+            from mspa_tasks.replay.results import REPORT_HTML, report_prefix
+            from mspa_tasks.replay.results import publish_report as publish
 
             ctx = TaskContext(params)
             store = ctx.store

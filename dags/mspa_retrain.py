@@ -66,7 +66,7 @@ def mspa_retrain():
           doc_md="Publish the alignment examples; make sure a champion exists; write the run file.")
     def prepare(ds=None, run_id=None, params=None, data_interval_end=None) -> dict:
         from mspa_airflow.hooks import WarehouseHook, artifact_store
-        from mspa_tasks.align.run import latest_ready_day, prepare_run
+        from mspa_tasks.align.retrain import latest_ready_day, prepare_run
         from mspa_tasks.config import load_settings
 
         settings = load_settings()
@@ -84,7 +84,7 @@ def mspa_retrain():
           outlets=[RECOMMENDER_MODEL])
     def register(run: dict, outlet_events=None) -> dict:
         from mspa_airflow.hooks import WarehouseHook, artifact_store
-        from mspa_tasks.align.run import register_run
+        from mspa_tasks.align.retrain import register_run
         from mspa_tasks.config import load_settings
 
         settings = load_settings()

@@ -56,7 +56,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_show_manifest(args: argparse.Namespace) -> int:
     from mspa_tasks.publish import read_manifest
-    from mspa_tasks.report import manifest_summary, texts_summary, vectors_summary
+    from mspa_tasks.summaries import manifest_summary, texts_summary, vectors_summary
 
     settings = _settings(args)
     store = open_store(settings.artifacts_uri)
@@ -161,8 +161,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from mspa_tasks import replay as report
     from mspa_tasks.artifacts import ArtifactNotFound, open_store
-    from mspa_tasks.replay import report
 
     settings = _settings(args)
     store = open_store(settings.artifacts_uri)

@@ -101,6 +101,15 @@ def build_prompt(history: str, candidates: list[str]) -> list[dict[str, str]]:
                 + "\n</data>\nWhich candidate will this viewer tip next?")}]
 
 
+def ensure_examples(ds: str, warehouse_url: str, store: ArtifactStore,
+                    settings: Settings) -> None:
+    """Publish ``align_examples/ds=<ds>/`` unless it is already published: what another
+    stage (the replay's ``u2a`` part) calls when it needs the examples of a day that no
+    retraining run prepared. Align owns the dataset; readers never build it themselves."""
+    if not ALIGN_EXAMPLES.is_published(store, ds):
+        build_examples(ds, warehouse_url, store, settings)
+
+
 def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                    settings: Settings) -> Published:
     """Build and publish ``align_examples/ds=<ds>/`` (see module doc)."""

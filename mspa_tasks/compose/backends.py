@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mspa_tasks.config import ComposeConfig, Settings
 from mspa_tasks.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -402,3 +403,21 @@ def load_backend(kind: str, model_path: str | Path | None, **kwargs: Any) -> Bac
     if kind == "keywords":
         return KeywordBackend()
     raise ValueError(f"compose backend {kind!r} is unknown; use one of {', '.join(BACKENDS)}")
+
+
+def model_version(cfg: ComposeConfig, settings: Settings) -> str:
+    """What names the weights: the content-keyed packaged folder, a folder name or a hub id
+    (``keywords-v1`` for the model-free backend)."""
+    if cfg.backend == "keywords":
+        return KeywordBackend.model_version
+    return Path(resolve_model_path(cfg, settings, prepare=False)).name \
+        if cfg.model.startswith("packaged:") or Path(cfg.model).exists() else cfg.model
+
+
+def resolve_model_path(cfg: ComposeConfig, settings: Settings, prepare: bool = True) -> str:
+    """The composer model's folder (a packaged one converted on first use), or the hub id /
+    folder as configured (production; never fetched in tests)."""
+    from mspa_tasks.models import packaged_model
+
+    path = packaged_model(cfg.model, settings.models_dir, "llm", prepare)
+    return cfg.model if path is None else str(path)

@@ -47,7 +47,7 @@ class TrainerOperator(KubernetesPodOperator):
 
         launcher = load_settings().align.launcher
         if launcher == "local":
-            from mspa_tasks.align.run import launch_local
+            from mspa_tasks.align.retrain import launch_local
 
             config_uri = self.arguments[-1]
             self.log.info("[align] launcher = local: training in a subprocess (%s)", config_uri)

@@ -112,7 +112,7 @@ def create_app() -> FastAPI:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     def _reports() -> list[dict[str, Any]]:
-        from mspa_tasks.replay.report import list_reports, read_report
+        from mspa_tasks.replay.results import list_reports, read_report
 
         settings, store = _context()
         return [{"ds": ds, "report": read_report(store, settings, ds)}
@@ -125,7 +125,7 @@ def create_app() -> FastAPI:
     @app.get("/report/{ds}", response_class=HTMLResponse)
     async def report_page(ds: str) -> str:
         from mspa_tasks.artifacts import ArtifactNotFound
-        from mspa_tasks.replay.report import REPORT_HTML, report_prefix
+        from mspa_tasks.replay.results import REPORT_HTML, report_prefix
 
         def read() -> str:
             settings, store = _context()
@@ -148,7 +148,7 @@ def create_app() -> FastAPI:
     @app.get("/api/reports/{ds}")
     async def api_report(ds: str) -> dict[str, Any]:
         from mspa_tasks.artifacts import ArtifactNotFound
-        from mspa_tasks.replay.report import read_report
+        from mspa_tasks.replay.results import read_report
 
         def read() -> dict[str, Any]:
             settings, store = _context()

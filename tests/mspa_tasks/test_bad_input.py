@@ -14,10 +14,10 @@ import logging
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import ingest
-from mspa_tasks.compose import run as compose
+from mspa_tasks import compose, ingest
 from mspa_tasks.compose.backends import KeywordBackend
 from mspa_tasks.compose.prompting import load_prompt, render_author
+from mspa_tasks.compose.shards import frame_images
 from mspa_tasks.publish import read_table
 from mspa_tasks.warehouse import make_engine
 from mspa_tasks.world.generate import PRESETS, generate_world
@@ -245,7 +245,7 @@ def test_every_malformed_row_kind_is_accounted_for_exactly(warehouse_url, store,
     texts = compose.compose_texts(list(inputs.values()), spec, KeywordBackend(), retries=0)
     assert {t.status for t in texts.values()} == {"ok"}
     with caplog.at_level(logging.WARNING):
-        images = compose._images(store, [inputs["broken_image"], inputs["missing_image"]],
+        images = frame_images(store, [inputs["broken_image"], inputs["missing_image"]],
                                  frames, "authors")
     assert images == {planted_authors["broken_image"][0]: (),
                       planted_authors["missing_image"][0]: ()}

@@ -23,15 +23,12 @@ from urllib.parse import unquote
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import ingest
+from mspa_tasks import compose, ingest, replay
 from mspa_tasks.align import registry
 from mspa_tasks.artifacts import open_store
-from mspa_tasks.compose import run as compose
 from mspa_tasks.compose.backends import KeywordBackend
 from mspa_tasks.config import load_settings
 from mspa_tasks.publish import published_days, read_manifest, read_table
-from mspa_tasks.replay import report as R
-from mspa_tasks.replay import run as replay
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.killpoint import run_killed
 from tests.mspa_tasks.align.conftest import DS, day, encoder  # noqa: F401 (fixtures)
@@ -73,7 +70,7 @@ def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
 
     # 1. killed while generating users shard 1: nothing of it is staged, nothing published
     _compose_day(D2, url, store, settings, skip={("users", 1)})
-    run_killed("mspa_tasks.compose.run:compose_shard",
+    run_killed("mspa_tasks.compose.shards:compose_shard",
                [D2, "users", 1, settings.compose.n_shards, url, f"@store:{store.root_uri}",
                 f"@settings:{h['home']}"],
                kill_at="mspa_tasks.compose.backends:KeywordBackend.generate", env=h["env"])
@@ -83,7 +80,7 @@ def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
 
     # 2. the retry stages the shard; publishing is killed between the two datasets' commits
     _compose_day(D2, url, store, settings, skip={("users", 0), ("authors", 0), ("authors", 1)})
-    run_killed("mspa_tasks.compose.run:publish_texts",
+    run_killed("mspa_tasks.compose.outputs:publish_texts",
                [D2, url, f"@store:{store.root_uri}", f"@settings:{h['home']}"],
                kill_at="mspa_tasks.publish:commit_manifest", when="author_texts",
                env=h["env"])
@@ -113,20 +110,20 @@ def test_report_killed_between_html_and_json_then_rerun(day, tmp_path):  # noqa:
     settings = settings.replaced(artifacts_uri=store.root_uri)
     replay.replay_offline(DS, url, store, settings)
     for part in ("u2a", "ann"):
-        replay._write_part(store, settings, DS, part, {"metrics": [], "note": "test"})
-    first = R.publish_report(DS, url, store, settings)
+        replay.write_part(store, settings, DS, part, {"metrics": [], "note": "test"})
+    first = replay.publish_report(DS, url, store, settings)
     rows_before = _metric_rows(url)
 
     home = tmp_path / "home"  # the day fixture's settings home: same replay config
-    run_killed("mspa_tasks.replay.report:publish_report",
+    run_killed("mspa_tasks.replay.results:publish_report",
                [DS, url, f"@store:{store.root_uri}", f"@settings:{home}"],
                kill_at="mspa_tasks.artifacts:LocalStore.put_bytes", when="report.json")
     # the complete report of the first run is what readers still get; rows not duplicated
-    assert R.list_reports(store, settings) == [DS]
-    assert R.read_report(store, settings, DS)["generated_at"] == first["generated_at"]
+    assert replay.list_reports(store, settings) == [DS]
+    assert replay.read_report(store, settings, DS)["generated_at"] == first["generated_at"]
     assert _metric_rows(url) == rows_before
 
-    again = R.publish_report(DS, url, store, settings)
+    again = replay.publish_report(DS, url, store, settings)
     assert again["metrics"] == first["metrics"] and _metric_rows(url) == rows_before
 
 

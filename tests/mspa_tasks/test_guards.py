@@ -12,10 +12,17 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import ingest
-from mspa_tasks.compose import run as compose
+from mspa_tasks import compose, ingest
 from mspa_tasks.compose.backends import KeywordBackend
-from mspa_tasks.publish import EmptyInput, publish_partition, published_days, read_table
+from mspa_tasks.compose.shards import shard_key
+from mspa_tasks.datasets import text_schema
+from mspa_tasks.publish import (
+    EmptyInput,
+    parquet_bytes,
+    publish_partition,
+    published_days,
+    read_table,
+)
 from mspa_tasks.quality import DataQualityError
 from mspa_tasks.vectors import milvus
 from mspa_tasks.vectors.encode import encode_day
@@ -131,12 +138,12 @@ def test_every_stage_refuses_an_empty_partition(store, day_settings):
             compose.compose_shard(D2, kind, 0, 1, "sqlite://", store, settings,
                                   backend=KeywordBackend())
     for dataset, id_col in compose.KINDS.values():
-        store.put_bytes(compose._shard_key(dataset, D2, 0, 1),
-                        compose.parquet_bytes(compose.text_schema(id_col).empty_table()))
+        store.put_bytes(shard_key(dataset, D2, 0, 1),
+                        parquet_bytes(text_schema(id_col).empty_table()))
     with pytest.raises(EmptyInput, match="publish_texts refuses"):
         compose.publish_texts(D2, "sqlite://", store, settings.with_compose(n_shards=1))
     for dataset, id_col in (("preference_texts", "user_id"), ("author_texts", "author_id")):
-        publish_partition(store, dataset, D2, {"texts": compose.text_schema(id_col).empty_table()},
+        publish_partition(store, dataset, D2, {"texts": text_schema(id_col).empty_table()},
                           {})
     with pytest.raises(EmptyInput, match="sessions/authors of ds=.* encode refuses"):
         encode_day(D2, store, settings, encoder=object())

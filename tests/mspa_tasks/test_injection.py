@@ -8,8 +8,7 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import ingest
-from mspa_tasks.compose import run as compose
+from mspa_tasks import compose, ingest
 from mspa_tasks.publish import read_table
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.mspa_tasks.compose.conftest import WordsFromDataBackend

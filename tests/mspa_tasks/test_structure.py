@@ -29,7 +29,7 @@ MODULES = _modules()
 
 
 def _package(module: str) -> str:
-    """A module's package: ``mspa_tasks.compose`` for ``mspa_tasks.compose.run``; a
+    """A module's package: ``mspa_tasks.compose`` for ``mspa_tasks.compose.shards``; a
     top-level module of the library is its own package."""
     parts = module.split(".")
     return ".".join(parts[:2]) if len(parts) > 2 or module in ROOTS else module

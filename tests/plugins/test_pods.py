@@ -90,7 +90,7 @@ def test_the_embedded_default_trains_in_a_local_subprocess(monkeypatch):
     from mspa_airflow import pods
 
     calls = []
-    monkeypatch.setattr("mspa_tasks.align.run.launch_local", calls.append)
+    monkeypatch.setattr("mspa_tasks.align.retrain.launch_local", calls.append)
     monkeypatch.setattr(pods.KubernetesPodOperator, "execute",
                         lambda self, context: pytest.fail("asked Kubernetes"))
     bag = DagBag(dag_folder=str(REPO / "dags" / "mspa_retrain.py"))

@@ -26,23 +26,23 @@ SCREENSHOT_DIR = Path(os.environ.get("MSPA_SCREENSHOTS", REPO / "var" / "screens
 
 def _write_reports(home: Path) -> None:
     """Two days of reports written by the real report code from hand-made parts."""
+    from mspa_tasks import replay
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
-    from mspa_tasks.replay import report, run
 
     settings = load_settings("local", home=home)
     store = open_store(settings.artifacts_uri)
     values = {"mspa": 0.61, "popularity": 0.49, "als": 0.68}
     for i, ds in enumerate((YESTERDAY, DS)):
-        rows = [run.row(m, model, v + 0.01 * i, 1118) for m in
+        rows = [replay.row(m, model, v + 0.01 * i, 1118) for m in
                 ("auc_click", "uauc_click", "auc_gift", "hr@10", "hr@1000")
                 for model, v in values.items()]
-        acc = [run.row("acc@4", model, v - 0.2, 40) for model, v in values.items()]
+        acc = [replay.row("acc@4", model, v - 0.2, 40) for model, v in values.items()]
         for part, metrics in (("offline", rows), ("u2a", acc), ("ann", [])):
-            run._write_part(store, settings, ds, part, {"metrics": metrics, "champion": "r1"}
+            replay.write_part(store, settings, ds, part, {"metrics": metrics, "champion": "r1"}
                             if part == "u2a" else {"metrics": metrics, "n_authors": 384,
                                                    "coverage": {"impressions": 1590}})
-        report.publish_report(ds, settings.warehouse_url, store, settings)
+        replay.publish_report(ds, settings.warehouse_url, store, settings)
 
 
 @pytest.fixture(scope="module")

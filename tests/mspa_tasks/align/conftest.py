@@ -8,8 +8,7 @@ import dataclasses
 
 import pytest
 
-from mspa_tasks import ingest
-from mspa_tasks.compose import run as compose
+from mspa_tasks import compose, ingest
 from mspa_tasks.config import VectorsConfig
 from mspa_tasks.vectors.encode import Encoder, encode_day
 from mspa_tasks.world.generate import PRESETS, generate_world

@@ -14,8 +14,8 @@ from mspa_tasks.align.examples import (
     read_examples,
     split_last_tip,
 )
+from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.prompting import render_user
-from mspa_tasks.compose.run import load_author_content
 from mspa_tasks.ingest import window_for
 from mspa_tasks.publish import read_table
 from mspa_tasks.vectors.encode import read_vectors

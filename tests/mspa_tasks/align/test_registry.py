@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mspa_tasks.align import registry
-from mspa_tasks.align.run import base_version, ensure_champion, register_run
+from mspa_tasks.align.retrain import base_version, ensure_champion, register_run
 from mspa_tasks.align.store import model_prefix
 
 
@@ -81,7 +81,7 @@ def test_first_run_crowns_the_base_then_the_gate_decides(warehouse_url, store, s
 
 
 def test_a_run_without_its_results_is_not_registered(warehouse_url, store, settings):
-    from mspa_tasks.align.run import RunIncomplete
+    from mspa_tasks.align.retrain import RunIncomplete
 
     ensure_champion(warehouse_url, settings)
     with pytest.raises(RunIncomplete, match="eval.json is missing"):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mspa_tasks.compose.backends import KeywordBackend, load_backend
+from mspa_tasks.compose.generate import compose_texts
 from mspa_tasks.compose.prompting import AuthorContent, load_prompt, render_author, render_user
-from mspa_tasks.compose.run import compose_texts
 from mspa_tasks.compose.validate import has_structure
 
 CONTENT = {

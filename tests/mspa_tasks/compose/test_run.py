@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
+from mspa_tasks import compose as run
 from mspa_tasks import ingest
-from mspa_tasks.compose import run
 from mspa_tasks.compose.validate import has_structure
 from mspa_tasks.publish import read_manifest, read_table
 from mspa_tasks.world.generate import PRESETS, generate_world
@@ -122,7 +122,8 @@ def test_failures_are_retried_then_stored_with_their_reason(world, warehouse_url
     # ...and a new model (a new cache key) tries them afresh.
     fixed = WordsFromDataBackend()
     fixed.model_version = "words-from-data-v2"
-    monkeypatch.setattr(run, "model_version", lambda cfg, s: fixed.model_version)
+    monkeypatch.setattr("mspa_tasks.compose.shards.model_version",
+                        lambda cfg, s: fixed.model_version)
     fresh = compose_day(DS, warehouse_url, store, settings, fixed)
     assert fresh["preference_texts"]["counts"]["regenerated"] == counts["total"]
     assert fresh["preference_texts"]["counts"]["ok"] == counts["total"]

@@ -8,8 +8,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks.replay import report as R
-from mspa_tasks.replay import run as replay
+from mspa_tasks import replay
 from mspa_tasks.vectors import milvus
 from tests.mspa_tasks.align.conftest import DS
 
@@ -50,7 +49,7 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
     assert by["ann_recall"] == 1.0  # FLAT: Milvus returns the exact top K
     assert by["ann_hr_milvus"] == by["ann_hr_exact"]
 
-    report = R.publish_report(DS, url, store, settings)
+    report = replay.publish_report(DS, url, store, settings)
     table = report["metrics"]
     # every metric of the replay has MSPA and both baselines, side by side
     for metric in ("auc_click", "uauc_click", "auc_gift", "uauc_gift", "hr@10", "hr@1000",
@@ -65,7 +64,7 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
     html = store.get_text(f"reports/replay/ds={DS}/report.html")
     assert '<table id="metrics">' in html and html.count("data:image/png;base64,") == 3
     assert "HR@K for K &ge;" in html  # the catalogue-size caveat is spelled out
-    assert R.list_reports(store, settings) == [DS]
+    assert replay.list_reports(store, settings) == [DS]
 
     rows = _rows(url, DS)
     assert len(rows) == sum(len(v) for v in table.values())
@@ -73,7 +72,7 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
         ("auc_click", "als"))][:3]
 
     # rerun: the day is replaced, nothing duplicated
-    R.publish_report(DS, url, store, settings)
+    replay.publish_report(DS, url, store, settings)
     assert _rows(url, DS) == rows
 
 
@@ -81,11 +80,11 @@ def test_delta_and_trend_use_the_previous_replayed_day(day, tmp_path):
     url, store, settings = day
     offline = replay.replay_offline(DS, url, store, settings)
     for part in ("u2a", "ann"):  # parts with nothing to say still make a complete report
-        replay._write_part(store, settings, DS, part, {"metrics": [], "note": "test"})
+        replay.write_part(store, settings, DS, part, {"metrics": [], "note": "test"})
     yesterday = (dt.date.fromisoformat(DS) - dt.timedelta(days=1)).isoformat()
     earlier = [dict(r, value=0.5) for r in offline["metrics"]]
-    R._record(url, yesterday, earlier, {})
-    report = R.publish_report(DS, url, store, settings)
+    replay.record_metrics(url, yesterday, earlier, {})
+    report = replay.publish_report(DS, url, store, settings)
     assert report["previous_ds"] == yesterday
     auc = report["metrics"]["auc_click"]["mspa"]
     assert auc["previous"] == 0.5 and auc["delta"] == pytest.approx(auc["value"] - 0.5)
@@ -101,18 +100,18 @@ def test_replay_of_an_unpublished_day_names_what_to_run(day):
 def test_report_with_a_missing_part_names_the_task_and_writes_nothing(day):
     url, store, settings = day
     replay.replay_offline(DS, url, store, settings)
-    with pytest.raises(R.ReportIncomplete, match="part 'u2a'.*rerun the replay task 'u2a'"):
-        R.publish_report(DS, url, store, settings)
-    assert R.list_reports(store, settings) == []
+    with pytest.raises(replay.ReportIncomplete, match="part 'u2a'.*rerun the replay task 'u2a'"):
+        replay.publish_report(DS, url, store, settings)
+    assert replay.list_reports(store, settings) == []
 
 
 @pytest.mark.postgres
 def test_replay_metrics_on_postgres(pg_url):
     rows = [replay.row("auc_click", "mspa", 0.61, 100),
             replay.row("auc_click", "als", float("nan"), 100)]
-    R._record(pg_url, DS, rows, {"mspa": "v1"})
-    R._record(pg_url, DS, rows, {"mspa": "v1"})  # replaced, not duplicated
-    got = R.history(pg_url, DS, DS)
+    replay.record_metrics(pg_url, DS, rows, {"mspa": "v1"})
+    replay.record_metrics(pg_url, DS, rows, {"mspa": "v1"})  # replaced, not duplicated
+    got = replay.history(pg_url, DS, DS)
     assert [(r["metric"], r["model"], r["kind"], r["value"], r["model_version"]) for r in got] \
         == [("auc_click", "als", "baseline", None, ""), ("auc_click", "mspa", "mspa", 0.61, "v1")]
 
@@ -121,5 +120,5 @@ def test_summary_text_lines_up_models():
     report = {"models": ["mspa", "popularity", "als"],
               "metrics": {"auc_click": {m: {"value": v, "n": 10} for m, v in
                                         (("mspa", 0.6), ("popularity", 0.5), ("als", 0.7))}}}
-    assert R.summary_text(report).splitlines()[1].split() == ["auc_click", "0.6000", "0.5000",
+    assert replay.summary_text(report).splitlines()[1].split() == ["auc_click", "0.6000", "0.5000",
                                                               "0.7000", "10"]

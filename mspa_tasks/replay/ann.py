@@ -1,0 +1,69 @@
+"""The ``ann`` part of the replay: a sample of requests replayed through the published Milvus
+alias (or a past day's own collection), HR@K there against exact search on the same
+sample, and ANN recall@K.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from mspa_tasks.artifacts import ArtifactStore
+from mspa_tasks.config import Settings
+from mspa_tasks.replay import metrics as M
+from mspa_tasks.replay.data import load_day, requests_with_positives, scored_impressions
+from mspa_tasks.replay.parts import MSPA, row, write_part
+
+log = logging.getLogger(__name__)
+
+
+def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Settings,
+               target) -> dict[str, Any]:
+    """The ``ann`` part: a sample of requests through the published alias (or, for a past
+    day replayed after a newer one was published, that day's own collection) vs exact."""
+    from mspa_tasks.vectors import milvus
+
+    cfg = settings.replay
+    data = load_day(ds, warehouse_url, store)
+    s = scored_impressions(data)
+    watched = s.clicked if cfg.watched == "clicked" else s.gifted
+    req_users, positives = requests_with_positives(s, watched)
+    if not len(req_users) or cfg.ann_sample == 0:
+        return write_part(store, settings, ds, "ann", {"metrics": [],
+                                                        "note": "no requests to sample"})
+    rng = np.random.default_rng(cfg.seed)
+    pick = np.sort(rng.choice(len(req_users), min(cfg.ann_sample, len(req_users)),
+                              replace=False))
+    queries = data.user_vectors[req_users[pick]]
+    k = milvus.clamp_k(cfg.hr_k, len(data.author_ids))  # as the vector gate
+    with milvus.milvus_client(target) as client:
+        # the alias itself when it serves ds; a past day's own collection in a backfill
+        serving = milvus.collection_of_day(client, settings.vectors.alias, ds)
+        if serving is None:
+            return write_part(store, settings, ds, "ann", {
+                "metrics": [], "note": f"no collection of ds={ds} behind "
+                                       f"{settings.vectors.alias} (nothing published yet)"})
+        through = (settings.vectors.alias if serving == milvus.serving_collection(
+            client, settings.vectors.alias) else serving)
+        milvus.ensure_loaded(client, through)
+        started = time.perf_counter()
+        ann = milvus.search_positions(client, through, queries, k,
+                                       settings.vectors, data.author_index)
+        seconds = time.perf_counter() - started
+    exact_scores = queries @ data.author_vectors.T
+    recall = milvus.recall_at_k(exact_scores, ann, k)
+    sample_pos = [positives[i] for i in pick]
+    hr_ann = float(np.mean([bool(set(p.tolist()) & set(a)) for p, a in
+                            zip(sample_pos, ann, strict=True)]))
+    hr_exact = M.hit_rate_at_k(queries, data.author_vectors, sample_pos, (k,))[k]
+    metrics = [row("ann_hr_exact", MSPA, hr_exact, len(pick)),
+               row("ann_hr_milvus", MSPA, hr_ann, len(pick)),
+               row("ann_recall", MSPA, recall, len(pick))]
+    return write_part(store, settings, ds, "ann", {
+        "metrics": metrics, "k": k, "collection": serving, "alias": settings.vectors.alias,
+        "index_type": settings.vectors.index_type,
+        "timing": {"seconds": round(seconds, 2),
+                   "queries_per_s": round(len(pick) / max(seconds, 1e-9), 2)}})

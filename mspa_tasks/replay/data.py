@@ -1,0 +1,151 @@
+"""What a replay of ``ds`` reads: the day's published vectors, sessions and impressions,
+indexed by position, the models that score them (MSPA and the baselines), and the
+impressions every model can score.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from mspa_tasks.artifacts import ArtifactStore
+from mspa_tasks.config import Settings
+from mspa_tasks.datasets import CATALOG, SESSIONS
+from mspa_tasks.ingest import window_for
+from mspa_tasks.replay.baselines import Scorer, als, popularity
+from mspa_tasks.replay.parts import MSPA
+from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
+from mspa_tasks.warehouse import fetch_arrow, make_engine
+
+log = logging.getLogger(__name__)
+
+IMPRESSIONS_SCHEMA = pa.schema([("request_id", pa.int64()), ("user_id", pa.int64()),
+                                ("author_id", pa.int64()), ("ts", pa.int64()),
+                                ("clicked", pa.int64()), ("gifted", pa.int64())])
+
+
+@dataclass
+class ReplayData:
+    """The day's vectors, sessions and impressions, indexed by position."""
+
+    author_ids: np.ndarray
+    author_vectors: np.ndarray
+    user_ids: np.ndarray          # every kept user of the window (sessions)
+    user_vectors: np.ndarray      # MSPA preference vectors, zero rows where a user has none
+    has_vector: np.ndarray        # (n_users,) bool
+    split: np.ndarray             # (n_users,) "train" | "val" | "test"
+    train_users: np.ndarray       # session rows used to train the baselines: user index
+    train_items: np.ndarray       # ... and author index
+    impressions: pa.Table
+
+    @property
+    def author_index(self) -> dict[int, int]:
+        return {int(a): i for i, a in enumerate(self.author_ids)}
+
+    @property
+    def user_index(self) -> dict[int, int]:
+        return {int(u): i for i, u in enumerate(self.user_ids)}
+
+
+def load_day(ds: str, warehouse_url: str, store: ArtifactStore) -> ReplayData:
+    for dataset in (SESSIONS, CATALOG[AUTHOR_VECTORS], CATALOG[USER_VECTORS]):
+        dataset.require(store, ds, "the replay")
+    a_table, a_vectors = read_vectors(store, AUTHOR_VECTORS, ds)
+    u_table, u_vectors = read_vectors(store, USER_VECTORS, ds)
+    sessions = SESSIONS.read(store, ds, "sessions")
+    split_table = SESSIONS.read(store, ds, "user_split")
+    author_ids = a_table.column("author_id").to_numpy()
+    user_ids = np.unique(sessions.column("user_id").to_numpy())
+    u_index = {int(u): i for i, u in enumerate(user_ids)}
+    a_index = {int(a): i for i, a in enumerate(author_ids)}
+
+    vectors = np.zeros((len(user_ids), a_vectors.shape[1]), np.float32)
+    has_vector = np.zeros(len(user_ids), bool)
+    for uid, vec in zip(u_table.column("user_id").to_numpy(), u_vectors, strict=True):
+        if int(uid) in u_index:
+            vectors[u_index[int(uid)]] = vec
+            has_vector[u_index[int(uid)]] = True
+    split_of = dict(zip(split_table.column("user_id").to_pylist(),
+                        split_table.column("split").to_pylist(), strict=True))
+    split = np.array([split_of.get(int(u), "train") for u in user_ids])
+
+    s_users = sessions.column("user_id").to_numpy()
+    s_authors = sessions.column("author_id").to_numpy()
+    held_out = sessions.column("is_ground_truth").to_numpy(zero_copy_only=False).astype(bool)
+    u_rows = np.array([u_index[int(u)] for u in s_users], np.int64)
+    a_rows = np.array([a_index.get(int(a), -1) for a in s_authors], np.int64)
+    keep = (a_rows >= 0) & ~(held_out & (split[u_rows] == "test"))
+
+    window = window_for(ds, 1)
+    engine = make_engine(warehouse_url)
+    try:
+        with engine.connect() as conn:
+            impressions = fetch_arrow(conn, "replay/select_impressions.sql",
+                                      {"start_ms": window.start_ms, "end_ms": window.end_ms},
+                                      schema=IMPRESSIONS_SCHEMA)
+    finally:
+        engine.dispose()
+    log.info("replay %s: %d kept authors, %d kept users (%d with a preference vector), "
+             "%d impressions on the day", ds, len(author_ids), len(user_ids), has_vector.sum(),
+             impressions.num_rows)
+    return ReplayData(author_ids, a_vectors, user_ids, vectors, has_vector, split,
+                      u_rows[keep], a_rows[keep], impressions)
+
+
+def scorers(data: ReplayData, settings: Settings) -> dict[str, Scorer]:
+    n_users, n_items = len(data.user_ids), len(data.author_ids)
+    return {MSPA: Scorer(MSPA, data.user_vectors, data.author_vectors),
+            "popularity": popularity(data.train_users, data.train_items, n_users, n_items),
+            "als": als(data.train_users, data.train_items, n_users, n_items, settings.replay)}
+
+
+@dataclass
+class Scored:
+    """The day's impressions that every model can score (user with a vector, kept author)."""
+
+    request: np.ndarray
+    user: np.ndarray       # user index
+    author: np.ndarray     # author index
+    clicked: np.ndarray
+    gifted: np.ndarray
+    total: int             # impressions on the day before restriction
+
+
+def scored_impressions(data: ReplayData) -> Scored:
+    imp = data.impressions
+    u_index, a_index = data.user_index, data.author_index
+    users = np.array([u_index.get(int(u), -1) for u in imp.column("user_id").to_numpy()],
+                     np.int64)
+    authors = np.array([a_index.get(int(a), -1) for a in imp.column("author_id").to_numpy()],
+                       np.int64)
+    ok = (users >= 0) & (authors >= 0)
+    ok[ok] = data.has_vector[users[ok]]
+    col = lambda name: imp.column(name).to_numpy()[ok]  # noqa: E731
+    return Scored(col("request_id"), users[ok], authors[ok], col("clicked").astype(bool),
+                  col("gifted").astype(bool), imp.num_rows)
+
+
+def pair_scores(scorer: Scorer, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
+    """``scorer.users[u] @ scorer.items[a]`` for each pair, row-wise (no full matrix)."""
+    return np.einsum("ij,ij->i", scorer.users[users].astype(np.float64),
+                     scorer.items[authors].astype(np.float64))
+
+
+def requests_with_positives(s: Scored, watched: np.ndarray) -> tuple[np.ndarray, list]:
+    """``(user index per request, watched author indices per request)`` for requests with
+    at least one watched kept author, in request order."""
+    order = np.lexsort((s.author, s.request))
+    req, auth, pos = s.request[order], s.author[order], watched[order]
+    user = s.user[order]
+    starts = np.flatnonzero(np.r_[True, req[1:] != req[:-1]])
+    bounds = np.r_[starts, len(req)]
+    users, positives = [], []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):  # grouping, not scoring
+        p = np.unique(auth[a:b][pos[a:b]])
+        if len(p):
+            users.append(user[a])
+            positives.append(p)
+    return np.array(users, np.int64), positives

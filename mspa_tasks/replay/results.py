@@ -1,0 +1,138 @@
+"""The replay report of ``ds``: merge the parts, record them, publish JSON and HTML.
+
+Writes, in this order (the JSON last: its presence marks a complete report, and the UI lists
+reports by it):
+
+1. ``replay_metrics`` rows of ``ds`` (delete the day, insert it: a rerun replaces the day);
+2. ``reports/replay/ds=<ds>/report.html`` (:mod:`.render`);
+3. ``reports/replay/ds=<ds>/report.json``: the same figures, machine-readable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
+from mspa_tasks.config import Settings
+from mspa_tasks.replay.parts import BASELINES, MODELS, MSPA, PARTS, part_key
+from mspa_tasks.replay.render import metric_table, render_html, summary_text
+from mspa_tasks.warehouse import execute_many, fetch_arrow, make_engine, run_sql
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+
+
+class ReportIncomplete(RuntimeError):
+    """A part of the replay is missing; the message names the task to rerun."""
+
+
+def report_prefix(settings: Settings, ds: str) -> str:
+    return f"{settings.replay.report_prefix}/ds={ds}"
+
+
+def list_reports(store: ArtifactStore, settings: Settings) -> list[str]:
+    """The days with a complete report, newest first."""
+    days = set()
+    for key in store.list(settings.replay.report_prefix + "/"):
+        parts = key.split("/")
+        if parts[-1] == REPORT_JSON and parts[-2].startswith("ds="):
+            days.add(parts[-2][3:])
+    return sorted(days, reverse=True)
+
+
+def read_report(store: ArtifactStore, settings: Settings, ds: str) -> dict[str, Any]:
+    return json.loads(store.get_text(f"{report_prefix(settings, ds)}/{REPORT_JSON}"))
+
+
+def _kind(model: str) -> str:
+    return "mspa" if model == MSPA else "baseline" if model in BASELINES else "reference"
+
+
+def merge_parts(store: ArtifactStore, settings: Settings, ds: str) -> dict[str, Any]:
+    parts = {}
+    for part in PARTS:
+        try:
+            parts[part] = json.loads(store.get_text(part_key(settings, ds, part)))
+        except ArtifactNotFound as exc:
+            raise ReportIncomplete(f"replay part {part!r} of {ds} is missing; rerun the "
+                                   f"replay task {part!r} for {ds}") from exc
+    return parts
+
+
+def record_metrics(warehouse_url: str, ds: str, rows: list[dict[str, Any]],
+            versions: dict[str, str]) -> list[dict[str, Any]]:
+    """Replace ``ds``'s rows in ``replay_metrics``; return the previous day's rows."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    engine = make_engine(warehouse_url)
+    try:
+        with engine.begin() as conn:
+            run_sql(conn, "ddl/replay.sql")
+            run_sql(conn, "replay/delete_metrics.sql", {"ds": ds})
+            execute_many(conn, "replay/insert_metric.sql", [
+                {"ds": ds, "metric": r["metric"], "model": r["model"], "kind": _kind(r["model"]),
+                 "value": r["value"], "n": r["n"],
+                 "model_version": r.get("model_version") or versions.get(r["model"], ""),
+                 "computed_at": now} for r in rows])
+    finally:
+        engine.dispose()
+    return rows
+
+
+def history(warehouse_url: str, first_ds: str, last_ds: str) -> list[dict[str, Any]]:
+    engine = make_engine(warehouse_url)
+    try:
+        with engine.connect() as conn:
+            run_sql(conn, "ddl/replay.sql")
+            return fetch_arrow(conn, "replay/select_metrics.sql",
+                               {"first_ds": first_ds, "last_ds": last_ds}).to_pylist()
+    finally:
+        engine.dispose()
+
+
+def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
+                   settings: Settings) -> dict[str, Any]:
+    """Steps 1-3 of the module doc. Returns the report (the JSON's content)."""
+    cfg = settings.replay
+    parts = merge_parts(store, settings, ds)
+    rows = [r for p in PARTS for r in parts[p].get("metrics", [])]
+    versions = {MSPA: parts["u2a"].get("champion", "")}
+    record_metrics(warehouse_url, ds, rows, versions)
+
+    first = (dt.date.fromisoformat(ds) - dt.timedelta(days=cfg.trend_days - 1)).isoformat()
+    past = history(warehouse_url, first, ds)
+    days = sorted({r["ds"] for r in past})
+    previous = max((d for d in days if d < ds), default=None)
+    prev_values = {(r["metric"], r["model"]): r["value"] for r in past if r["ds"] == previous}
+    table = metric_table(rows)
+    for metric, by_model in table.items():
+        for model, r in by_model.items():
+            before = prev_values.get((metric, model))
+            r["previous"] = before
+            r["delta"] = (None if before is None or r["value"] is None
+                          else r["value"] - before)
+    offline = parts["offline"]
+    report = {
+        "ds": ds, "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "previous_ds": previous, "models": list(MODELS), "champion": versions[MSPA],
+        "metrics": table, "coverage": offline.get("coverage", {}),
+        "n_authors": offline.get("n_authors"), "a2a": offline.get("a2a"),
+        "ann": {k: v for k, v in parts["ann"].items() if k not in ("metrics", "ds", "part")},
+        "u2a": {k: v for k, v in parts["u2a"].items() if k not in ("metrics", "ds", "part")},
+        "timing": {p: parts[p].get("timing") for p in PARTS},
+        "trend": [r for r in past if r["model"] in MODELS],
+        "config": {"watched": cfg.watched, "hr_ks": list(cfg.hr_ks), "hr_k": cfg.hr_k,
+                   "topk_ks": list(cfg.topk_ks), "trend_days": cfg.trend_days},
+    }
+    prefix = report_prefix(settings, ds)
+    store.put_text(f"{prefix}/{REPORT_HTML}", render_html(report))
+    uri = store.put_text(f"{prefix}/{REPORT_JSON}",
+                         json.dumps(report, indent=2, default=str) + "\n")
+    log.info("replay report of %s: %s (%d metric rows; previous day %s)", ds, uri, len(rows),
+             previous or "none")
+    log.info("replay %s summary:\n%s", ds, summary_text(report))
+    return report

@@ -1,0 +1,68 @@
+"""The ``u2a`` part of the replay: Acc@m of the champion recommender model on test users'
+alignment examples (the last tip held out), and the baselines' pick among the same
+candidates.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from mspa_tasks.artifacts import ArtifactStore
+from mspa_tasks.config import Settings
+from mspa_tasks.replay.data import load_day, scorers
+from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
+from mspa_tasks.sampling import stable_sample
+
+log = logging.getLogger(__name__)
+
+
+def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
+               settings: Settings) -> dict[str, Any]:
+    """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
+    from mspa_tasks.align.champion import champion_model
+    from mspa_tasks.align.evaluate import accuracy_report, evaluate_model
+    from mspa_tasks.align.examples import ensure_examples, read_examples
+    from mspa_tasks.align.store import resolve_model
+
+    cfg = settings.replay
+    ensure_examples(ds, warehouse_url, store, settings)
+    rows = read_examples(store, ds, "test", settings.align.eval_m)
+    chosen = set(stable_sample({r["user_id"] for r in rows}, cfg.acc_max_users, f"{ds}:acc"))
+    rows = [r for r in rows if r["user_id"] in chosen]
+    if not rows:
+        return write_part(store, settings, ds, "u2a", {
+            "metrics": [], "note": "no test-user alignment examples for this day"})
+    version, ref = champion_model(warehouse_url, settings)
+    path = resolve_model(ref, store, settings.models_dir)
+    report, answers = evaluate_model(path, rows, settings.align.eval_batch_size,
+                                     settings.align.eval_max_new_tokens,
+                                     label=f"champion {version}")
+    metrics = [row(f"acc@{m}", MSPA, report[f"acc@{m}"], report[f"n@{m}"],
+                   model_version=version) for m in settings.align.eval_m]
+
+    data = load_day(ds, warehouse_url, store)
+    models = scorers(data, settings)
+    u_index, a_index = data.user_index, data.author_index
+    for name in BASELINES:
+        scorer = models[name]
+        picks = []
+        for r in rows:
+            cands = [a_index.get(int(a), -1) for a in r["candidate_ids"]]
+            u = u_index[int(r["user_id"])]
+            scores = [float(scorer.users[u] @ scorer.items[c]) if c >= 0 else -np.inf
+                      for c in cands]
+            picks.append(f"Recommended author: {r['candidate_ids'][int(np.argmax(scores))]}")
+        base = accuracy_report(picks, rows)
+        metrics += [row(f"acc@{m}", name, base[f"acc@{m}"], base[f"n@{m}"])
+                    for m in settings.align.eval_m]
+    metrics += [row(f"chance@{m}", "chance", 1 / m, report[f"n@{m}"])
+                for m in settings.align.eval_m]
+    samples = [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
+                "answer": a[:400]} for r, a in list(zip(rows, answers, strict=True))[:5]]
+    return write_part(store, settings, ds, "u2a", {
+        "metrics": metrics, "champion": version, "test_users": len(chosen),
+        "format": {f"format@{m}": report[f"format@{m}"] for m in settings.align.eval_m},
+        "samples": samples})
