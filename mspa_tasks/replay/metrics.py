@@ -10,12 +10,19 @@ plain loops and scikit-learn):
   number of impressions: the question analysts ask is "for a typical user, does the model
   rank what they engage with above what they skip?"). The impression-weighted mean is
   returned beside it (``uauc_weighted``) because some papers report that one.
-* **HR@K** (hit rate): the share of requests where at least one positive author's score is
-  among the K best scores over all authors. Ties at the K-th score count as hits: a positive
-  is in the top K when fewer than K authors score strictly higher.
-* **Recall@K / NDCG@K**: per user, over all authors ranked by score, ties broken by the
-  author's position in the catalogue (a stable sort); binary gains; averaged over users with
-  at least one relevant author.
+* **Ties by expected rank.** Where scores tie, the ranking is taken as broken at random,
+  uniformly, and every metric is its expectation over those tie-breaks (exact, not sampled).
+  A model with coarse scores (popularity counts are integers) gets no credit for a tie it
+  did not resolve, and loses none for one it could not: the catalogue order plays no part.
+* **HR@K** (hit rate): per request, the probability that at least one positive author is
+  among the first K authors; averaged over requests. With ``h`` authors scoring above the
+  best positive score, ``t`` authors at that score of which ``p`` positive, and ``r = K - h``
+  slots left: 0 if ``r <= 0``, 1 if ``r >= t``, else ``1 - C(t - p, r) / C(t, r)``.
+* **Recall@K / NDCG@K**: per user, over all authors ranked by score; a relevant author with
+  ``h`` authors above it and ``t`` others tied with it has a rank uniform in ``h..h+t``, so
+  its chance to be in the top K is ``clip((K - h) / (t + 1), 0, 1)`` and its expected gain
+  the mean of the discounts over those ranks below K; binary gains; averaged over users
+  with at least one relevant author.
 """
 
 from __future__ import annotations
@@ -119,80 +126,96 @@ def _score_batches(queries: np.ndarray, items: np.ndarray, batch: int):
         yield start, _tensor(queries[start:start + batch]) @ items_t.T
 
 
-def hit_rate_at_k(queries: np.ndarray, items: np.ndarray, positives: list[np.ndarray],
-                  ks: tuple[int, ...], batch: int = 512) -> dict[int, float]:
-    """HR@K for every K in ``ks`` (see module doc). ``queries[i]`` is request i's user vector,
-    ``positives[i]`` the item rows it engaged with (non-empty). One matrix product and one
-    ``topk`` per batch; K larger than the catalogue is clamped (every request hits)."""
+def _padded(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, mask)``: the lists as rows of one padded array (building, no scoring)."""
+    width = max(len(p) for p in lists)
+    index = np.zeros((len(lists), width), dtype=np.int64)
+    mask = np.zeros((len(lists), width), dtype=bool)
+    for i, p in enumerate(lists):
+        index[i, :len(p)] = np.sort(p)
+        mask[i, :len(p)] = True
+    return index, mask
+
+
+def hits_per_query(queries: np.ndarray, items: np.ndarray, positives: list[np.ndarray],
+                   ks: tuple[int, ...], batch: int = 512) -> dict[int, np.ndarray]:
+    """Per request, the expected hit at every K of ``ks`` (module doc: ties at random).
+    ``queries[i]`` is request i's user vector, ``positives[i]`` the item rows it engaged with
+    (non-empty). One matrix product per batch; K beyond the catalogue means every request
+    hits."""
     torch = _torch()
     if len(queries) != len(positives):
         raise ValueError(f"{len(queries)} queries but {len(positives)} positive lists")
     if any(len(p) == 0 for p in positives):
         raise ValueError("every request needs at least one positive item")
     if len(queries) == 0:
-        return {k: float("nan") for k in ks}
-    n_items = len(items)
-    kmax = min(max(ks), n_items)
-    width = max(len(p) for p in positives)
-    pos = np.zeros((len(positives), width), dtype=np.int64)
-    mask = np.zeros((len(positives), width), dtype=bool)
-    for i, p in enumerate(positives):  # building the padded index (no scoring here)
-        pos[i, :len(p)] = p
-        mask[i, :len(p)] = True
-    hits = {k: 0 for k in ks}
+        return {k: np.zeros(0) for k in ks}
+    pos, mask = _padded(positives)
+    out = {k: np.zeros(len(queries)) for k in ks}
     for start, scores in _score_batches(queries, items, batch):
         stop = start + scores.shape[0]
-        best = torch.topk(scores, kmax, dim=1, sorted=True).values
+        m = torch.from_numpy(mask[start:stop])
         p_scores = torch.gather(scores, 1, torch.from_numpy(pos[start:stop]))
-        p_scores[~torch.from_numpy(mask[start:stop])] = -torch.inf
-        top_pos = p_scores.max(dim=1).values
+        best = p_scores.masked_fill(~m, -torch.inf).max(dim=1).values          # (b,)
+        higher = (scores > best[:, None]).sum(1).double()
+        tied = (scores == best[:, None]).sum(1).double()
+        tied_pos = ((p_scores == best[:, None]) & m).sum(1)
         for k in ks:
-            threshold = best[:, min(k, n_items) - 1]
-            hits[k] += int((top_pos >= threshold).sum())
-    return {k: hits[k] / len(queries) for k in ks}
+            room = k - higher                                                   # slots left
+            miss = torch.ones_like(room)      # P(no tied positive in the first `room`)
+            for i in range(int(tied_pos.max())):
+                factor = ((tied - room - i) / (tied - i)).clamp(min=0)
+                miss = torch.where(tied_pos > i, miss * factor, miss)
+            hit = torch.where(room <= 0, 0.0, torch.where(room >= tied, 1.0, 1 - miss))
+            out[k][start:stop] = hit.numpy()
+    return out
 
 
-def recall_ndcg_at_k(queries: np.ndarray, items: np.ndarray, relevant: list[np.ndarray],
-                     ks: tuple[int, ...], batch: int = 256) -> dict[str, float]:
-    """Mean Recall@K and NDCG@K over queries (each with >= 1 relevant item row).
+def hit_rate_at_k(queries: np.ndarray, items: np.ndarray, positives: list[np.ndarray],
+                  ks: tuple[int, ...], batch: int = 512) -> dict[int, float]:
+    """HR@K for every K in ``ks``: the mean of :func:`hits_per_query`."""
+    hits = hits_per_query(queries, items, positives, ks, batch)
+    return {k: float(v.mean()) if len(v) else float("nan") for k, v in hits.items()}
 
-    The rank of a relevant item is the number of items scoring strictly higher plus the
-    number scoring the same at an earlier catalogue position (a stable sort)."""
+
+def recall_ndcg_per_query(queries: np.ndarray, items: np.ndarray, relevant: list[np.ndarray],
+                          ks: tuple[int, ...], batch: int = 256) -> dict[str, np.ndarray]:
+    """Per query (each with >= 1 relevant item row), the expected Recall@K and NDCG@K
+    (module doc: ties at random)."""
     torch = _torch()
     if len(queries) != len(relevant) or any(len(r) == 0 for r in relevant):
         raise ValueError("one non-empty relevant list per query is required")
     if len(queries) == 0:
-        return {f"{m}@{k}": float("nan") for m in ("recall", "ndcg") for k in ks}
-    width = max(len(r) for r in relevant)
-    rel = np.zeros((len(relevant), width), dtype=np.int64)
-    mask = np.zeros((len(relevant), width), dtype=bool)
-    for i, r in enumerate(relevant):
-        rel[i, :len(r)] = np.sort(r)
-        mask[i, :len(r)] = True
+        return {f"{m}@{k}": np.zeros(0) for m in ("recall", "ndcg") for k in ks}
+    rel, mask = _padded(relevant)
+    width = rel.shape[1]
     n_rel = mask.sum(axis=1)
-    recall = {k: 0.0 for k in ks}
-    ndcg = {k: 0.0 for k in ks}
-    positions = torch.arange(items.shape[0])
+    out = {f"{m}@{k}": np.zeros(len(queries)) for m in ("recall", "ndcg") for k in ks}
     discounts = 1.0 / np.log2(np.arange(2, max(ks) + 2))
     # the comparison tensor is (batch, width, items) booleans: keep it near 20 M elements
     batch = max(1, min(batch, 20_000_000 // max(1, width * items.shape[0])))
     for start, scores in _score_batches(queries, items, batch):
         stop = start + scores.shape[0]
-        idx = torch.from_numpy(rel[start:stop])
-        s = torch.gather(scores, 1, idx)                                    # (b, w)
-        higher = (scores[:, None, :] > s[:, :, None]).sum(-1)
-        tied_before = ((scores[:, None, :] == s[:, :, None])
-                       & (positions[None, None, :] < idx[:, :, None])).sum(-1)
-        rank = (higher + tied_before).numpy()
+        s = torch.gather(scores, 1, torch.from_numpy(rel[start:stop]))      # (b, w)
+        higher = (scores[:, None, :] > s[:, :, None]).sum(-1).numpy()
+        others = (scores[:, None, :] == s[:, :, None]).sum(-1).numpy() - 1  # tied, not itself
         m = mask[start:stop]
         for k in ks:
-            inside = (rank < k) & m
-            recall[k] += float((inside.sum(1) / n_rel[start:stop]).sum())
-            dcg = np.where(inside, discounts[np.minimum(rank, len(discounts) - 1)], 0.0).sum(1)
-            ideal = np.cumsum(discounts[:k])[np.minimum(n_rel[start:stop], k) - 1]
-            ndcg[k] += float((dcg / ideal).sum())
-    n = len(queries)
-    return {**{f"recall@{k}": recall[k] / n for k in ks}, **{f"ndcg@{k}": ndcg[k] / n for k in ks}}
+            cum = np.r_[0.0, np.cumsum(discounts[:k])]                       # cum[j]: ranks < j
+            p_in = np.clip((k - higher) / (others + 1), 0, 1)
+            gain = (cum[np.minimum(higher + others + 1, k)] - cum[np.minimum(higher, k)]) \
+                / (others + 1)
+            ideal = cum[np.minimum(n_rel[start:stop], k)]
+            out[f"recall@{k}"][start:stop] = np.where(m, p_in, 0).sum(1) / n_rel[start:stop]
+            out[f"ndcg@{k}"][start:stop] = np.where(m, gain, 0).sum(1) / ideal
+    return out
+
+
+def recall_ndcg_at_k(queries: np.ndarray, items: np.ndarray, relevant: list[np.ndarray],
+                     ks: tuple[int, ...], batch: int = 256) -> dict[str, float]:
+    """Mean Recall@K and NDCG@K over queries: the means of :func:`recall_ndcg_per_query`."""
+    per = recall_ndcg_per_query(queries, items, relevant, ks, batch)
+    return {name: float(v.mean()) if len(v) else float("nan") for name, v in per.items()}
 
 
 def alignment_rate(vectors: np.ndarray, triples: np.ndarray) -> float:

@@ -53,10 +53,21 @@ def test_uauc_matches_a_per_user_sklearn_loop(seed):
 
 
 def _reference_hr(queries, items, positives, k):
-    hits = 0
+    """Expected hit with ties broken at random, by counting: the request misses when every
+    one of the ``room`` slots left at the best positive's score goes to a non-positive."""
+    from math import comb
+
+    hits = 0.0
     for q, pos in zip(queries, positives, strict=True):
-        scores = items @ q
-        hits += any((scores > scores[p]).sum() < k for p in pos)
+        scores = items.astype(np.float64) @ q.astype(np.float64)
+        best = max(scores[p] for p in pos)
+        higher = int((scores > best).sum())
+        tied = int((scores == best).sum())
+        tied_pos = int(sum(scores[p] == best for p in set(pos)))
+        room = k - higher
+        if room <= 0:
+            continue
+        hits += 1.0 if room >= tied else 1 - comb(tied - tied_pos, room) / comb(tied, room)
     return hits / len(queries)
 
 
@@ -81,6 +92,35 @@ def test_hit_rate_matches_a_loop_ties_included(seed):
     assert got[300] == got[1000] == 1.0
 
 
+@pytest.mark.parametrize(("scores", "positives", "k", "expected"), [
+    ([3, 2, 2, 2, 1], [1], 2, 1 / 3),       # one of three tied for one slot
+    ([3, 2, 2, 2, 1], [1, 2], 2, 2 / 3),    # two of three tied for one slot
+    ([3, 2, 2, 2, 1], [1, 2], 3, 1.0),      # two slots: one of the two always lands
+    ([3, 2, 2, 2, 1], [4], 4, 0.0),         # four authors score above it
+    ([2, 2, 2, 2, 2], [0], 1, 1 / 5),       # a constant scorer is chance, not a hit
+    ([2, 2, 2, 2, 2], [0], 5, 1.0),
+])
+def test_hit_rate_counts_ties_by_expected_rank(scores, positives, k, expected):
+    items = np.array(scores, np.float32)[:, None]
+    got = M.hit_rate_at_k(np.ones((1, 1), np.float32), items, [np.array(positives)], (k,))
+    assert got[k] == pytest.approx(expected, abs=1e-12)
+
+
+def test_expected_ties_agree_with_random_tie_breaking():
+    """The closed form against shuffling: integer popularity-like scores, 20,000 random
+    tie-breaks."""
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, 40).astype(np.float32)
+    positives = np.array([3, 7, 11])
+    k = 9
+    got = M.hit_rate_at_k(np.ones((1, 1), np.float32), scores[:, None], [positives], (k,))[k]
+    trials = 20_000
+    noise = rng.random((trials, len(scores)))
+    order = np.lexsort((noise, -np.broadcast_to(scores, noise.shape)), axis=1)[:, :k]
+    sampled = np.isin(order, positives).any(axis=1).mean()
+    assert got == pytest.approx(sampled, abs=0.01)
+
+
 def test_hit_rate_refuses_requests_without_positives():
     with pytest.raises(ValueError, match="at least one positive"):
         M.hit_rate_at_k(np.ones((1, 2)), np.ones((3, 2)), [np.array([], int)], (1,))
@@ -89,12 +129,15 @@ def test_hit_rate_refuses_requests_without_positives():
 def _reference_recall_ndcg(queries, items, relevant, k):
     recalls, ndcgs = [], []
     for q, rel in zip(queries, relevant, strict=True):
-        order = np.argsort(-(items @ q), kind="stable")  # ties: catalogue order
-        top = list(order[:k])
-        hit = [i for i in rel if i in top]
-        recalls.append(len(hit) / len(rel))
-        dcg = sum(1 / np.log2(top.index(i) + 2) for i in hit)
+        scores = items.astype(np.float64) @ q.astype(np.float64)
+        recall = dcg = 0.0
+        for i in rel:  # the item's rank is uniform over its tie block
+            higher = int((scores > scores[i]).sum())
+            block = range(higher, higher + int((scores == scores[i]).sum()))
+            recall += sum(r < k for r in block) / len(block)
+            dcg += sum(1 / np.log2(r + 2) for r in block if r < k) / len(block)
         idcg = sum(1 / np.log2(r + 2) for r in range(min(len(rel), k)))
+        recalls.append(recall / len(rel))
         ndcgs.append(dcg / idcg)
     return np.mean(recalls), np.mean(ndcgs)
 
