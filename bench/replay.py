@@ -11,6 +11,12 @@ catalogue and the encoder's width) in 64 clusters, ``--requests`` request vector
   ``sklearn.metrics.roc_auc_score`` loop on ``--impressions`` rows over ``--users`` users;
   the two values are checked equal (1e-9) before the speedup is reported.
 
+* **Bootstrap**: the 95% intervals over users (``uncertainty.user_bootstrap`` on the
+  per-request HR@K of three models, ``uncertainty.auc_bootstrap`` on the impressions' AUC,
+  ``--boot`` replicates) next to computing the same metrics once, on a default-world-sized
+  day (``--boot-users`` users, ``--boot-authors`` authors, 3 requests and 30 impressions per
+  user), same run, same vectors: the cost of the intervals as a multiple of the metrics'.
+
 Median of ``--rounds``. Writes bench/out/replay.json and prints Markdown for BENCHMARKS.md.
 
     python bench/replay.py [--authors 100000] [--requests 2048] [--rounds 3]
@@ -106,6 +112,38 @@ def bench_uauc(args) -> dict:
             "loop_s": loop, "speedup": r / o, "uauc": got}
 
 
+def bench_bootstrap(args) -> dict:
+    from mspa_tasks.replay import metrics as M
+    from mspa_tasks.replay import uncertainty as U
+
+    n_users, n_requests = args.boot_users, 3 * args.boot_users
+    authors, queries, positives = vectors(args.boot_authors, n_requests, args.dim, seed=2)
+    rng = np.random.default_rng(3)
+    req_users = rng.integers(0, n_users, n_requests)
+    models = {name: (unit(queries + s * rng.normal(size=queries.shape)), authors)
+              for name, s in (("mspa", 0.0), ("popularity", 0.5), ("als", 0.2))}
+    imp_users = rng.integers(0, n_users, 30 * n_users)
+    imp_scores = {name: rng.normal(size=len(imp_users)) for name in models}
+    labels = rng.random(len(imp_users)) < 0.1
+    ks = (10, 50, 100, 500, 1000)
+    metric_s, boot_s = [], []
+    for _ in range(args.rounds):
+        t = time.perf_counter()
+        hits = {n: M.hits_per_query(q, a, positives, ks, args.batch) for n, (q, a) in
+                models.items()}
+        aucs = {n: M.auc(s, labels) for n, s in imp_scores.items()}
+        metric_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for k in ks:
+            U.user_bootstrap({n: h[k] for n, h in hits.items()}, req_users, args.boot, 0)
+        U.auc_bootstrap(imp_scores, labels, imp_users, args.boot, 0)
+        boot_s.append(time.perf_counter() - t)
+    m, b = statistics.median(metric_s), statistics.median(boot_s)
+    return {"users": n_users, "requests": n_requests, "authors": args.boot_authors,
+            "impressions": len(imp_users), "replicates": args.boot, "metrics_s": metric_s,
+            "bootstrap_s": boot_s, "bootstrap_over_metrics": b / m, "aucs": aucs}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--authors", type=int, default=100_000)
@@ -116,12 +154,16 @@ def main() -> int:
     parser.add_argument("--impressions", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--boot-users", type=int, default=2000)
+    parser.add_argument("--boot-authors", type=int, default=3000)
     args = parser.parse_args()
     import torch
 
     hr = bench_hr(args)
     ua = bench_uauc(args)
-    out = {"hr": hr, "uauc": ua, "torch_threads": torch.get_num_threads(),
+    bs = bench_bootstrap(args)
+    out = {"hr": hr, "uauc": ua, "bootstrap": bs, "torch_threads": torch.get_num_threads(),
            "date": time.strftime("%Y-%m-%d")}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "replay.json").write_text(json.dumps(out, indent=2) + "\n")
@@ -136,7 +178,14 @@ def main() -> int:
     print(f"| UAUC, {ua['impressions']:,} impressions, {ua['users']:,} users | median s |\n"
           f"| --- | ---: |\n| `metrics.uauc` | {statistics.median(ua['ours_s']):.3f} |\n"
           f"| per-user `roc_auc_score` loop | {statistics.median(ua['loop_s']):.2f} |\n\n"
-          f"**Speedup {ua['speedup']:.0f}x**, same value to 1e-9 (UAUC {ua['uauc']:.6f}).")
+          f"**Speedup {ua['speedup']:.0f}x**, same value to 1e-9 (UAUC {ua['uauc']:.6f}).\n")
+    print(f"| 95% intervals, {bs['users']:,} users, {bs['requests']:,} requests, "
+          f"{bs['authors']:,} authors, {bs['impressions']:,} impressions, 3 models | median s |\n"
+          f"| --- | ---: |\n| HR@K (5 K) and AUC, computed once | "
+          f"{statistics.median(bs['metrics_s']):.2f} |\n"
+          f"| their bootstrap over users, {bs['replicates']} replicates (paired) | "
+          f"{statistics.median(bs['bootstrap_s']):.2f} |\n\n**Bootstrap / metrics "
+          f"{bs['bootstrap_over_metrics']:.2f}x** in the same run.")
     return 0
 
 

@@ -14,7 +14,12 @@ import numpy as np
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.replay import metrics as M
-from mspa_tasks.replay.data import load_day, requests_with_positives, scored_impressions
+from mspa_tasks.replay.data import (
+    NoEarlierDay,
+    load_day,
+    requests_with_positives,
+    scored_impressions,
+)
 from mspa_tasks.replay.parts import MSPA, row, write_part
 
 log = logging.getLogger(__name__)
@@ -22,12 +27,17 @@ log = logging.getLogger(__name__)
 
 def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Settings,
                target) -> dict[str, Any]:
-    """The ``ann`` part: a sample of requests through the published alias (or, for a past
-    day replayed after a newer one was published, that day's own collection) vs exact."""
+    """The ``ann`` part: a sample of day ``ds``'s requests through the collection that
+    served them (the model day's: the alias itself when it still serves that day, else that
+    day's own collection) vs exact search on the same vectors."""
     from mspa_tasks.vectors import milvus
 
     cfg = settings.replay
-    data = load_day(ds, warehouse_url, store)
+    try:
+        data = load_day(ds, warehouse_url, store, settings.ingest.window_days)
+    except NoEarlierDay as exc:
+        return write_part(store, settings, ds, "ann", {"metrics": [], "note": str(exc)})
+    day = data.model_day
     s = scored_impressions(data)
     watched = s.clicked if cfg.watched == "clicked" else s.gifted
     req_users, positives = requests_with_positives(s, watched)
@@ -40,12 +50,13 @@ def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Sett
     queries = data.user_vectors[req_users[pick]]
     k = milvus.clamp_k(cfg.hr_k, len(data.author_ids))  # as the vector gate
     with milvus.milvus_client(target) as client:
-        # the alias itself when it serves ds; a past day's own collection in a backfill
-        serving = milvus.collection_of_day(client, settings.vectors.alias, ds)
+        # the alias itself when it serves the model day; else that day's own collection
+        serving = milvus.collection_of_day(client, settings.vectors.alias, day)
         if serving is None:
             return write_part(store, settings, ds, "ann", {
-                "metrics": [], "note": f"no collection of ds={ds} behind "
-                                       f"{settings.vectors.alias} (nothing published yet)"})
+                "metrics": [], "note": f"no collection of ds={day} behind "
+                                       f"{settings.vectors.alias} (never published, or "
+                                       "dropped by retention)"})
         through = (settings.vectors.alias if serving == milvus.serving_collection(
             client, settings.vectors.alias) else serving)
         milvus.ensure_loaded(client, through)
@@ -63,7 +74,8 @@ def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Sett
                row("ann_hr_milvus", MSPA, hr_ann, len(pick)),
                row("ann_recall", MSPA, recall, len(pick))]
     return write_part(store, settings, ds, "ann", {
-        "metrics": metrics, "k": k, "collection": serving, "alias": settings.vectors.alias,
+        "metrics": metrics, "k": k, "model_day": day, "collection": serving,
+        "alias": settings.vectors.alias,
         "index_type": settings.vectors.index_type,
         "timing": {"seconds": round(seconds, 2),
                    "queries_per_s": round(len(pick) / max(seconds, 1e-9), 2)}})

@@ -1,6 +1,9 @@
-"""What a replay of ``ds`` reads: the day's published vectors, sessions and impressions,
-indexed by position, the models that score them (MSPA and the baselines), and the
-impressions every model can score.
+"""What a replay of ``ds`` reads, forward in time: day ``ds``'s impressions, scored with
+what was published from data through the day before (the *model day*: the newest day
+before ``ds`` whose sessions and vectors are published). In production the vectors published
+at 02:00 after day D-1 serve day D's requests; the replay does the same, so nothing from day
+``ds`` enters any model (vectors, texts, baselines trained on the window ending the model
+day). Also what the segments need: each user's and author's interactions in that window.
 """
 
 from __future__ import annotations
@@ -27,10 +30,17 @@ IMPRESSIONS_SCHEMA = pa.schema([("request_id", pa.int64()), ("user_id", pa.int64
                                 ("clicked", pa.int64()), ("gifted", pa.int64())])
 
 
+class NoEarlierDay(RuntimeError):
+    """Nothing was published before ``ds``: there is no model to replay ``ds`` forward with
+    (the first day of a deployment). The parts say so; it is not a failure."""
+
+
 @dataclass
 class ReplayData:
-    """The day's vectors, sessions and impressions, indexed by position."""
+    """The model day's vectors and sessions, and day ``ds``'s impressions, by position."""
 
+    ds: str                       # the replayed day (its impressions)
+    model_day: str                # the day whose published artifacts score them
     author_ids: np.ndarray
     author_vectors: np.ndarray
     user_ids: np.ndarray          # every kept user of the window (sessions)
@@ -40,6 +50,11 @@ class ReplayData:
     train_users: np.ndarray       # session rows used to train the baselines: user index
     train_items: np.ndarray       # ... and author index
     impressions: pa.Table
+    # Interactions in the window ending the model day (tips and clicks), for the segments:
+    seen_pairs: set[tuple[int, int]]  # (user index, author index) the user tipped or clicked
+    author_interactions: np.ndarray   # per author index, tips + clicks in the window
+    author_first_ms: np.ndarray       # per author index, first interaction (-1: none)
+    window_end_ms: int
 
     @property
     def author_index(self) -> dict[int, int]:
@@ -50,13 +65,32 @@ class ReplayData:
         return {int(u): i for i, u in enumerate(self.user_ids)}
 
 
-def load_day(ds: str, warehouse_url: str, store: ArtifactStore) -> ReplayData:
-    for dataset in (SESSIONS, CATALOG[AUTHOR_VECTORS], CATALOG[USER_VECTORS]):
-        dataset.require(store, ds, "the replay")
-    a_table, a_vectors = read_vectors(store, AUTHOR_VECTORS, ds)
-    u_table, u_vectors = read_vectors(store, USER_VECTORS, ds)
-    sessions = SESSIONS.read(store, ds, "sessions")
-    split_table = SESSIONS.read(store, ds, "user_split")
+def model_day(ds: str, store: ArtifactStore) -> str:
+    """The newest day before ``ds`` whose ``sessions``, ``author_vectors`` and
+    ``user_vectors`` are all published (:class:`NoEarlierDay` when none is)."""
+    inputs = (SESSIONS, CATALOG[AUTHOR_VECTORS], CATALOG[USER_VECTORS])
+    days = set.intersection(*(set(d for d in x.days(store) if d < ds) for x in inputs))
+    if not days:
+        raise NoEarlierDay(f"nothing is published before {ds}: the forward replay of {ds} "
+                           "needs the vectors of an earlier day (run mspa_daily for the day "
+                           "before first)")
+    return max(days)
+
+
+def load_day(ds: str, warehouse_url: str, store: ArtifactStore, window_days: int = 30,
+             held_out: bool = False) -> ReplayData:
+    """Day ``ds``'s impressions with the model day's artifacts (module doc). Day ``ds``
+    itself must have passed ingest (its sessions published: its feed is complete and
+    checked), though none of its artifacts is used.
+
+    ``held_out``: the artifacts of ``ds`` itself, for the held-out evaluation of ``u2a``
+    (each test user's last tip is kept out of every model and is the label)."""
+    SESSIONS.require(store, ds, "the replay")
+    day = ds if held_out else model_day(ds, store)
+    a_table, a_vectors = read_vectors(store, AUTHOR_VECTORS, day)
+    u_table, u_vectors = read_vectors(store, USER_VECTORS, day)
+    sessions = SESSIONS.read(store, day, "sessions", "replay")
+    split_table = SESSIONS.read(store, day, "user_split", "replay")
     author_ids = a_table.column("author_id").to_numpy()
     user_ids = np.unique(sessions.column("user_id").to_numpy())
     u_index = {int(u): i for i, u in enumerate(user_ids)}
@@ -79,20 +113,45 @@ def load_day(ds: str, warehouse_url: str, store: ArtifactStore) -> ReplayData:
     a_rows = np.array([a_index.get(int(a), -1) for a in s_authors], np.int64)
     keep = (a_rows >= 0) & ~(held_out & (split[u_rows] == "test"))
 
-    window = window_for(ds, 1)
+    today = window_for(ds, 1)
+    history = window_for(day, window_days)
     engine = make_engine(warehouse_url)
     try:
         with engine.connect() as conn:
             impressions = fetch_arrow(conn, "replay/select_impressions.sql",
-                                      {"start_ms": window.start_ms, "end_ms": window.end_ms},
+                                      {"start_ms": today.start_ms, "end_ms": today.end_ms},
                                       schema=IMPRESSIONS_SCHEMA)
+            clicks = fetch_arrow(conn, "replay/select_clicks.sql",
+                                 {"start_ms": history.start_ms, "end_ms": history.end_ms})
     finally:
         engine.dispose()
-    log.info("replay %s: %d kept authors, %d kept users (%d with a preference vector), "
-             "%d impressions on the day", ds, len(author_ids), len(user_ids), has_vector.sum(),
-             impressions.num_rows)
-    return ReplayData(author_ids, a_vectors, user_ids, vectors, has_vector, split,
-                      u_rows[keep], a_rows[keep], impressions)
+
+    # Interactions in the model day's window: its tips (every one, the held-out included:
+    # they happened before ds) and its clicks.
+    c_users = np.array([u_index.get(int(u), -1) for u in clicks.column("user_id").to_numpy()],
+                       np.int64)
+    c_authors = np.array([a_index.get(int(a), -1) for a in
+                          clicks.column("author_id").to_numpy()], np.int64)
+    t_ok = a_rows >= 0
+    c_ok = c_authors >= 0
+    seen = set(zip(u_rows[t_ok].tolist(), a_rows[t_ok].tolist(), strict=True))
+    seen |= {(u, a) for u, a in zip(c_users[c_ok].tolist(), c_authors[c_ok].tolist(),
+                                    strict=True) if u >= 0}
+    interactions = (np.bincount(a_rows[t_ok], minlength=len(author_ids))
+                    + np.bincount(c_authors[c_ok], minlength=len(author_ids)))
+    first = np.full(len(author_ids), -1, np.int64)
+    ts = np.r_[sessions.column("ts").to_numpy()[t_ok], clicks.column("ts").to_numpy()[c_ok]]
+    who = np.r_[a_rows[t_ok], c_authors[c_ok]]
+    if len(who):
+        order = np.lexsort((ts, who))
+        starts = np.flatnonzero(np.r_[True, who[order][1:] != who[order][:-1]])
+        first[who[order][starts]] = ts[order][starts]
+    log.info("replay %s forward with the artifacts of %s: %d kept authors, %d kept users (%d "
+             "with a preference vector), %d impressions on %s", ds, day, len(author_ids),
+             len(user_ids), has_vector.sum(), impressions.num_rows, ds)
+    return ReplayData(ds, day, author_ids, a_vectors, user_ids, vectors, has_vector, split,
+                      u_rows[keep], a_rows[keep], impressions, seen, interactions, first,
+                      history.end_ms)
 
 
 def scorers(data: ReplayData, settings: Settings) -> dict[str, Scorer]:

@@ -7,6 +7,13 @@ authors, never one query at a time).
 * over the day's requests with at least one watched (``replay.watched``) kept author:
   HR@K for every K of ``replay.hr_ks``;
 * on test users: Recall@K and NDCG@K, relevant = the kept authors they watched on ``ds``;
+* every metric per segment (:mod:`.segments`: new to the user or repeat, cold or
+  established author, head / torso / tail), with its counts;
+* a 95% interval for every metric from a bootstrap over users, and for each baseline the
+  paired difference against MSPA with whether it is significant (:mod:`.uncertainty`).
+
+Forward: day ``ds``'s impressions are scored with the artifacts of the day before
+(:mod:`.data`); the part names that day.
 * A2A alignment rate on author triples drawn from the optional dataset ``world_truth``
   when the store holds it (the demo world does; real data has no latent truth and the part
   says so).
@@ -25,7 +32,10 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import WORLD_TRUTH
 from mspa_tasks.replay import metrics as M
+from mspa_tasks.replay import segments as S
+from mspa_tasks.replay import uncertainty as U
 from mspa_tasks.replay.data import (
+    NoEarlierDay,
     load_day,
     pair_scores,
     requests_with_positives,
@@ -73,63 +83,152 @@ def a2a_triples(store: ArtifactStore, ds: str, author_ids: np.ndarray, n: int,
         f"negative: other category and other region (world_truth/ds={day})"
 
 
+def _with_ci(rows: list[dict[str, Any]], metric: str, values: dict[str, np.ndarray],
+             users: np.ndarray, cfg, **extra: Any) -> None:
+    """Append one row per model: the mean of per-unit ``values``, its 95% interval over
+    users and the paired difference against MSPA."""
+    est = U.user_bootstrap(values, users, cfg.bootstrap, cfg.seed) if cfg.bootstrap else {}
+    for name, v in values.items():
+        ci = est[name].as_dict() if name in est else {}
+        ci.pop("value", None)
+        ci.pop("users", None)
+        rows.append(row(metric, name, float(np.mean(v)) if len(v) else float("nan"), len(v),
+                        users=int(len(np.unique(users))), **ci, **extra))
+
+
+def _auc_rows(rows, metric, models, s, scores, flags, mask, cfg, **extra) -> None:
+    users = s.user[mask]
+    labels = flags[mask]
+    if cfg.bootstrap:
+        est = U.auc_bootstrap({n: scores[n][mask] for n in models}, labels, users,
+                              cfg.bootstrap, cfg.seed)
+    for name in models:
+        value = M.auc(scores[name][mask], labels)
+        ci = est[name].as_dict() if cfg.bootstrap else {}
+        for key in ("value", "users"):
+            ci.pop(key, None)
+        rows.append(row(metric, name, value, int(mask.sum()), users=int(len(np.unique(users))),
+                        **ci, **extra))
+
+
+def _uauc_rows(rows, metric, models, s, scores, flags, mask, cfg, **extra) -> None:
+    per = {n: M.grouped_auc(s.user[mask], scores[n][mask], flags[mask]) for n in models}
+    valid = next(iter(per.values())).valid  # the same users are valid for every model
+    groups = np.unique(s.user[mask])[valid] if len(s.user[mask]) else np.zeros(0, np.int64)
+    _with_ci(rows, metric, {n: p.auc[valid] for n, p in per.items()}, groups, cfg, **extra)
+
+
 def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
                    settings: Settings) -> dict[str, Any]:
     """The ``offline`` part (module doc). Returns and writes the part."""
     cfg = settings.replay
     started = time.perf_counter()
-    data = load_day(ds, warehouse_url, store)
+    try:
+        data = load_day(ds, warehouse_url, store, settings.ingest.window_days)
+    except NoEarlierDay as exc:
+        log.warning("%s", exc)
+        return write_part(store, settings, ds, "offline", {"metrics": [], "note": str(exc)})
     models = scorers(data, settings)
+    names = list(models)
     s = scored_impressions(data)
     rows: list[dict[str, Any]] = []
     coverage = {"impressions": s.total, "impressions_scored": int(len(s.user)),
                 "authors": int(len(data.author_ids)), "users": int(len(data.user_ids)),
                 "users_with_vector": int(data.has_vector.sum())}
+    popularity = S.popularity_buckets(data.author_interactions)
+    cold = S.cold_authors(data.author_interactions, data.author_first_ms, data.window_end_ms,
+                          cfg.cold_days)
+    pairs = S.pair_segments(s.user, s.author, data.seen_pairs, popularity, cold)
+    everything = np.ones(len(s.user), bool)
+    segment_rows: list[dict[str, Any]] = []
 
-    for name, scorer in models.items():
-        scores = pair_scores(scorer, s.user, s.author)
-        for label, flags in (("click", s.clicked), ("gift", s.gifted)):
-            rows.append(row(f"auc_{label}", name, M.auc(scores, flags), len(scores)))
-            u = M.uauc(s.user, scores, flags)
-            rows.append(row(f"uauc_{label}", name, u["uauc"], u["users"]))
+    scores = {name: pair_scores(scorer, s.user, s.author) for name, scorer in models.items()}
+    boot_started = time.perf_counter()
+    for label, flags in (("click", s.clicked), ("gift", s.gifted)):
+        _auc_rows(rows, f"auc_{label}", names, s, scores, flags, everything, cfg)
+        _uauc_rows(rows, f"uauc_{label}", names, s, scores, flags, everything, cfg)
+        for name in names:
+            u = M.uauc(s.user, scores[name], flags)
             rows.append(row(f"uauc_weighted_{label}", name, u["uauc_weighted"], u["users"]))
+    for seg, mask in pairs.items():
+        _auc_rows(segment_rows, "auc_click", names, s, scores, s.clicked, mask, cfg, segment=seg)
+        _uauc_rows(segment_rows, "uauc_click", names, s, scores, s.clicked, mask, cfg,
+                   segment=seg)
 
     watched = s.clicked if cfg.watched == "clicked" else s.gifted
     req_users, positives = requests_with_positives(s, watched)
     coverage["requests_with_watched"] = int(len(req_users))
     coverage["requests"] = int(len(np.unique(s.request)))
-    hr_started = time.perf_counter()
-    for name, scorer in models.items():
-        hr = M.hit_rate_at_k(scorer.users[req_users], scorer.items, positives, cfg.hr_ks,
-                             cfg.score_batch)
-        rows += [row(f"hr@{k}", name, v, len(req_users)) for k, v in hr.items()]
-    hr_seconds = time.perf_counter() - hr_started
+    hr_seconds = 0.0
+    by_segment = _segment_positives(req_users, positives, data, popularity, cold)
+    for seg, (seg_users, seg_pos) in {None: (req_users, positives), **by_segment}.items():
+        if not len(seg_users):
+            continue
+        hr_started = time.perf_counter()
+        hits = {name: M.hits_per_query(scorer.users[seg_users], scorer.items, seg_pos,
+                                       cfg.hr_ks, cfg.score_batch)
+                for name, scorer in models.items()}
+        hr_seconds += time.perf_counter() - hr_started
+        target = rows if seg is None else segment_rows
+        extra = {} if seg is None else {"segment": seg}
+        for k in cfg.hr_ks:
+            _with_ci(target, f"hr@{k}", {n: h[k] for n, h in hits.items()}, seg_users, cfg,
+                     **extra)
 
-    test = np.flatnonzero(data.split == "test")
     test_rel: dict[int, set[int]] = defaultdict(set)
     for u, a, w in zip(s.user, s.author, watched, strict=True):
         if w and data.split[u] == "test":
             test_rel[int(u)].add(int(a))
     t_users = np.array(sorted(test_rel), np.int64)
     relevant = [np.array(sorted(test_rel[int(u)]), np.int64) for u in t_users]
-    coverage["test_users"] = int(len(test))
+    coverage["test_users"] = int((data.split == "test").sum())
     coverage["test_users_with_watched"] = int(len(t_users))
-    for name, scorer in models.items():
-        if len(t_users):
-            got = M.recall_ndcg_at_k(scorer.users[t_users], scorer.items, relevant,
-                                     cfg.topk_ks, cfg.score_batch)
-            rows += [row(k, name, v, len(t_users)) for k, v in got.items()]
+    if len(t_users):
+        per = {name: M.recall_ndcg_per_query(scorer.users[t_users], scorer.items, relevant,
+                                             cfg.topk_ks, cfg.score_batch)
+               for name, scorer in models.items()}
+        for metric in next(iter(per.values())):
+            _with_ci(rows, metric, {n: p[metric] for n, p in per.items()}, t_users, cfg)
+    boot_seconds = time.perf_counter() - boot_started - hr_seconds
 
-    triples, note = a2a_triples(store, ds, data.author_ids, cfg.a2a_triples, cfg.seed)
+    triples, note = a2a_triples(store, data.model_day, data.author_ids, cfg.a2a_triples,
+                                cfg.seed)
     for name, scorer in models.items():
         if len(triples):
             rows.append(row("a2a_alignment", name,
                             M.alignment_rate(scorer.item_unit(), triples), len(triples)))
-    body = {"metrics": rows, "coverage": coverage, "a2a": note,
-            "n_authors": int(len(data.author_ids)),
+    segment_counts = {seg: {"impressions": int(m.sum()),
+                            "requests": int(len(by_segment.get(seg, ((), ()))[0]))}
+                      for seg, m in pairs.items()}
+    body = {"metrics": rows, "segments": segment_rows, "segment_counts": segment_counts,
+            "coverage": coverage, "a2a": note, "n_authors": int(len(data.author_ids)),
+            "model_day": data.model_day,
+            "artifacts": {"mspa": f"author and user vectors of {data.model_day}",
+                          "popularity": f"tips of the window ending {data.model_day}",
+                          "als": f"tips of the window ending {data.model_day}",
+                          "scored": f"impressions of {ds}"},
+            "bootstrap": {"replicates": cfg.bootstrap, "unit": "user", "level": 0.95,
+                          "seed": cfg.seed},
             "timing": {"seconds": round(time.perf_counter() - started, 2),
                        "hr_seconds": round(hr_seconds, 3),
+                       "metrics_and_bootstrap_seconds": round(boot_seconds, 3),
                        "hr_requests_per_s_per_model": round(
                            len(req_users) * len(models) / max(hr_seconds, 1e-9), 1)}}
-    log.info("replay %s offline: coverage %s", ds, coverage)
+    log.info("replay %s offline (artifacts of %s): coverage %s; segments %s", ds,
+             data.model_day, coverage, segment_counts)
     return write_part(store, settings, ds, "offline", body)
+
+
+def _segment_positives(req_users: np.ndarray, positives: list[np.ndarray], data,
+                       popularity: np.ndarray, cold: np.ndarray
+                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+    """Per segment, the requests with at least one watched author in it, and those
+    authors as their positives."""
+    out: dict[str, tuple[list, list]] = {seg: ([], []) for seg in S.SEGMENTS}
+    for u, pos in zip(req_users, positives, strict=True):
+        masks = S.pair_segments(np.full(len(pos), u), pos, data.seen_pairs, popularity, cold)
+        for seg, m in masks.items():
+            if m.any():
+                out[seg][0].append(u)
+                out[seg][1].append(pos[m])
+    return {seg: (np.array(us, np.int64), ps) for seg, (us, ps) in out.items()}

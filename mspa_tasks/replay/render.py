@@ -175,11 +175,7 @@ def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         values = [by_model[m]["value"] for m in MODELS if m in by_model
                   and by_model[m]["value"] is not None]
         best = max(values) if values else None
-        cells = []
-        for m in MODELS:
-            v = None if m not in by_model else by_model[m]["value"]
-            cells.append({"text": _fmt(v),
-                          "best": v is not None and v == best and len(values) > 1})
+        cells = [_cell(by_model.get(m), best, len(values) > 1) for m in MODELS]
         ref = table.get(metric.replace("acc@", "chance@"), {}).get("chance") \
             if metric.startswith("acc@") else None
         mspa = by_model.get(MSPA)
@@ -189,6 +185,62 @@ def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                      "chance": _fmt(ref["value"]) if ref else "",
                      "n": next(iter(by_model.values()))["n"]})
     return rows
+
+
+def _cell(r: dict[str, Any] | None, best: float | None, several: bool) -> dict[str, Any]:
+    """One model's cell: value, 95% interval, and for a baseline whether its difference to
+    MSPA is significant (paired bootstrap) and in which direction."""
+    v = None if r is None else r.get("value")
+    low, high = (None, None) if r is None else (r.get("low"), r.get("high"))
+    interval = "" if low is None or high is None or low != low else \
+        f"[{_fmt(low, 3)}, {_fmt(high, 3)}]"
+    sig = None if r is None else r.get("significant")
+    verdict = "" if sig is None else "tie" if not sig else \
+        "better" if (r.get("diff") or 0) > 0 else "worse"
+    return {"text": _fmt(v), "interval": interval, "best": v is not None and v == best
+            and several, "verdict": verdict}
+
+
+def segment_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per segment family, the segment rows (metric, per-model cells, counts) in order."""
+    from mspa_tasks.replay.segments import FAMILIES
+
+    by: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in report.get("segments", []):
+        by.setdefault((r["segment"], r["metric"]), {})[r["model"]] = r
+    counts = report.get("segment_counts", {})
+    rows: list[dict[str, Any]] = []
+    for family, names in FAMILIES.items():
+        rows.append({"section": family})
+        for seg in names:
+            for (s, metric), by_model in sorted(by.items(), key=lambda kv: _metric_order(kv[0][1])):
+                if s != seg:
+                    continue
+                values = [x["value"] for x in by_model.values() if x["value"] is not None]
+                best = max(values) if values else None
+                first = next(iter(by_model.values()))
+                rows.append({"segment": seg, "metric": metric,
+                             "cells": [_cell(by_model.get(m), best, len(values) > 1)
+                                       for m in MODELS],
+                             "n": first["n"], "users": first.get("users", ""),
+                             "requests": counts.get(seg, {}).get("requests", "")})
+    return rows
+
+
+def verdicts(report: dict[str, Any]) -> list[str]:
+    """Plain sentences: per segment and metric, where MSPA wins, loses or ties against each
+    baseline (a paired 95% interval of the difference that excludes 0, or not)."""
+    out = []
+    overall = [r for by_model in report["metrics"].values() for r in by_model.values()]
+    for r in [*overall, *report.get("segments", [])]:
+        if r["model"] == MSPA or r.get("significant") is None:
+            continue
+        verdict = ("ties with" if not r["significant"] else
+                   "loses to" if r["diff"] > 0 else "beats")
+        out.append(f"{r.get('segment', 'all')}: MSPA {verdict} {r['model']} on {r['metric']} "
+                   f"(difference {r['model']} - mspa {r['diff']:+.3f}, 95% "
+                   f"[{r['diff_low']:+.3f}, {r['diff_high']:+.3f}], n={r['n']})")
+    return out
 
 
 @cache
@@ -206,6 +258,7 @@ def render_html(report: dict[str, Any]) -> str:
     n_authors = report.get("n_authors") or 0
     return _templates().get_template("report.html.j2").render(
         report=report, models=MODELS, rows=_rows(report), images=plots(report),
+        segments=segment_rows(report), artifacts=report.get("artifacts", {}),
         big_ks=[k for k in report["config"]["hr_ks"] if k >= n_authors], n_authors=n_authors,
         ann=report.get("ann", {}), cov=report.get("coverage", {}),
         prev=report.get("previous_ds") or "none")

@@ -18,7 +18,7 @@ from typing import Any
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.replay.parts import BASELINES, MODELS, MSPA, PARTS, part_key
-from mspa_tasks.replay.render import metric_table, render_html, summary_text
+from mspa_tasks.replay.render import metric_table, render_html, summary_text, verdicts
 from mspa_tasks.warehouse import execute_many, fetch_arrow, make_engine, run_sql
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,22 @@ def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
         "previous_ds": previous, "models": list(MODELS), "champion": versions[MSPA],
         "metrics": table, "coverage": offline.get("coverage", {}),
         "n_authors": offline.get("n_authors"), "a2a": offline.get("a2a"),
+        "model_day": offline.get("model_day"), "offline_note": offline.get("note"),
+        "segments": offline.get("segments", []),
+        "segment_counts": offline.get("segment_counts", {}),
+        "bootstrap": offline.get("bootstrap", {}),
+        "artifacts": {**offline.get("artifacts", {}),
+                      **{f"u2a {k}": v for k, v in parts["u2a"].get("artifacts", {}).items()},
+                      **({"ann": f"collection {parts['ann']['collection']} of "
+                                 f"{parts['ann'].get('model_day')}"}
+                         if parts["ann"].get("collection") else {})},
         "ann": {k: v for k, v in parts["ann"].items() if k not in ("metrics", "ds", "part")},
         "u2a": {k: v for k, v in parts["u2a"].items() if k not in ("metrics", "ds", "part")},
         "timing": {p: parts[p].get("timing") for p in PARTS},
         "trend": [r for r in past if r["model"] in MODELS],
         "config": {"watched": cfg.watched, "hr_ks": list(cfg.hr_ks), "hr_k": cfg.hr_k,
-                   "topk_ks": list(cfg.topk_ks), "trend_days": cfg.trend_days},
+                   "topk_ks": list(cfg.topk_ks), "trend_days": cfg.trend_days,
+                   "cold_days": cfg.cold_days, "bootstrap": cfg.bootstrap},
     }
     prefix = report_prefix(settings, ds)
     store.put_text(f"{prefix}/{REPORT_HTML}", render_html(report))
@@ -135,4 +145,9 @@ def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
     log.info("replay report of %s: %s (%d metric rows; previous day %s)", ds, uri, len(rows),
              previous or "none")
     log.info("replay %s summary:\n%s", ds, summary_text(report))
+    if report["segments"]:
+        log.info("replay %s, MSPA against each baseline (paired bootstrap, 95%%):\n%s", ds,
+                 "\n".join(verdicts(report)))
+    elif report["offline_note"]:
+        log.info("replay %s: %s", ds, report["offline_note"])
     return report

@@ -43,7 +43,9 @@ def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
     metrics = [row(f"acc@{m}", MSPA, report[f"acc@{m}"], report[f"n@{m}"],
                    model_version=version) for m in settings.align.eval_m]
 
-    data = load_day(ds, warehouse_url, store)
+    # Held out, not forward: the label is each test user's last tip of the window ending
+    # ds, kept out of the examples' histories and of the baselines' training rows.
+    data = load_day(ds, warehouse_url, store, settings.ingest.window_days, held_out=True)
     models = scorers(data, settings)
     u_index, a_index = data.user_index, data.author_index
     for name in BASELINES:
@@ -64,5 +66,7 @@ def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
                 "answer": a[:400]} for r, a in list(zip(rows, answers, strict=True))[:5]]
     return write_part(store, settings, ds, "u2a", {
         "metrics": metrics, "champion": version, "test_users": len(chosen),
+        "artifacts": {"mspa": f"champion {version} on the examples of {ds} (last tip held out)",
+                      "baselines": f"tips of the window ending {ds}, held-out tips excluded"},
         "format": {f"format@{m}": report[f"format@{m}"] for m in settings.align.eval_m},
         "samples": samples})

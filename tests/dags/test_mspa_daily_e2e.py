@@ -17,6 +17,7 @@ from tests.conftest import REPO
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 DS = "2026-11-20"
+D0 = "2026-11-19"  # the day before, run first
 BIN = Path(sys.executable).parent
 
 
@@ -50,7 +51,12 @@ def _manifest_path(env: dict, ds: str) -> Path:
 
 
 def test_daily_dag_ingests_composes_and_publishes(airflow_env):
-    """ingest -> compose through Airflow with the packaged SmolLM2 on CPU."""
+    """ingest -> compose through Airflow with the packaged SmolLM2 on CPU, for the day
+    before DS and then DS (DS's forward replay scores with the day before's vectors)."""
+    first = _dags_test(airflow_env, D0)
+    first_log = first.stdout + first.stderr
+    assert first.returncode == 0, first_log[-5000:]
+    assert f"nothing is published before {D0}" in first_log  # no model to replay D0 with
     result = _dags_test(airflow_env, DS)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]

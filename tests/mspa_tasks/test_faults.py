@@ -31,7 +31,7 @@ from mspa_tasks.config import load_settings
 from mspa_tasks.publish import published_days, read_manifest, read_table
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.killpoint import run_killed
-from tests.mspa_tasks.align.conftest import DS, day, encoder  # noqa: F401 (fixtures)
+from tests.mspa_tasks.align.conftest import DS, days, encoder  # noqa: F401 (fixtures)
 
 D1, D2 = "2026-11-19", "2026-11-20"
 
@@ -105,8 +105,8 @@ def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
     assert store.list(f"_staging/preference_texts/ds={D2}/") == []
 
 
-def test_report_killed_between_html_and_json_then_rerun(day, tmp_path):  # noqa: F811
-    url, store, settings = day
+def test_report_killed_between_html_and_json_then_rerun(days, tmp_path):  # noqa: F811
+    url, store, settings = days
     settings = settings.replaced(artifacts_uri=store.root_uri)
     replay.replay_offline(DS, url, store, settings)
     for part in ("u2a", "ann"):

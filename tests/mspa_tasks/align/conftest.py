@@ -15,6 +15,7 @@ from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.mspa_tasks.compose.conftest import WordsFromDataBackend
 
 DS = "2026-11-20"
+D0 = "2026-11-19"  # the day before: what a forward replay of DS scores with
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,18 @@ def encoder():
     return Encoder(VectorsConfig())
 
 
-@pytest.fixture
-def day(tmp_path, encoder):
-    """``(warehouse_url, store, settings)`` with sessions, texts and vectors of ``DS``."""
+def publish_day(ds, url, store, settings, encoder) -> None:
+    """Sessions, texts and vectors of ``ds``, through the real stages."""
+    ingest.run_ingest(ds, url, store, settings)
+    backend = WordsFromDataBackend()
+    for shard in compose.plan_shards(settings.compose):
+        compose.compose_shard(ds, shard["kind"], shard["shard"], shard["of"], url, store,
+                              settings, backend=backend)
+    compose.publish_texts(ds, url, store, settings)
+    encode_day(ds, store, settings, encoder)
+
+
+def _world(tmp_path):
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
 
@@ -33,11 +43,21 @@ def day(tmp_path, encoder):
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     store = open_store(f"file://{tmp_path / 'artifacts'}")
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=DS), url, store)
-    ingest.run_ingest(DS, url, store, settings)
-    backend = WordsFromDataBackend()
-    for shard in compose.plan_shards(settings.compose):
-        compose.compose_shard(DS, shard["kind"], shard["shard"], shard["of"], url, store,
-                              settings, backend=backend)
-    compose.publish_texts(DS, url, store, settings)
-    encode_day(DS, store, settings, encoder)
+    return url, store, settings
+
+
+@pytest.fixture
+def day(tmp_path, encoder):
+    """``(warehouse_url, store, settings)`` with sessions, texts and vectors of ``DS``."""
+    url, store, settings = _world(tmp_path)
+    publish_day(DS, url, store, settings, encoder)
+    return url, store, settings
+
+
+@pytest.fixture
+def days(tmp_path, encoder):
+    """Like ``day``, with ``D0`` (the day before) published first."""
+    url, store, settings = _world(tmp_path)
+    for ds in (D0, DS):
+        publish_day(ds, url, store, settings, encoder)
     return url, store, settings

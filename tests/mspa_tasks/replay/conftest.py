@@ -1,3 +1,11 @@
-"""The replay reads the same published day as the alignment stage: reuse its fixtures."""
+"""The replay reads what the alignment stage reads: reuse its fixtures, with the day before
+published too (a forward replay of DS scores with D0's artifacts)."""
 
-from tests.mspa_tasks.align.conftest import day, encoder  # noqa: F401 (pytest fixtures)
+import pytest
+
+from tests.mspa_tasks.align.conftest import days, encoder  # noqa: F401 (pytest fixtures)
+
+
+@pytest.fixture
+def day(days):  # noqa: F811
+    return days

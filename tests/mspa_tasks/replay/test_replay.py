@@ -9,17 +9,19 @@ import pytest
 import sqlalchemy as sa
 
 from mspa_tasks import replay
+from mspa_tasks.ingest import window_for
 from mspa_tasks.vectors import milvus
-from tests.mspa_tasks.align.conftest import DS
+from tests.mspa_tasks.align.conftest import D0, DS, publish_day
 
 pytestmark = pytest.mark.slow
 
 
 def _publish_alias(settings, store, tmp_path):
     target = milvus.MilvusTarget(uri=str(tmp_path / "milvus.db"))
-    built = milvus.build_collection(DS, target, store, settings)
-    milvus.validate_collection(DS, built.collection, target, store, settings)
-    milvus.publish_collection(DS, built.collection, target, settings)
+    for ds in (D0, DS):  # DS's requests were served by D0's collection
+        built = milvus.build_collection(ds, target, store, settings)
+        milvus.validate_collection(ds, built.collection, target, store, settings)
+        milvus.publish_collection(ds, built.collection, target, settings)
     return target
 
 
@@ -58,6 +60,25 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
         for r in table[metric].values():
             assert r["value"] is None or 0.0 <= r["value"] <= 1.0
     assert table["hr@1000"]["mspa"]["value"] == 1.0  # K above the tiny catalogue
+    # forward: DS's impressions, scored with D0's artifacts; the report says so
+    assert offline["model_day"] == report["model_day"] == D0
+    assert report["artifacts"]["mspa"] == f"author and user vectors of {D0}"
+    # every headline row has a 95% interval over users, and each baseline a paired verdict
+    for metric in ("auc_click", "uauc_click", "hr@10", "recall@5"):
+        m, als = table[metric]["mspa"], table[metric]["als"]
+        assert m["low"] <= m["value"] <= m["high"] and m["users"] > 0, metric
+        assert als["diff"] == pytest.approx(als["value"] - m["value"])
+        assert als["diff_low"] <= als["diff"] <= als["diff_high"]
+        assert als["significant"] == (als["diff_low"] > 0 or als["diff_high"] < 0)
+    # segments: every model, with counts; novelty splits the requests exactly in two
+    segs = {(r["segment"], r["metric"], r["model"]): r for r in report["segments"]}
+    for seg in ("new_to_user", "repeat", "cold", "established", "head", "torso", "tail"):
+        assert report["segment_counts"][seg]["impressions"] >= 0
+    hr = f"hr@{settings.replay.hr_ks[0]}"
+    split = [segs[(s, hr, "mspa")]["n"] for s in ("new_to_user", "repeat")
+             if (s, hr, "mspa") in segs]
+    assert 0 < max(split) and sum(split) >= cov["requests_with_watched"]
+    assert '<table id="segments">' in store.get_text(f"reports/replay/ds={DS}/report.html")
     assert table["chance@4"]["chance"]["value"] == 0.25
     assert report["previous_ds"] is None
 
@@ -122,3 +143,39 @@ def test_summary_text_lines_up_models():
                                         (("mspa", 0.6), ("popularity", 0.5), ("als", 0.7))}}}
     assert replay.summary_text(report).splitlines()[1].split() == ["auc_click", "0.6000", "0.5000",
                                                               "0.7000", "10"]
+
+
+def test_a_day_d_interaction_cannot_change_the_forward_replay_of_d(day, encoder):
+    """Forward replay: plant tips on DS alone (20 users tip one author: within the quality
+    gate's volume band), republish DS's sessions, texts and vectors: DS's replay is unchanged, to the last
+    digit, because it scores with D0's artifacts. (Scoring with DS's own artifacts, the
+    popularity baseline would move at once.)"""
+    url, store, settings = day
+    settings = settings.replaced(replay={"bootstrap": 50})
+    before = replay.replay_offline(DS, url, store, settings)
+    sessions_before = store.get_bytes(f"sessions/ds={DS}/manifest.json")
+    engine = sa.create_engine(url)
+    end = window_for(DS, 1).end_ms
+    with engine.begin() as conn:
+        top = conn.execute(sa.text("SELECT MAX(load_seq), MAX(event_id) FROM tip_events")).one()
+        users = [u for (u,) in conn.execute(sa.text("SELECT DISTINCT user_id FROM tip_events "
+                                                    "WHERE user_id IS NOT NULL"))]
+        (author,) = conn.execute(sa.text("SELECT MIN(author_id) FROM authors")).one()
+        conn.execute(sa.text(
+            "INSERT INTO tip_events (load_seq, event_id, user_id, author_id, live_id, ts, "
+            "amount, ingested_at) VALUES (:s, :e, :u, :a, 1, :t, 5.0, :t)"),
+            [{"s": top[0] + i + 1, "e": top[1] + i + 1, "u": u, "a": author,
+              "t": end - 3_600_000 - i} for i, u in enumerate(users[:20])])
+    engine.dispose()
+    publish_day(DS, url, store, settings, encoder)
+    assert store.get_bytes(f"sessions/ds={DS}/manifest.json") != sessions_before  # it moved
+    after = replay.replay_offline(DS, url, store, settings)
+    assert after["model_day"] == D0
+    assert after["metrics"] == before["metrics"] and after["segments"] == before["segments"]
+
+
+def test_the_first_day_has_nothing_to_replay_forward_and_says_so(day):
+    url, store, settings = day
+    part = replay.replay_offline(D0, url, store, settings)
+    assert part["metrics"] == [] and "nothing is published before 2026-11-19" in part["note"]
+
