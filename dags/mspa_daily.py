@@ -242,7 +242,9 @@ def mspa_daily():
             ctx = TaskContext(params)
             part = replay_offline(ds, ctx.warehouse_url, ctx.store,
                                   ctx.settings)
-            return {"coverage": part["coverage"], "timing": part["timing"]}
+            # the first day has nothing earlier to replay with: a note, no coverage
+            return {"coverage": part.get("coverage"), "timing": part.get("timing"),
+                    "note": part.get("note")}
 
         @task(pool=COMPOSE_POOL, execution_timeout=dt.timedelta(hours=2),
               doc_md="Acc@m of the champion recommender on test users, and the baselines'.")
