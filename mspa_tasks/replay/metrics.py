@@ -151,16 +151,30 @@ def hits_per_query(queries: np.ndarray, items: np.ndarray, positives: list[np.nd
     if len(queries) == 0:
         return {k: np.zeros(0) for k in ks}
     pos, mask = _padded(positives)
+    n_items = len(items)
+    kmax = min(max(ks), n_items)
     out = {k: np.zeros(len(queries)) for k in ks}
     for start, scores in _score_batches(queries, items, batch):
         stop = start + scores.shape[0]
         m = torch.from_numpy(mask[start:stop])
         p_scores = torch.gather(scores, 1, torch.from_numpy(pos[start:stop]))
         best = p_scores.masked_fill(~m, -torch.inf).max(dim=1).values          # (b,)
-        higher = (scores > best[:, None]).sum(1).double()
-        tied = (scores == best[:, None]).sum(1).double()
+        # Counts from the top kmax alone: every author above the best positive is in it when
+        # that positive reaches the top kmax; only a tie block crossing the kmax-th score
+        # needs the whole row (a few rows), and a positive below it misses every K <= kmax.
+        top = torch.topk(scores, kmax, dim=1, sorted=True).values
+        last = top[:, -1]
+        higher = (top > best[:, None]).sum(1).double()
+        tied = (top == best[:, None]).sum(1).double()
+        crossing = torch.nonzero(best == last).flatten()
+        if len(crossing):
+            tied[crossing] = (scores[crossing] == best[crossing, None]).sum(1).double()
+        higher = torch.where(best < last, float(n_items), higher)  # below the top: no hit
         tied_pos = ((p_scores == best[:, None]) & m).sum(1)
         for k in ks:
+            if k >= n_items:  # the whole catalogue: every request hits
+                out[k][start:stop] = 1.0
+                continue
             room = k - higher                                                   # slots left
             miss = torch.ones_like(room)      # P(no tied positive in the first `room`)
             for i in range(int(tied_pos.max())):

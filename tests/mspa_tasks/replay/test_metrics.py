@@ -90,6 +90,9 @@ def test_hit_rate_matches_a_loop_ties_included(seed):
     for k in ks:
         assert got[k] == pytest.approx(_reference_hr(queries, items, positives, k), abs=1e-9)
     assert got[300] == got[1000] == 1.0
+    small = M.hit_rate_at_k(queries, items, positives, (1, 10, 50), batch=16)  # top 50 only
+    for k in (1, 10, 50):
+        assert small[k] == pytest.approx(_reference_hr(queries, items, positives, k), abs=1e-9)
 
 
 @pytest.mark.parametrize(("scores", "positives", "k", "expected"), [
