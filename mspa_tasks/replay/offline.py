@@ -223,12 +223,14 @@ def _segment_positives(req_users: np.ndarray, positives: list[np.ndarray], data,
                        popularity: np.ndarray, cold: np.ndarray
                        ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
     """Per segment, the requests with at least one watched author in it, and those
-    authors as their positives."""
-    out: dict[str, tuple[list, list]] = {seg: ([], []) for seg in S.SEGMENTS}
-    for u, pos in zip(req_users, positives, strict=True):
-        masks = S.pair_segments(np.full(len(pos), u), pos, data.seen_pairs, popularity, cold)
-        for seg, m in masks.items():
-            if m.any():
-                out[seg][0].append(u)
-                out[seg][1].append(pos[m])
-    return {seg: (np.array(us, np.int64), ps) for seg, (us, ps) in out.items()}
+    authors as their positives (one segment pass over every (request, author) pair)."""
+    sizes = np.array([len(p) for p in positives], np.int64)
+    request = np.repeat(np.arange(len(positives)), sizes)
+    authors = np.concatenate(positives) if len(positives) else np.zeros(0, np.int64)
+    masks = S.pair_segments(req_users[request], authors, data.seen_pairs, popularity, cold)
+    out = {}
+    for seg, m in masks.items():
+        kept = np.flatnonzero(np.bincount(request[m], minlength=len(positives)))
+        bounds = np.r_[0, np.cumsum(sizes)]
+        out[seg] = (req_users[kept], [positives[i][m[bounds[i]:bounds[i + 1]]] for i in kept])
+    return out
