@@ -2,6 +2,8 @@
 
 Commands:
   seed-world      write the demo world into the local warehouse and artifact store
+  world-stats     generate presets into a scratch folder and print their calibration table
+                  against KuaiLive's figures (docs/world.md)
   ingest          run the ingest steps for one ds without Airflow
   show-manifest   print a published partition's manifest as a readable summary
   prepare-models  convert the packaged models once into the models cache folder
@@ -41,6 +43,27 @@ def cmd_seed_world(args: argparse.Namespace) -> int:
     print(json.dumps({"rows": summary.rows, "expected_quarantine": summary.expected_quarantine,
                       "seconds": summary.seconds, "warehouse": settings.warehouse_url,
                       "artifacts": settings.artifacts_uri}, indent=2))
+    return 0
+
+
+def cmd_world_stats(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from mspa_tasks.world.calibration import markdown, measure
+    from mspa_tasks.world.generate import PRESETS, generate_world
+
+    unknown = [p for p in args.preset or [] if p not in PRESETS]
+    if unknown:
+        print(f"unknown preset(s) {unknown}; choose from {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+    measured = {}
+    args.preset = args.preset or ["demo", "default"]
+    for name in args.preset:
+        with tempfile.TemporaryDirectory() as scratch:
+            url = f"sqlite:///{scratch}/world.db"
+            generate_world(PRESETS[name], url, open_store(f"file://{scratch}/artifacts"))
+            measured[name] = measure(url, PRESETS[name])
+    print(markdown(measured), end="")
     return 0
 
 
@@ -195,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--end-ds", default=None)
     p.set_defaults(func=cmd_seed_world)
+    p = sub.add_parser("world-stats", help="a preset's calibration against KuaiLive")
+    p.add_argument("--preset", action="append", default=None,
+                   help="repeatable (default: demo and default)")
+    p.set_defaults(func=cmd_world_stats)
     p = sub.add_parser("ingest", help="ingest one ds without Airflow")
     p.add_argument("--ds", required=True)
     p.set_defaults(func=cmd_ingest)

@@ -337,7 +337,11 @@ def _world_truth() -> dict[str, pa.Schema]:
             ("author_id", pa.int64()), ("category", pa.string()), ("region", pa.string()),
             ("style", pa.string()), ("atmosphere_before", pa.string()),
             ("atmosphere_after", pa.string()), ("drift_day", pa.int64()),
-            ("popularity", pa.float64())]),
+            ("popularity", pa.float64()), ("first_live_day", pa.int64()),
+            ("live_days", pa.int64())]),
+        # Who was live on which day (world day index from the first day; every author is
+        # live every day in a closed world).
+        "live": pa.schema([("author_id", pa.int64()), ("day", pa.int64())]),
         "users": pa.schema([
             ("user_id", pa.int64()), ("home_region", pa.string()),
             ("region_bias", pa.float64()), ("tips_per_day", pa.float64()),
@@ -354,7 +358,8 @@ CATALOG: dict[str, Dataset] = {d.name: d for d in (
 # sides). Optional: a reader copes with their absence, and says so.
 WORLD_TRUTH = Dataset(
     "world_truth", Producer("mspa seed-world", "the world generator", "`make seed`"),
-    "the demo world's latent truth (author category, region, style; user tastes), one "
+    "the demo world's latent truth (author category, region, style, live schedule; user "
+    "tastes), one "
     "partition at the world's first day; real data has none", _world_truth,
     readers=("mspa_daily: replay.offline (A2A triples, when present)",), optional=True)
 EXTERNAL: dict[str, Dataset] = {WORLD_TRUTH.name: WORLD_TRUTH}

@@ -123,3 +123,62 @@ def test_drifting_authors_change_mood_in_their_media(tiny):
         assert f"{expected} mood" in row.frame_caption
         checked += 1
     assert checked > 10
+
+
+# ---- the kuailive shape (the default and demo presets) -------------------------------------
+
+KUAI = dataclasses.replace(PRESETS["demo"], end_ds="2026-11-20")
+
+
+@pytest.fixture(scope="module")
+def kuai(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kuai")
+    url = f"sqlite:///{root / 'w.db'}"
+    store = open_store(f"file://{root / 'art'}")
+    generate_world(KUAI, url, store)
+    day = WORLD_TRUTH.days(store)[-1]
+    truth = {t: WORLD_TRUTH.read(store, day, t).to_pandas() for t in ("authors", "live")}
+    return url, truth, _tables(url)
+
+
+def _day(ts: pd.Series) -> pd.Series:
+    return (ts - window_for(KUAI.end_ds, KUAI.n_days).start_ms) // 86_400_000
+
+
+def test_kuailive_world_meets_its_calibrated_marginals(kuai):
+    """Gifts and clicks per user-day and gifts per click within 25% of KuaiLive's figures."""
+    from mspa_tasks.world.calibration import measure, out_of_band
+
+    url, _, _ = kuai
+    values = measure(url, KUAI)
+    assert out_of_band(values) == []
+    assert values["authors per user"] >= 5
+    # heavy tail: the median interacted author has well under the mean
+    assert values["median / mean interactions per interacted author"] < 0.6
+
+
+def test_impressions_and_tips_reach_only_authors_live_that_day(kuai):
+    _, truth, tables = kuai
+    live = set(zip(truth["live"].author_id, truth["live"].day, strict=True))
+    imp = tables["impressions"]
+    assert all(p in live for p in zip(imp.author_id, _day(imp.ts), strict=True))
+    tips = tables["tip_events"].dropna(subset=["user_id", "author_id"])
+    tips = tips[tips.author_id.isin(truth["authors"].author_id) & (_day(tips.ts) < KUAI.n_days)]
+    assert all(p in live for p in zip(tips.author_id.astype(int), _day(tips.ts), strict=True))
+    # and nobody is live every day on average: authors go live on some days only
+    share = truth["authors"].live_days.mean() / KUAI.n_days
+    assert 0.1 < share < 0.6
+
+
+def test_new_authors_appear_during_the_span_with_their_profile(kuai):
+    """About new_author_share of the authors first go live inside the span; their profile
+    is dated to that day, and nothing shows or tips them before it."""
+    _, truth, tables = kuai
+    authors = truth["authors"].set_index("author_id")
+    new = authors[authors.first_live_day > 0]
+    assert 0.1 < len(new) / len(authors) < 0.3
+    profiles = tables["authors"].dropna(subset=["author_id"]).groupby("author_id").updated_at.max()
+    assert (_day(profiles.loc[new.index]) == new.first_live_day).all()
+    imp = tables["impressions"]
+    first = imp.author_id.map(authors.first_live_day)
+    assert (_day(imp.ts) >= first).all()
