@@ -4,6 +4,7 @@ Commands:
   seed-world      write the demo world into the local warehouse and artifact store
   world-stats     generate presets into a scratch folder and print their calibration table
                   against KuaiLive's figures (docs/world.md)
+  import-kuailive load the public KuaiLive CSVs (a folder) into the warehouse's source tables
   ingest          run the ingest steps for one ds without Airflow
   show-manifest   print a published partition's manifest as a readable summary
   prepare-models  convert the packaged models once into the models cache folder
@@ -64,6 +65,20 @@ def cmd_world_stats(args: argparse.Namespace) -> int:
             generate_world(PRESETS[name], url, open_store(f"file://{scratch}/artifacts"))
             measured[name] = measure(url, PRESETS[name])
     print(markdown(measured), end="")
+    return 0
+
+
+def cmd_import_kuailive(args: argparse.Namespace) -> int:
+    from mspa_tasks.config import CONF_DIR
+    from mspa_tasks.kuailive import import_kuailive
+
+    url = args.warehouse or _settings(args).warehouse_url
+    summary = import_kuailive(args.folder, url)
+    print(json.dumps(dataclasses.asdict(summary), indent=2))
+    if summary.days:
+        print(f"\nnext: MSPA_CONFIG={CONF_DIR / 'sources' / 'kuailive.toml'} airflow dags test "
+              f"mspa_daily {summary.days[1]}   (every run on this warehouse names that file; "
+              "rejected lines are in the warehouse table import_rejects)")
     return 0
 
 
@@ -222,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", action="append", default=None,
                    help="repeatable (default: demo and default)")
     p.set_defaults(func=cmd_world_stats)
+    p = sub.add_parser("import-kuailive", help="load the KuaiLive CSVs into the warehouse")
+    p.add_argument("folder", help="the unzipped archive: user.csv, streamer.csv, room.csv, ...")
+    p.add_argument("--warehouse", default=None,
+                   help="SQLAlchemy URL (default: the environment's warehouse)")
+    p.set_defaults(func=cmd_import_kuailive)
     p = sub.add_parser("ingest", help="ingest one ds without Airflow")
     p.add_argument("--ds", required=True)
     p.set_defaults(func=cmd_ingest)
@@ -263,6 +283,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from mspa_tasks.artifacts import ArtifactNotFound
     from mspa_tasks.config import ConfigError
     from mspa_tasks.ingest import InvalidPartition, NotStaged
+    from mspa_tasks.kuailive import KuaiLiveFormatError
     from mspa_tasks.publish import ChecksumMismatch, EmptyInput
     from mspa_tasks.quality import GateError
     from mspa_tasks.vectors.encode import InputsMissing
@@ -271,7 +292,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
     return (ConfigError, InvalidPartition, NotStaged, ArtifactNotFound, ChecksumMismatch,
             EmptyInput, GateError, InputsMissing, MilvusUnavailable, PublishRefused,
-            MissingSourceTable)
+            MissingSourceTable, KuaiLiveFormatError)
 
 
 def one_line(exc: BaseException) -> str:

@@ -172,6 +172,13 @@ class IngestConfig(Section):
     earliest_event_date: str = "2010-01-01"
     max_amount: float = Field(100_000.0, gt=0, allow_inf_nan=False,
                               description="larger (or NaN/Infinity): invalid_amount")
+    # The paper's author filters, per source: KuaiLive has no frames at all, so its settings
+    # (conf/sources/kuailive.toml) turn the image filter off rather than drop every streamer.
+    require_author_text: bool = Field(True, description="drop authors whose profile has no "
+                                      "intro (no_text, the paper's no-text filter)")
+    require_author_image: bool = Field(True, description="drop authors with no frame before "
+                                       "the window's end (no_image, the paper's no-image "
+                                       "filter)")
 
     @field_validator("earliest_event_date")
     @classmethod

@@ -187,8 +187,10 @@ def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
         events = mark_duplicates(events)
         rejected = events.filter(pc.is_valid(events.column("reason")))
         _insert_rows(conn, "ingest/insert_quarantine_tip_event.sql", ds, rejected)
-        run_sql(conn, "ingest/quarantine_authors.sql", {"ds": ds, "end_ms": window.end_ms})
-        authors = fetch_arrow(conn, "ingest/select_kept_authors.sql", {"end_ms": window.end_ms},
+        rules = {"end_ms": window.end_ms, "require_text": int(cfg.require_author_text),
+                 "require_image": int(cfg.require_author_image)}
+        run_sql(conn, "ingest/quarantine_authors.sql", {"ds": ds, **rules})
+        authors = fetch_arrow(conn, "ingest/select_kept_authors.sql", rules,
                               schema=AUTHORS_SCHEMA)
         result = apply_filters(events, authors.column("author_id").to_numpy(), cfg)
         _insert_rows(conn, "ingest/insert_dropped_user.sql", ds, result.dropped_users)

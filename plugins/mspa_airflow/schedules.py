@@ -8,7 +8,11 @@ from typing import Any
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+# Early enough for any historical day (KuaiLive's logs are from May 2025): a run whose
+# logical date precedes the start date has no task at all and still "succeeds" (Airflow),
+# which would pass a backfill of old data off as done. catchup=False keeps a deploy from
+# scheduling those years. The same floor as ingest.earliest_event_date.
+START = dt.datetime(2010, 1, 1, tzinfo=dt.UTC)
 
 
 def scheduled(cron: str) -> dict[str, Any]:
