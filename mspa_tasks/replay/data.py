@@ -54,6 +54,7 @@ class ReplayData:
     seen_pairs: set[tuple[int, int]]  # (user index, author index) the user tipped or clicked
     author_interactions: np.ndarray   # per author index, tips + clicks in the window
     author_first_ms: np.ndarray       # per author index, first interaction (-1: none)
+    author_since_ms: np.ndarray       # per author index, first profile row (-1: undated)
     window_end_ms: int
 
     @property
@@ -123,6 +124,8 @@ def load_day(ds: str, warehouse_url: str, store: ArtifactStore, window_days: int
                                       schema=IMPRESSIONS_SCHEMA)
             clicks = fetch_arrow(conn, "replay/select_clicks.sql",
                                  {"start_ms": history.start_ms, "end_ms": history.end_ms})
+            since = fetch_arrow(conn, "replay/select_author_since.sql",
+                                {"end_ms": history.end_ms})
     finally:
         engine.dispose()
 
@@ -146,12 +149,17 @@ def load_day(ds: str, warehouse_url: str, store: ArtifactStore, window_days: int
         order = np.lexsort((ts, who))
         starts = np.flatnonzero(np.r_[True, who[order][1:] != who[order][:-1]])
         first[who[order][starts]] = ts[order][starts]
+    since_ms = np.full(len(author_ids), -1, np.int64)
+    for a, ms in zip(since.column("author_id").to_pylist(), since.column("since_ms").to_pylist(),
+                     strict=True):
+        if int(a) in a_index:
+            since_ms[a_index[int(a)]] = int(ms)
     log.info("replay %s forward with the artifacts of %s: %d kept authors, %d kept users (%d "
              "with a preference vector), %d impressions on %s", ds, day, len(author_ids),
              len(user_ids), has_vector.sum(), impressions.num_rows, ds)
     return ReplayData(ds, day, author_ids, a_vectors, user_ids, vectors, has_vector, split,
                       u_rows[keep], a_rows[keep], impressions, seen, interactions, first,
-                      history.end_ms)
+                      since_ms, history.end_ms)
 
 
 def scorers(data: ReplayData, settings: Settings) -> dict[str, Scorer]:

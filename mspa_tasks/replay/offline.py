@@ -137,7 +137,7 @@ def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
                 "users_with_vector": int(data.has_vector.sum())}
     popularity = S.popularity_buckets(data.author_interactions)
     cold = S.cold_authors(data.author_interactions, data.author_first_ms, data.window_end_ms,
-                          cfg.cold_days)
+                          cfg.cold_days, data.author_since_ms)
     pairs = S.pair_segments(s.user, s.author, data.seen_pairs, popularity, cold)
     everything = np.ones(len(s.user), bool)
     segment_rows: list[dict[str, Any]] = []

@@ -6,7 +6,8 @@ interactions (tips and clicks) of the window ending the model day, never on day 
 * **novelty** — ``new_to_user``: the user never tipped nor clicked the author in the window;
   ``repeat``: they did (re-watching a favourite, what ID models are good at);
 * **freshness** — ``cold``: the author had no interaction in the window, or the first one in
-  its last ``COLD_DAYS`` days; ``established``: otherwise;
+  its last ``COLD_DAYS`` days, or first went live in them (its first profile row, which the
+  world and the KuaiLive import date to the first live); ``established``: otherwise;
 * **popularity** — ``head`` / ``torso`` / ``tail``: authors ranked by interactions in the
   window, cut where the cumulative interactions pass one third and two thirds of the total
   (each bucket holds the same attention; the tail holds most authors). Authors with no
@@ -51,15 +52,19 @@ def popularity_buckets(interactions: np.ndarray) -> np.ndarray:
 
 
 def cold_authors(interactions: np.ndarray, first_ms: np.ndarray, window_end_ms: int,
-                 cold_days: int = COLD_DAYS) -> np.ndarray:
-    """True for authors new to the window: none of its interactions, or the first one in its
-    last ``cold_days`` days.
+                 cold_days: int = COLD_DAYS, since_ms: np.ndarray | None = None) -> np.ndarray:
+    """True for authors new to the window: none of its interactions, the first one in its
+    last ``cold_days`` days, or a first live (``since_ms``, -1: unknown) in them.
 
-    >>> cold_authors(np.array([0, 5, 5]), np.array([-1, 0, 9 * DAY_MS]), 10 * DAY_MS).tolist()
-    [True, False, True]
+    >>> cold_authors(np.array([0, 5, 5, 5]), np.array([-1, 0, 9 * DAY_MS, 0]), 10 * DAY_MS,
+    ...              since_ms=np.array([-1, -1, -1, 8 * DAY_MS])).tolist()
+    [True, False, True, True]
     """
-    first_ms = np.asarray(first_ms)
-    return (np.asarray(interactions) == 0) | (first_ms >= window_end_ms - cold_days * DAY_MS)
+    recent = window_end_ms - cold_days * DAY_MS
+    cold = (np.asarray(interactions) == 0) | (np.asarray(first_ms) >= recent)
+    if since_ms is not None:
+        cold |= np.asarray(since_ms) >= recent
+    return cold
 
 
 def pair_segments(users: np.ndarray, authors: np.ndarray, seen: set[tuple[int, int]],
