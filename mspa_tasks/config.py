@@ -395,7 +395,7 @@ class ReplayConfig(Section):
     bootstrap: int = Field(1000, ge=0, description="bootstrap replicates over users for the "
                                                    "95% intervals; 0 = no intervals")
     cold_days: int = Field(3, ge=1, description="an author whose first interaction in the "
-                                                "window is this recent is cold")
+                                                "window, or first live, is this recent is cold")
     trend_days: int = Field(14, ge=1, description="days shown in the report's trend plot")
     report_prefix: str = "reports/replay"
 
