@@ -218,8 +218,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
               "mspa_daily (make replay)", file=sys.stderr)
         return 1
     print(f"replay {ds} (previous {body.get('previous_ds') or 'none'}), champion "
-          f"{body.get('champion')}\n{report.summary_text(body)}\n"
+          f"{body.get('champion')}, scored with the artifacts of {body.get('model_day')}\n"
+          f"{report.summary_text(body)}\n"
           f"html   {store.uri(report.report_prefix(settings, ds) + '/' + report.REPORT_HTML)}")
+    if args.segments:
+        print("\n" + report.segments_markdown(body))
     return 0
 
 
@@ -272,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="the replay reports: list them, show one as a table")
     p.add_argument("action", choices=["list", "show"])
     p.add_argument("--ds", default=None, help="for show (default: the newest report)")
+    p.add_argument("--segments", action="store_true",
+                   help="for show: also the per-segment table (Markdown, 95%% intervals)")
     p.set_defaults(func=cmd_replay)
     return parser
 

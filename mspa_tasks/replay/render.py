@@ -243,6 +243,25 @@ def verdicts(report: dict[str, Any]) -> list[str]:
     return out
 
 
+SIGN = {"better": "▲", "worse": "▼", "tie": "≈", "": ""}
+
+
+def segments_markdown(report: dict[str, Any], metrics: tuple[str, ...] | None = None) -> str:
+    """The per-segment table as Markdown (CLI, closing notes): each model's value with its
+    95% interval; a baseline's ▲/▼/≈ says whether it is significantly above, below or tied
+    with MSPA (paired bootstrap). ``metrics`` restricts the rows (default: all)."""
+    lines = ["| segment | metric | " + " | ".join(MODELS) + " | users | requests | n |",
+             "| --- | --- | " + " | ".join("---" for _ in MODELS) + " | ---: | ---: | ---: |"]
+    for row in segment_rows(report):
+        if "section" in row or (metrics and row["metric"] not in metrics):
+            continue
+        cells = [f"{c['text']} {c['interval']} {SIGN[c['verdict']]}".strip()
+                 for c in row["cells"]]
+        lines.append(f"| {row['segment']} | {row['metric']} | " + " | ".join(cells)
+                     + f" | {row['users']} | {row['requests']} | {row['n']} |")
+    return "\n".join(lines)
+
+
 @cache
 def _templates() -> jinja2.Environment:
     # Autoescape: every value a report shows (collection names, notes, ids) is escaped by

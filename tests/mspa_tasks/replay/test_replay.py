@@ -79,6 +79,13 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
              if (s, hr, "mspa") in segs]
     assert 0 < max(split) and sum(split) >= cov["requests_with_watched"]
     assert '<table id="segments">' in store.get_text(f"reports/replay/ds={DS}/report.html")
+    # the same table as Markdown (mspa replay show --segments): one line per segment row
+    from mspa_tasks.replay import segments_markdown
+
+    md = segments_markdown(report, (hr,)).splitlines()
+    assert md[0].startswith("| segment | metric | mspa |")
+    body = [line for line in md[2:] if f"| {hr} |" in line]
+    assert len(body) == len({s for s, m, _ in segs if m == hr}) > 0
     assert table["chance@4"]["chance"]["value"] == 0.25
     assert report["previous_ds"] is None
 
