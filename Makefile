@@ -19,13 +19,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo retrain replay celery debian-tools test test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean
+.PHONY: help venv models airflow-init seed demo retrain replay replay-default celery debian-tools test test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
 	@echo "make test   set up everything and run the whole test suite"
 	@echo "make retrain   after make demo: GRPO-retrain the recommender on the demo world (DS=$(DS))"
 	@echo "make replay    after make demo: rerun only the replay and its report (DS=$(DS))"
+	@echo "make replay-default   the default world (2,000 x 38,000) through mspa_daily, keyword composer"
 	@echo "make celery    backfill $(CELERY_FROM)..$(DS) under the CeleryExecutor: PostgreSQL, Redis, 2 workers"
 	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors bench-replay lock clean"
 
@@ -104,6 +105,24 @@ replay: venv airflow-init
 	done; \
 	echo "== replay finished in $$(( $$(date +%s) - start ))s"
 	@$(BIN)/python -m mspa_tasks replay show --ds $(DS)
+
+# The default world (2,000 users x 38,000 authors, KuaiLive's ratio) through the daily DAG for
+# the day before DS and DS, in its own home (var/default), with the keyword composer
+# (bench/scale_dag.toml: SmolLM2 would need ~10 hours for 38,000 author texts on 2 cores);
+# prints DS's forward replay with its per-segment table. About 10 minutes.
+DEFAULT_HOME := $(MSPA_HOME)/default
+replay-default: venv models
+	@mkdir -p $(DEFAULT_HOME)/airflow && ln -sfn $(MSPA_HOME)/models $(DEFAULT_HOME)/models
+	@export MSPA_HOME=$(DEFAULT_HOME) AIRFLOW_HOME=$(DEFAULT_HOME)/airflow MSPA_CONFIG=$(CURDIR)/bench/scale_dag.toml; \
+	$(BIN)/airflow db migrate > $(DEFAULT_HOME)/db-migrate.log 2>&1 || { tail -50 $(DEFAULT_HOME)/db-migrate.log; exit 1; }; \
+	for p in "mspa_compose 2" "mspa_milvus 1" "mspa_gpu 1"; do $(BIN)/airflow pools set $$p pool > /dev/null; done; \
+	$(BIN)/python -m mspa_tasks seed-world --preset default --end-ds $(DS) > $(DEFAULT_HOME)/seed.log || exit 1; \
+	for day in $(PREV_DS) $(DS); do \
+	  echo "== airflow dags test mspa_daily $$day on the default world (log: $(DEFAULT_HOME)/dag-$$day.log)"; \
+	  $(BIN)/airflow dags test mspa_daily $$day > $(DEFAULT_HOME)/dag-$$day.log 2>&1 \
+	    || { tail -60 $(DEFAULT_HOME)/dag-$$day.log; exit 1; }; \
+	done; \
+	$(BIN)/python -m mspa_tasks replay show --ds $(DS) --segments
 
 # Beyond one process: Airflow's CeleryExecutor with a PostgreSQL metadata DB (database
 # mspa_airflow on the local server), the local Redis as broker, an API server, a scheduler, a
