@@ -37,7 +37,8 @@ RECOMMENDER_MODEL = Asset(name="mspa_recommender_model", uri="mspa://recommender
                           group="mspa")
 GPU_POOL = "mspa_gpu"  # created by `make airflow-init`; one slot per trainer node
 # [align] knobs a run may set; each Param's type, bounds and description come from the model.
-OVERRIDABLE = ("max_steps", "learning_rate", "beta", "num_generations", "max_train_users",
+OVERRIDABLE = ("recipe", "sft_max_steps", "max_steps", "learning_rate", "beta", "num_generations",
+               "max_train_users",
                "max_eval_users", "tolerance")
 
 

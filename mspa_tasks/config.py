@@ -328,6 +328,16 @@ class AlignConfig(Section):
     candidate_salt: str = "mspa-candidates-v1"
     max_train_users: int = Field(0, ge=0, description="cap on train users; 0 = all")
     max_eval_users: int = Field(0, ge=0, description="cap on validation users; 0 = all")
+    # What a run trains: GRPO from the starting model (as before), a supervised warm start
+    # only, or the warm start then GRPO from it (the fix for a model that never produced the
+    # answer format, so that GRPO's groups have reward variance to learn from).
+    recipe: Literal["grpo", "sft", "sft+grpo"] = Field(
+        "grpo", description="grpo; sft (the supervised warm start only); sft+grpo (the warm "
+                            "start, then GRPO from it)")
+    # SFT warm start (TRL SFTTrainer) on the train split's examples and their `target`.
+    sft_max_steps: int = Field(16, ge=1, description="supervised steps of the warm start")
+    sft_learning_rate: float = Field(5e-5, gt=0)
+    sft_batch_size: int = Field(4, ge=1, description="examples per supervised step")
     # GRPO (TRL GRPOTrainer). The paper uses a KL penalty; TRL's default beta is 0.
     num_generations: int = Field(4, ge=2, description="GRPO group size: the advantage "
                                                       "compares completions within a group")
@@ -555,6 +565,8 @@ def param_schema(section: type[Section], name: str, *, optional: bool = False) -
     {'type': 'integer', 'minimum': 1, 'maximum': 365, 'description': 'Days of tipping history ending at ds.'}
     >>> param_schema(AlignConfig, "beta", optional=True)["type"]
     ['number', 'null']
+    >>> param_schema(AlignConfig, "recipe", optional=True)["enum"]
+    ['grpo', 'sft', 'sft+grpo', None]
     """
     prop = section.model_json_schema()["properties"][name]
     schema: dict[str, Any] = {"type": prop["type"]}
@@ -563,6 +575,8 @@ def param_schema(section: type[Section], name: str, *, optional: bool = False) -
             schema[key] = prop[key]
     if optional:
         schema["type"] = [prop["type"], "null"]
+        if "enum" in schema:  # an enum must list null itself, or an empty Param is refused
+            schema["enum"] = [*schema["enum"], None]
     description = section.model_fields[name].description or name.replace("_", " ")
     schema["description"] = description[0].upper() + description[1:] + "."
     return schema

@@ -277,14 +277,16 @@ def vector_schema(id_col: str, dim: int, with_fields: bool) -> pa.Schema:
 
 
 def example_schema(dim: int) -> pa.Schema:
-    """An alignment example: prompt, candidates, ground truth, candidates' vectors."""
+    """An alignment example: prompt, candidates, ground truth, candidates' vectors, and the
+    supervised target (the three-line answer the SFT warm start learns)."""
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
     return pa.schema([("user_id", pa.int64()), ("split", pa.string()), ("m", pa.int32()),
                       ("prompt", pa.list_(message)), ("candidate_ids", pa.list_(pa.int64())),
                       ("ground_truth", pa.int64()),
-                      ("candidate_vectors", pa.list_(vector_type(dim)))])
+                      ("candidate_vectors", pa.list_(vector_type(dim))),
+                      ("target", pa.string())])
 
 
 SESSIONS = Dataset(

@@ -15,7 +15,8 @@ window, last tip included, so they name the ground truth (see docs/decisions.md)
 
 Published as ``align_examples/ds=<ds>/examples.parquet`` (+ manifest), one row per user and
 ``m``: ``user_id, split, m, prompt`` (chat messages), ``candidate_ids`` (prompt order),
-``ground_truth``, ``candidate_vectors`` (unit author vectors, same order). Train users are
+``ground_truth``, ``candidate_vectors`` (unit author vectors, same order), ``target`` (the
+answer the SFT warm start learns: :func:`sft_target`). Train users are
 capped by ``max_train_users`` and validation users by ``max_eval_users`` (a seeded sample);
 test users are all kept for the replay.
 """
@@ -39,6 +40,7 @@ from mspa_tasks.datasets import (
     CATALOG,
     SESSIONS,
     InputsMissing,
+    SchemaMismatch,
     example_schema,
 )
 from mspa_tasks.ingest import code_version, window_for
@@ -81,6 +83,41 @@ def split_last_tip(events: list[tuple[int, int]]) -> tuple[int, list[tuple[int, 
     return gt, [(a, counts[a]) for a in recent]
 
 
+def sft_target(ground_truth: int, history: list[tuple[int, int]], category: dict[int, str],
+               location: dict[int, str]) -> str:
+    """The supervised answer of one example, in the exact three-line format the rewards and
+    the evaluation parse: the preference from the *history* only (the categories and places
+    the user tipped, by tips), the reason from the chosen candidate's own fields, and its id.
+    Nothing of the held-out tip but its author (the label itself) enters it.
+
+    >>> print(sft_target(7, [(5, 3), (6, 1)], {5: "singing", 6: "gaming", 7: "singing"},
+    ...                  {5: "Chengdu", 6: "Chengdu", 7: "Xi'an"}))
+    User Preference: singing streams, then gaming; mostly from Chengdu
+    Recommendation Reason: a singing streamer from Xi'an, the taste this viewer tips most
+    Recommended author: 7
+    """
+    weight: dict[str, int] = defaultdict(int)
+    places: dict[str, int] = defaultdict(int)
+    for author, n in history:
+        if category.get(author):
+            weight[category[author]] += n
+        if location.get(author):
+            places[location[author]] += n
+    ranked = sorted(weight, key=lambda c: (-weight[c], c))
+    taste = (f"{ranked[0]} streams" + (f", then {', '.join(ranked[1:3])}" if ranked[1:] else "")
+             if ranked else "varied streams")
+    place = max(places, key=lambda p: (places[p], p)) if places else None
+    preference = taste + (f"; mostly from {place}" if place else "")
+    cat, where = category.get(ground_truth), location.get(ground_truth)
+    who = " ".join(x for x in (f"a {cat}" if cat else "a", "streamer") if x)
+    who += f" from {where}" if where else ""
+    why = ("the taste this viewer tips most" if ranked and cat == ranked[0] else
+           "a taste this viewer also tips" if cat in weight else
+           "the candidate closest to this viewer's taste")
+    return (f"User Preference: {preference}\nRecommendation Reason: {who}, {why}\n"
+            f"Recommended author: {ground_truth}")
+
+
 def candidate_line(author_id: int, text: str, limit: int) -> str:
     """One candidate as the prompt shows it: ``<id>: <feature text cut to limit chars>``.
 
@@ -106,8 +143,13 @@ def ensure_examples(ds: str, warehouse_url: str, store: ArtifactStore,
     """Publish ``align_examples/ds=<ds>/`` unless it is already published: what another
     stage (the replay's ``u2a`` part) calls when it needs the examples of a day that no
     retraining run prepared. Align owns the dataset; readers never build it themselves."""
-    if not ALIGN_EXAMPLES.is_published(store, ds):
-        build_examples(ds, warehouse_url, store, settings)
+    if ALIGN_EXAMPLES.is_published(store, ds):
+        try:
+            ALIGN_EXAMPLES.read(store, ds, "examples", READER)
+            return
+        except SchemaMismatch as exc:  # published by an older version: align owns it
+            log.info("align_examples/ds=%s predates the current schema (%s); rebuilding", ds, exc)
+    build_examples(ds, warehouse_url, store, settings)
 
 
 def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
@@ -146,6 +188,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
     lines = {a: candidate_line(a, texts.get(a) or profile_text(authors.get(a, {})),
                                cfg.candidate_chars) for a in author_ids}
     tipped_by = {u: {a for _, a in events[u]} for u in users}
+    locations = {a: r.get("location") for a, r in authors.items()}
     pool = CandidatePool(author_ids, categories, vectors)
 
     rows: list[dict[str, Any]] = []
@@ -168,7 +211,8 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                 rows.append({"user_id": u, "split": s, "m": m,
                              "prompt": build_prompt(data, [lines[a] for a in ids]),
                              "candidate_ids": ids, "ground_truth": gt,
-                             "candidate_vectors": vectors[[index[a] for a in ids]].tolist()})
+                             "candidate_vectors": vectors[[index[a] for a in ids]].tolist(),
+                             "target": sft_target(gt, history, categories, locations)})
     table = pa.Table.from_pylist(rows, schema=example_schema(vectors.shape[1]))
     counts = {s: {str(m): sum(1 for r in rows if r["split"] == s and r["m"] == m)
                   for m in sizes} for s in ("train", "val", "test")}

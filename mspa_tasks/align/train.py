@@ -8,14 +8,19 @@ mspa_tasks.align.train ...``). ``--config`` is a JSON or TOML file, a ``file://`
 ``s3://`` URI (the run file ``mspa_retrain`` writes); ``--set key=value`` overrides a run
 field or an ``[align]`` knob (values parsed as JSON, else taken as strings).
 
-Steps: read ``align_examples/ds=<ds>`` (train split for GRPO, validation split for Acc@m);
-resolve the starting model and the champion (``packaged:``, ``artifact:``, a folder or a hub
-id); train with TRL's ``GRPOTrainer`` (rewards from :mod:`mspa_tasks.align.rewards`, weights
-λ1..λ3 from config, KL ``beta``); save the model; evaluate the new model and the champion on
+Steps: read ``align_examples/ds=<ds>`` (train split for training, validation split for
+Acc@m); resolve the starting model and the champion (``packaged:``, ``artifact:``, a folder or
+a hub id); train by ``align.recipe``: ``grpo`` with TRL's ``GRPOTrainer`` (rewards from
+:mod:`mspa_tasks.align.rewards`, weights λ1..λ3 from config, KL ``beta``), ``sft`` a supervised
+warm start with TRL's ``SFTTrainer`` on each train example's ``target`` (the exact three-line
+answer, loss on the answer only), ``sft+grpo`` the warm start then GRPO from it; save the
+model; evaluate the new model and the champion on
 the same validation examples; write under ``models/recommender/<version>/``: ``model/``
-(weights and tokenizer, with its ``_SUCCESS.json``), ``metrics.json`` (every logged step:
-loss, KL, reward means per function; runtime, tokens/s, peak memory, how much the weights
-moved) and ``eval.json`` (both models' report), written last.
+(weights and tokenizer, with its ``_SUCCESS.json``), ``metrics.json`` (the recipe; the SFT
+stage's loss per step; every GRPO step: loss, KL, reward means per function and the share of
+groups with zero reward variance, ``frac_reward_zero_std``, the stage's health signal: such a
+group has no advantage and teaches nothing; runtime, tokens/s, peak memory, how much the
+weights moved) and ``eval.json`` (both models' report), written last.
 """
 
 from __future__ import annotations
@@ -115,9 +120,100 @@ def grpo_args(cfg: AlignConfig, output_dir: str) -> Any:
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
 
 
+def sft_args(cfg: AlignConfig, output_dir: str) -> Any:
+    """TRL's ``SFTConfig`` for the warm start: loss on the answer only (prompt-completion
+    data), no truncation (an answer is never cut), CPU when no GPU is present."""
+    import torch
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=output_dir, max_steps=cfg.sft_max_steps, learning_rate=cfg.sft_learning_rate,
+        per_device_train_batch_size=cfg.sft_batch_size, completion_only_loss=True,
+        max_length=None, seed=cfg.seed, bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=1,
+        save_strategy="no", report_to="none", disable_tqdm=True)
+
+
+def _weights_moved(before: list | None, model: Any) -> dict[str, Any] | None:
+    import torch
+
+    if before is None:
+        return None
+    after = list(model.parameters())
+    return {"tensors_changed": sum(not torch.equal(a.detach().to(b.dtype), b)
+                                   for a, b in zip(after, before, strict=True)),
+            "tensors": len(before),
+            "l2_change": float(sum((a.detach().float() - b.float()).pow(2).sum()
+                                   for a, b in zip(after, before, strict=True)) ** 0.5)}
+
+
+def _snapshot(model: Any) -> list | None:
+    # Sharded (ZeRO-3) parameters cannot be compared in one process; single-process runs
+    # record how far the weights moved, which is what the CPU tests check.
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def warm_start(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
+               out_dir: Path) -> dict[str, Any]:
+    """The SFT warm start on ``rows`` (their ``target``); saves the model to ``out_dir``.
+    Returns its metrics (loss per step, runtime, how far the weights moved)."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    cfg = run.align
+    dataset = Dataset.from_list([
+        {"prompt": r["prompt"], "completion": [{"role": "assistant", "content": r["target"]}]}
+        for r in rows if r.get("target")])
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    before = _snapshot(model)
+    trainer = SFTTrainer(model=model, args=sft_args(cfg, str(out_dir / "trainer")),
+                         train_dataset=dataset, processing_class=tokenizer)
+    started = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - started
+    trainer.save_model(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    steps = [{k: v for k, v in h.items() if k in ("step", "loss", "learning_rate",
+                                                 "mean_token_accuracy", "num_tokens")}
+             for h in trainer.state.log_history if "loss" in h]
+    for step in steps:
+        log.info("sft step %s: loss %.4f token accuracy %s", step.get("step"), step["loss"],
+                 step.get("mean_token_accuracy"))
+    return {"steps": steps, "examples": len(dataset), "train_runtime_s": round(seconds, 2),
+            "train_metrics": result.metrics, "weights": _weights_moved(before, trainer.model),
+            "is_main_process": trainer.accelerator.is_main_process}
+
+
 def train(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
           out_dir: Path) -> dict[str, Any]:
-    """GRPO on ``rows``; the trained model is saved to ``out_dir``. Returns the metrics."""
+    """Train ``rows`` by the run's recipe; the trained model is saved to ``out_dir/model``.
+    Returns the metrics."""
+    recipe = run.align.recipe
+    if recipe == "grpo":
+        return {"recipe": recipe, **grpo(run, rows, model_path, out_dir)}
+    sft = warm_start(run, rows, model_path, out_dir / ("model" if recipe == "sft" else "sft"))
+    if recipe == "sft":
+        import torch
+
+        return {"recipe": recipe, "sft": sft, "steps": [], "weights": sft["weights"],
+                "device": "cuda" if torch.cuda.is_available() else "cpu",
+                "examples": sft["examples"], "is_main_process": sft["is_main_process"],
+                "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
+    return {"recipe": recipe, "sft": sft, **grpo(run, rows, str(out_dir / "sft"), out_dir)}
+
+
+def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
+         out_dir: Path) -> dict[str, Any]:
+    """GRPO on ``rows``; the trained model is saved to ``out_dir/model``. Returns the
+    metrics."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -133,10 +229,7 @@ def train(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    # Sharded (ZeRO-3) parameters cannot be compared in one process; single-process runs
-    # record how far the weights moved, which is what the CPU test checks.
-    before = None if distributed else [p.detach().clone() for p in model.parameters()]
+    before = _snapshot(model)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_functions(cfg.rewards),
                           args=grpo_args(cfg, str(out_dir / "trainer")),
                           train_dataset=dataset, processing_class=tokenizer)
@@ -146,14 +239,7 @@ def train(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
     result = trainer.train()
     seconds = time.perf_counter() - started
     steps = [h for h in trainer.state.log_history if "reward" in h]
-    moved = None
-    if before is not None:
-        after = list(trainer.model.parameters())
-        moved = {"tensors_changed": sum(not torch.equal(a.detach().to(b.dtype), b)
-                                        for a, b in zip(after, before, strict=True)),
-                 "tensors": len(before),
-                 "l2_change": float(sum((a.detach().float() - b.float()).pow(2).sum()
-                                        for a, b in zip(after, before, strict=True)) ** 0.5)}
+    moved = _weights_moved(before, trainer.model)
     trainer.save_model(str(out_dir / "model"))
     tokenizer.save_pretrained(str(out_dir / "model"))
     tokens = trainer.state.num_input_tokens_seen or (steps[-1].get("num_tokens") if steps else 0)
@@ -164,13 +250,18 @@ def train(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "peak_memory_gb": (round(torch.cuda.max_memory_allocated() / 2**30, 2)
                            if torch.cuda.is_available() else None),
-        "weights": moved, "examples": len(rows), "world_size": int(os.environ.get(
+        "weights": moved, "examples": len(rows),
+        # per step, the share of groups whose completions all got the same reward
+        "zero_std_share": [s.get("frac_reward_zero_std") for s in steps],
+        "world_size": int(os.environ.get(
             "WORLD_SIZE", "1")), "is_main_process": trainer.accelerator.is_main_process,
     }
     for step in steps:
-        log.info("step %s: reward %.4f %s kl %s", step.get("step"), step["reward"],
+        log.info("step %s: reward %.4f %s kl %s, groups with zero reward variance %s",
+                 step.get("step"), step["reward"],
                  {k.split("/")[1]: round(v, 4) for k, v in step.items()
-                  if k.startswith("rewards/") and k.endswith("/mean")}, step.get("kl"))
+                  if k.startswith("rewards/") and k.endswith("/mean")}, step.get("kl"),
+                 step.get("frac_reward_zero_std"))
     return metrics
 
 

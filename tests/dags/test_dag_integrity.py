@@ -95,8 +95,9 @@ def test_vector_tasks_hold_the_one_slot_milvus_pool(dagbag):
 def test_retrain_schedule_params_pool_and_asset(dagbag):
     dag = dagbag.dags["mspa_retrain"]
     assert dag.timetable.summary == "0 4 * * 0"  # weekly, Sundays 04:00 UTC
-    assert set(dag.params) == {"ds", "max_steps", "learning_rate", "beta", "num_generations",
-                               "max_train_users", "max_eval_users", "tolerance"}
+    assert set(dag.params) == {"ds", "recipe", "sft_max_steps", "max_steps", "learning_rate",
+                               "beta", "num_generations", "max_train_users", "max_eval_users",
+                               "tolerance"}
     assert all(dag.params[k] is None for k in dag.params if k != "ds")  # empty = config
     assert dag.get_task("train").pool == "mspa_gpu"
     assert dag.get_task("train").upstream_task_ids == {"prepare"}

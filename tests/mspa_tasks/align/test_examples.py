@@ -14,6 +14,7 @@ from mspa_tasks.align.examples import (
     read_examples,
     split_last_tip,
 )
+from mspa_tasks.align.rewards import format_reward, parse_recommended
 from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.prompting import render_user
 from mspa_tasks.ingest import window_for
@@ -63,6 +64,9 @@ def test_each_example_holds_the_last_tipped_author_once_and_no_other_tipped_auth
                                    vectors[[row_of[a] for a in r["candidate_ids"]]], atol=1e-7)
         user_msg = r["prompt"][-1]["content"]
         assert all(f"\n{a}: " in user_msg for a in r["candidate_ids"])
+        # the SFT target: the exact format, read by the one shared parser as the ground truth
+        assert format_reward([r["target"]]) == [1.0]
+        assert parse_recommended(r["target"], r["candidate_ids"]) == gt
 
 
 def test_the_prompt_shows_the_history_without_the_last_tip(day):

@@ -30,9 +30,13 @@ def _publish_examples(store, dim: int = 8) -> None:
             lines = [candidate_line(a, f"{CATEGORIES[i % 4]} streamer", 60)
                      for i, a in enumerate(ids)]
             history = "- singing streamer Mia in Chengdu (tipped 2x)\n- singing streamer Bo"
+            gt = ids[(3 * user) % m]  # not always the first candidate
             rows.append({"user_id": user, "split": "train" if user < 6 else "val", "m": m,
                          "prompt": build_prompt(history, lines), "candidate_ids": ids,
-                         "ground_truth": ids[0], "candidate_vectors": vectors.tolist()})
+                         "ground_truth": gt, "candidate_vectors": vectors.tolist(),
+                         "target": ("User Preference: singing streams; mostly from Chengdu\n"
+                                    "Recommendation Reason: a singing streamer, the taste this "
+                                    f"viewer tips most\nRecommended author: {gt}")})
     publish_partition(store, DATASET, DS, {"examples": pa.Table.from_pylist(
         rows, schema=example_schema(dim))}, {"counts": {}})
 
@@ -107,6 +111,32 @@ def test_grpo_steps_log_rewards_change_weights_and_evaluate_both_models(tmp_path
         assert report[model]["n@4"] == report[model]["n@10"] == 2
     assert report["model_ref"] == f"artifact:{prefix}/model"
     assert '"acc@4"' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings):
+    """recipe sft+grpo: supervised steps on the examples' targets (loss logged), then GRPO
+    from the warm-started model; each stage changes the weights it started from, and every
+    GRPO step records the share of groups with zero reward variance."""
+    store = open_store(f"file://{tmp_path / 'artifacts'}")
+    _publish_examples(store)
+    # Room for the whole three-line answer (a cut answer earns nothing, so every group would
+    # have zero reward variance and GRPO nothing to learn from).
+    config = _run_file(tmp_path, settings, recipe="sft+grpo", sft_max_steps=6, sft_batch_size=4,
+                       sft_learning_rate=1e-4, max_steps=2, num_generations=4,
+                       per_device_train_batch_size=8, max_completion_length=72,
+                       eval_max_new_tokens=48, eval_batch_size=4)
+    assert main(["--config", config]) == 0
+    metrics = json.loads(store.get_text(f"{model_prefix('t1')}/metrics.json"))
+    assert metrics["recipe"] == "sft+grpo"
+    sft = metrics["sft"]
+    assert len(sft["steps"]) == 6 and all(s["loss"] > 0 for s in sft["steps"])
+    assert sft["steps"][-1]["loss"] < sft["steps"][0]["loss"]  # it learns the answers
+    assert sft["examples"] == 12 and sft["weights"]["tensors_changed"] > 0
+    assert len(metrics["steps"]) == 2 and metrics["weights"]["tensors_changed"] > 0
+    shares = metrics["zero_std_share"]
+    assert len(shares) == 2 and all(0.0 <= x <= 1.0 for x in shares)
+    assert min(shares) < 1.0  # some group had reward variance: GRPO had a gradient
 
 
 def test_a_model_folder_without_its_marker_is_refused(tmp_path):
