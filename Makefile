@@ -109,7 +109,7 @@ replay: venv airflow-init
 # The default world (2,000 users x 38,000 authors, KuaiLive's ratio) through the daily DAG for
 # the day before DS and DS, in its own home (var/default), with the keyword composer
 # (bench/scale_dag.toml: SmolLM2 would need ~10 hours for 38,000 author texts on 2 cores);
-# prints DS's forward replay with its per-segment table. About 10 minutes.
+# prints DS's forward replay with its per-segment table. About 8 minutes on 2 cores.
 DEFAULT_HOME := $(MSPA_HOME)/default
 replay-default: venv models
 	@mkdir -p $(DEFAULT_HOME)/airflow && ln -sfn $(MSPA_HOME)/models $(DEFAULT_HOME)/models
