@@ -112,10 +112,9 @@ def import_kuailive(folder: str | Path, warehouse_url: str) -> ImportSummary:
     started = time.perf_counter()
     folder = Path(folder)
     _check_archive(folder)
-    summary = ImportSummary(str(folder), make_engine(warehouse_url).url.render_as_string(
-        hide_password=True))
-    imported_at = int(time.time() * 1000)
     engine = make_engine(warehouse_url)
+    summary = ImportSummary(str(folder), engine.url.render_as_string(hide_password=True))
+    imported_at = int(time.time() * 1000)
     try:
         with engine.begin() as conn:
             run_sql(conn, "ddl/warehouse.sql")
