@@ -10,15 +10,23 @@ author to the right one (similarity), with weights λ1..λ3 and a KL penalty `be
 | task | what it does | on failure |
 | --- | --- | --- |
 | `prepare` | picks the data day (`ds` Param, else the newest day with published author vectors), publishes `align_examples/ds=<ds>/` (the train/val/test users' histories without their last tip, candidate sets of m = 4 and 10 with the last-tipped author as ground truth), registers the base model as champion on the very first run, writes the run file `runs/recommender/<version>/run.json` | retried |
-| `train` (pool `mspa_gpu`) | the trainer entry point `python -m mspa_tasks.align.train --config <run file>`: GRPO from the champion, then Acc@4 and Acc@10 of the new model **and** of the champion on the same validation users; writes `models/recommender/<version>/` (model, `metrics.json`, `eval.json`). The same task in every environment; `[align] launcher` picks, when it runs: `kubernetes` (production) runs a pod (trainer image, GPUs, DeepSpeed ZeRO-3 through `accelerate`, secrets from Kubernetes, deferrable, logs streamed, pod deleted). `local` (embedded default): a CPU subprocess of the worker, a few steps | retried; a retry trains again into the same version folder |
+| `train` (pool `mspa_gpu`) | the trainer entry point `python -m mspa_tasks.align.train --config <run file>`: the recipe from the champion (below), then Acc@4 and Acc@10 of the new model **and** of the champion on the same validation users; writes `models/recommender/<version>/` (model, `metrics.json`, `eval.json`). The same task in every environment; `[align] launcher` picks, when it runs: `kubernetes` (production) runs a pod (trainer image, GPUs, DeepSpeed ZeRO-3 through `accelerate`, secrets from Kubernetes, deferrable, logs streamed, pod deleted). `local` (embedded default): a CPU subprocess of the worker, a few steps | retried; a retry trains again into the same version folder |
 | `register` | the gate: promote if no Acc@m is worse than the champion's by more than `tolerance`; writes the version, status (`champion` / `rejected`), the reason and both models' figures to `model_registry`, and the comparison table to this log | retried |
 
 A rejected version is a normal outcome (the run succeeds; the reason is in the registry and
 the log). The promoted champion is what the next `mspa_daily` composer writes with; roll back
 by promoting an earlier version: `mspa models list`, `mspa models promote VERSION --reason ...`.
 
-**Params**: `ds`, `max_steps`, `learning_rate`, `beta`, `num_generations`,
-`max_train_users`, `max_eval_users`, `tolerance` (empty = config).
+**Recipe** (`recipe` Param, `[align] recipe`): `sft+grpo` (default) = a supervised warm start
+on the three-line answers (TRL `SFTTrainer`), then GRPO from it; `sft` or `grpo` alone. The
+`train` log shows the warm start's loss per step and, per GRPO step, the rewards and the
+share of groups whose completions all scored the same (`frac_reward_zero_std`: such a group
+teaches nothing; near 1.0 means GRPO is not learning). `eval.json` and the `register` log give
+Acc@m, format and answered rates with 95% intervals over validation users, also split by
+whether the right author was in the user's shown history (memory) or not (preference).
+
+**Params**: `ds`, `recipe`, `sft_max_steps`, `max_steps`, `learning_rate`, `beta`,
+`num_generations`, `max_train_users`, `max_eval_users`, `tolerance` (empty = config).
 """
 
 from __future__ import annotations

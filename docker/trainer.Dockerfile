@@ -1,6 +1,8 @@
 # The GRPO trainer image: `accelerate launch` + DeepSpeed ZeRO-3 over mspa_tasks.align.train.
 # CUDA 12.8 (devel: DeepSpeed compiles its fused ops with nvcc at first use); torch, trl,
-# transformers, accelerate and deepspeed pinned through the project's constraints.txt.
+# transformers, accelerate, deepspeed and vLLM (GRPO's generation, colocated) pinned through
+# the image's own lock, docker/trainer-constraints.txt (vLLM needs an older transformers
+# than the Airflow side's constraints.txt).
 # Build from the repository root:  docker build -f docker/trainer.Dockerfile -t mspa/trainer:0.1.0 .
 FROM nvidia/cuda:12.8.1-cudnn-devel-ubuntu24.04
 
@@ -23,10 +25,10 @@ RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /opt/mspa
-COPY constraints.txt docker/trainer-requirements.txt ./
+COPY docker/trainer-constraints.txt docker/trainer-requirements.txt ./
 # torch first and pinned (the default wheel for linux x86_64 is the CUDA build).
 RUN pip install torch==2.13.0 \
-    && pip install -r trainer-requirements.txt -c constraints.txt
+    && pip install -r trainer-requirements.txt -c trainer-constraints.txt
 
 COPY pyproject.toml ./
 COPY mspa_tasks ./mspa_tasks

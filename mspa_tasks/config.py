@@ -348,7 +348,26 @@ class AlignConfig(Section):
     learning_rate: float = Field(1e-5, gt=0)
     max_steps: int = Field(8, ge=1, description="GRPO steps")
     max_completion_length: int = Field(64, ge=1)
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the group; "
+                                                       "1.0 keeps the group diverse")
+    # TRL 1.16's loss and advantage options; every non-default is chosen for a reason that
+    # docs/decisions.md ("GRPO options") writes down.
+    loss_type: Literal["dapo", "dr_grpo", "grpo", "bnpo"] = Field(
+        "dapo", description="token-level loss normalisation (TRL's default, no length bias)")
+    scale_rewards: Literal["batch", "group", "none"] = Field(
+        "batch", description="advantage scaling: batch keeps a correct pick worth more than a "
+                             "small similarity difference (group would blow both up to 1 std)")
+    multi_objective_aggregation: Literal["sum_then_normalize", "normalize_then_sum"] = Field(
+        "sum_then_normalize", description="weight the raw rewards by lambda, then normalise "
+                                          "(the paper's r = sum of lambda_i r_i)")
+    mask_truncated_completions: bool = Field(
+        True, description="a completion cut before its answer is left out of the loss, not "
+                          "punished as wrong")
+    use_vllm: bool = Field(False, description="generate the GRPO groups with vLLM (GPU only; "
+                                              "the trainer image has it)")
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: Share = Field(0.3, description="colocate mode: the GPU share "
+                                                                "vLLM's cache may take")
     rewards: Names = ("accuracy", "format", "similarity")
     reward_weights: Floats = Field((1.0, 0.5, 0.5), description="lambda1..lambda3, in "
                                                                 "`rewards` order")

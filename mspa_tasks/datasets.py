@@ -277,8 +277,9 @@ def vector_schema(id_col: str, dim: int, with_fields: bool) -> pa.Schema:
 
 
 def example_schema(dim: int) -> pa.Schema:
-    """An alignment example: prompt, candidates, ground truth, candidates' vectors, and the
-    supervised target (the three-line answer the SFT warm start learns)."""
+    """An alignment example: prompt, candidates, ground truth, candidates' vectors, the
+    supervised target (the three-line answer the SFT warm start learns), and whether the
+    ground truth is among the authors the prompt's history shows (memory, not preference)."""
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -286,7 +287,7 @@ def example_schema(dim: int) -> pa.Schema:
                       ("prompt", pa.list_(message)), ("candidate_ids", pa.list_(pa.int64())),
                       ("ground_truth", pa.int64()),
                       ("candidate_vectors", pa.list_(vector_type(dim))),
-                      ("target", pa.string())])
+                      ("target", pa.string()), ("gt_in_history", pa.bool_())])
 
 
 SESSIONS = Dataset(

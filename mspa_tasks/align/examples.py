@@ -16,7 +16,9 @@ window, last tip included, so they name the ground truth (see docs/decisions.md)
 Published as ``align_examples/ds=<ds>/examples.parquet`` (+ manifest), one row per user and
 ``m``: ``user_id, split, m, prompt`` (chat messages), ``candidate_ids`` (prompt order),
 ``ground_truth``, ``candidate_vectors`` (unit author vectors, same order), ``target`` (the
-answer the SFT warm start learns: :func:`sft_target`). Train users are
+answer the SFT warm start learns: :func:`sft_target`), ``gt_in_history`` (the ground truth
+is among the authors the history shows: the user tipped it before, so the example can be
+solved from memory; the evaluation reports both sides). Train users are
 capped by ``max_train_users`` and validation users by ``max_eval_users`` (a seeded sample);
 test users are all kept for the replay.
 """
@@ -200,8 +202,9 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
             if gt not in index:
                 skipped["ground_truth_without_vector"] += 1
                 continue
-            data = render_user(u, history, content, cfg.history_chars,
-                               settings.compose.min_author_chars, "align", PROMPT_VERSION).data
+            rendered = render_user(u, history, content, cfg.history_chars,
+                                   settings.compose.min_author_chars, "align", PROMPT_VERSION)
+            data, shown = rendered.data, gt in rendered.authors_in
             for m in sizes:
                 try:
                     ids = pool.draw(u, gt, tipped_by[u] - {gt}, m, cfg.candidate_salt)
@@ -212,7 +215,8 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                              "prompt": build_prompt(data, [lines[a] for a in ids]),
                              "candidate_ids": ids, "ground_truth": gt,
                              "candidate_vectors": vectors[[index[a] for a in ids]].tolist(),
-                             "target": sft_target(gt, history, categories, locations)})
+                             "target": sft_target(gt, history, categories, locations),
+                             "gt_in_history": shown})
     table = pa.Table.from_pylist(rows, schema=example_schema(vectors.shape[1]))
     counts = {s: {str(m): sum(1 for r in rows if r["split"] == s and r["m"] == m)
                   for m in sizes} for s in ("train", "val", "test")}

@@ -150,6 +150,8 @@ def register_run(version: str, warehouse_url: str, store: ArtifactStore,
                        "reward_last": steps[-1]["reward"] if steps else None,
                        "runtime_s": metrics.get("train_runtime_s"),
                        "tokens_per_s": metrics.get("tokens_per_s"),
+                       "recipe": metrics.get("recipe"),
+                       "zero_std_share": metrics.get("zero_std_share"),
                        "weights": metrics.get("weights"), "device": metrics.get("device")}}
     registry.register(warehouse_url, registry.ModelVersion(
         version=version, ds=report["ds"], base_version=report["base_version"],
@@ -159,6 +161,11 @@ def register_run(version: str, warehouse_url: str, store: ArtifactStore,
     table = format_comparison(version, report["champion_version"], report["new"],
                               report["champion"])
     log.info("gate for %s: %s\n%s", version, decision.reason, table)
+    shares = [x for x in metrics.get("zero_std_share") or [] if x is not None]
+    if shares:
+        # GRPO's health: a group whose completions all scored the same teaches nothing.
+        log.info("GRPO groups with zero reward variance, per step: %s (mean %.2f)",
+                 [round(x, 2) for x in shares], sum(shares) / len(shares))
     return {"version": version, "status": "champion" if decision.promote else "rejected",
             "reason": decision.reason, "new": new, "champion": champ,
             "champion_version": report["champion_version"]}

@@ -20,7 +20,8 @@ the same validation examples; write under ``models/recommender/<version>/``: ``m
 stage's loss per step; every GRPO step: loss, KL, reward means per function and the share of
 groups with zero reward variance, ``frac_reward_zero_std``, the stage's health signal: such a
 group has no advantage and teaches nothing; runtime, tokens/s, peak memory, how much the
-weights moved) and ``eval.json`` (both models' report), written last.
+weights moved) and ``eval.json`` (both models' report, every figure with its 95% bootstrap
+interval over validation users and the paired difference new - champion), written last.
 """
 
 from __future__ import annotations
@@ -114,7 +115,12 @@ def grpo_args(cfg: AlignConfig, output_dir: str) -> Any:
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_generations=cfg.num_generations, beta=cfg.beta,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
-        reward_weights=list(cfg.reward_weights), seed=cfg.seed,
+        reward_weights=list(cfg.reward_weights), seed=cfg.seed, loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards,
+        multi_objective_aggregation=cfg.multi_objective_aggregation,
+        mask_truncated_completions=cfg.mask_truncated_completions,
+        use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
         bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
@@ -222,6 +228,9 @@ def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
     from mspa_tasks.align.rewards import reward_functions
 
     cfg = run.align
+    if cfg.use_vllm and not torch.cuda.is_available():
+        raise SystemExit("align.use_vllm=true needs a GPU and vLLM (the trainer image); this "
+                         "machine has no GPU: set align.use_vllm=false")
     columns = ("prompt", "candidate_ids", "ground_truth", "candidate_vectors")
     dataset = Dataset.from_list([{k: r[k] for k in columns} for r in rows])
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
@@ -267,7 +276,7 @@ def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
 
 def run_training(run: RunConfig) -> dict[str, Any]:
     """The whole run (see module doc); returns ``eval.json``'s content."""
-    from mspa_tasks.align.evaluate import evaluate_model
+    from mspa_tasks.align.evaluate import accuracy_intervals, evaluate_model
     from mspa_tasks.align.examples import read_examples
     from mspa_tasks.align.store import resolve_model, upload_folder
     from mspa_tasks.artifacts import open_store
@@ -297,7 +306,11 @@ def run_training(run: RunConfig) -> dict[str, Any]:
     champ, champ_answers = evaluate_model(champion_path, val_rows, cfg.eval_batch_size,
                                           cfg.eval_max_new_tokens,
                                           f"champion {run.champion_version}")
+    # Every figure with its 95% interval over validation users, and new - champion paired.
+    intervals = accuracy_intervals({"new": new_answers, "champion": champ_answers}, val_rows,
+                                   "new", n_boot=1000, seed=cfg.seed)
     report = {"version": run.version, "ds": run.ds, "model_uri": model_uri,
+              "intervals": intervals,
               "model_ref": f"artifact:{run.output}/model", "base_version": run.champion_version,
               "new": new, "champion": champ, "champion_version": run.champion_version,
               "validation_examples": len(val_rows), "config": run.as_dict(),

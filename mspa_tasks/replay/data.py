@@ -79,13 +79,14 @@ def model_day(ds: str, store: ArtifactStore) -> str:
 
 
 def load_day(ds: str, warehouse_url: str, store: ArtifactStore, window_days: int = 30,
-             held_out: bool = False) -> ReplayData:
+             held_out: bool = False, hold_out: tuple[str, ...] = ("test",)) -> ReplayData:
     """Day ``ds``'s impressions with the model day's artifacts (module doc). Day ``ds``
     itself must have passed ingest (its sessions published: its feed is complete and
     checked), though none of its artifacts is used.
 
     ``held_out``: the artifacts of ``ds`` itself, for the held-out evaluation of ``u2a``
-    (each test user's last tip is kept out of every model and is the label)."""
+    (the last tip of each user in a ``hold_out`` split is kept out of the baselines' rows and
+    is the label: test users for the replay, validation users for the retrain ablation)."""
     SESSIONS.require(store, ds, "the replay")
     day = ds if held_out else model_day(ds, store)
     a_table, a_vectors = read_vectors(store, AUTHOR_VECTORS, day)
@@ -112,7 +113,7 @@ def load_day(ds: str, warehouse_url: str, store: ArtifactStore, window_days: int
     held_out = sessions.column("is_ground_truth").to_numpy(zero_copy_only=False).astype(bool)
     u_rows = np.array([u_index[int(u)] for u in s_users], np.int64)
     a_rows = np.array([a_index.get(int(a), -1) for a in s_authors], np.int64)
-    keep = (a_rows >= 0) & ~(held_out & (split[u_rows] == "test"))
+    keep = (a_rows >= 0) & ~(held_out & np.isin(split[u_rows], list(hold_out)))
 
     today = window_for(ds, 1)
     history = window_for(day, window_days)

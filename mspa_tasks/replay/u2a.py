@@ -12,11 +12,28 @@ import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.replay.data import load_day, scorers
+from mspa_tasks.replay.baselines import Scorer
+from mspa_tasks.replay.data import ReplayData, load_day, scorers
 from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
 from mspa_tasks.sampling import stable_sample
 
 log = logging.getLogger(__name__)
+
+
+def baseline_answers(scorer: Scorer, rows: list[dict[str, Any]],
+                     data: ReplayData) -> list[str]:
+    """Each example answered by ``scorer``: the candidate it scores highest for the user (an
+    author it has no row for scores -inf), written as the recommender would write it, so the
+    one parser reads both."""
+    u_index, a_index = data.user_index, data.author_index
+    answers = []
+    for r in rows:
+        cands = [a_index.get(int(a), -1) for a in r["candidate_ids"]]
+        u = u_index[int(r["user_id"])]
+        scores = [float(scorer.users[u] @ scorer.items[c]) if c >= 0 else -np.inf
+                  for c in cands]
+        answers.append(f"Recommended author: {r['candidate_ids'][int(np.argmax(scores))]}")
+    return answers
 
 
 def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
@@ -47,17 +64,8 @@ def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
     # ds, kept out of the examples' histories and of the baselines' training rows.
     data = load_day(ds, warehouse_url, store, settings.ingest.window_days, held_out=True)
     models = scorers(data, settings)
-    u_index, a_index = data.user_index, data.author_index
     for name in BASELINES:
-        scorer = models[name]
-        picks = []
-        for r in rows:
-            cands = [a_index.get(int(a), -1) for a in r["candidate_ids"]]
-            u = u_index[int(r["user_id"])]
-            scores = [float(scorer.users[u] @ scorer.items[c]) if c >= 0 else -np.inf
-                      for c in cands]
-            picks.append(f"Recommended author: {r['candidate_ids'][int(np.argmax(scores))]}")
-        base = accuracy_report(picks, rows)
+        base = accuracy_report(baseline_answers(models[name], rows, data), rows)
         metrics += [row(f"acc@{m}", name, base[f"acc@{m}"], base[f"n@{m}"])
                     for m in settings.align.eval_m]
     metrics += [row(f"chance@{m}", "chance", 1 / m, report[f"n@{m}"])

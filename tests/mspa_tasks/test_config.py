@@ -17,6 +17,8 @@ def test_prod_settings_carry_no_credentials(tmp_path):
     s = load_settings("prod", home=tmp_path)
     assert s.warehouse_url == "" and s.warehouse_conn_id == "mspa_warehouse"
     assert s.artifacts_uri.startswith("s3://") and s.artifacts_conn_id == "aws_default"
+    # production's GPU path: bf16 and vLLM generating GRPO's groups on the training GPUs
+    assert s.align.bf16 and s.align.use_vllm and s.align.vllm_mode == "colocate"
 
 
 def test_env_is_picked_by_one_setting(monkeypatch, tmp_path):

@@ -76,18 +76,23 @@ def test_the_prompt_shows_the_history_without_the_last_tip(day):
     rows = [r for r in read_table(store, DATASET, DS, "examples").to_pylist() if r["m"] == 4]
     content, _ = load_author_content(url, {e["author_id"] for ev in sessions.values()
                                            for e in ev}, window_for(DS, 30).end_ms)
-    differs = 0
+    differs = in_history = 0
     for r in rows:
         events = sorted(sessions[r["user_id"]], key=lambda e: e["seq"])
         _, history = split_last_tip([(e["seq"], e["author_id"]) for e in events])
         full = split_last_tip([(e["seq"], e["author_id"]) for e in events]
                               + [(10**9, -1)])[1]  # every real event in the history
         budget, floor = settings.align.history_chars, settings.compose.min_author_chars
-        shown = render_user(r["user_id"], history, content, budget, floor, "a", "b").data
+        rendered = render_user(r["user_id"], history, content, budget, floor, "a", "b")
+        shown = rendered.data
         leaked = render_user(r["user_id"], full, content, budget, floor, "a", "b").data
         assert f"<data>\n{shown}\n</data>" in r["prompt"][-1]["content"]
         differs += shown != leaked
+        # memory vs preference: flagged when the ground truth is among the authors shown
+        assert r["gt_in_history"] == (r["ground_truth"] in rendered.authors_in)
+        in_history += r["gt_in_history"]
     assert differs == len(rows)  # the held-out tip always changes what the model sees
+    assert 0 < in_history < len(rows)  # the world has both kinds of example
 
 
 def test_splits_are_capped_and_rerun_is_byte_identical(day):

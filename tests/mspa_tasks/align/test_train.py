@@ -61,6 +61,23 @@ def test_run_config_overrides(tmp_path, settings, overrides, field, expected):
     assert getattr(run if hasattr(run, field) else run.align, field) == expected
 
 
+def test_the_chosen_grpo_options_reach_trl(tmp_path):
+    """The options docs/decisions.md argues for ("GRPO options") are what GRPOConfig gets."""
+    from mspa_tasks.align.train import grpo_args
+    from mspa_tasks.config import AlignConfig
+
+    args = grpo_args(AlignConfig(), str(tmp_path))
+    assert (args.loss_type, args.scale_rewards, args.multi_objective_aggregation) == (
+        "dapo", "batch", "sum_then_normalize")
+    assert args.mask_truncated_completions is True and args.use_vllm is False
+    assert args.reward_weights == [1.0, 0.5, 0.5] and args.beta == 0.04
+    prod = grpo_args(AlignConfig(use_vllm=True, vllm_gpu_memory_utilization=0.25,
+                                 scale_rewards="none"), str(tmp_path))
+    assert (prod.use_vllm, prod.vllm_mode, prod.vllm_gpu_memory_utilization) == (
+        True, "colocate", 0.25)
+    assert prod.scale_rewards == "none"
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["max_step=3"], "expected KEY=VALUE with KEY one of"),
     (["num_generations=1"], "num_generations=1 is invalid"),
@@ -109,6 +126,13 @@ def test_grpo_steps_log_rewards_change_weights_and_evaluate_both_models(tmp_path
     for model in ("new", "champion"):
         assert {"acc@4", "acc@10", "n@4", "n@10"} <= set(report[model])
         assert report[model]["n@4"] == report[model]["n@10"] == 2
+    # every figure with its interval over the 2 validation users, champion paired with new
+    intervals = {(r["model"], r["metric"], r["m"], r["segment"]): r for r in report["intervals"]}
+    for m in (4, 10):
+        new, champ = intervals[("new", "acc", m, "all")], intervals[("champion", "acc", m, "all")]
+        assert new["value"] == report["new"][f"acc@{m}"] and new["users"] == 2
+        assert champ["diff"] == pytest.approx(champ["value"] - new["value"])
+        assert champ["low"] <= champ["value"] <= champ["high"]
     assert report["model_ref"] == f"artifact:{prefix}/model"
     assert '"acc@4"' in capsys.readouterr().out
 

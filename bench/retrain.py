@@ -1,0 +1,209 @@
+"""bench/retrain: the paper's ablation (Table 3) reproduced on the demo world, with intervals.
+
+On the alignment examples of ``--ds`` (built from the published sessions, texts and vectors
+of a ``make demo`` home), in one run and on the same validation examples:
+
+1. **base**: the packaged SmolLM2-135M-Instruct, untrained;
+2. **sft**: the supervised warm start (TRL ``SFTTrainer``) on the train users' targets;
+3. **sft+grpo a+f**: GRPO from the warm start with accuracy + format;
+4. **sft+grpo a+f+s**: the same with the dense similarity reward too (the paper's recipe);
+5. **popularity** and **als**: the replay's baselines, trained on the same window with every
+   validation user's held-out last tip removed, answering the same candidate sets.
+
+Each model's Acc@4, Acc@10, format and answered rates, with 95% bootstrap intervals over
+validation users and the paired difference against the paper's recipe (``▲`` the row is
+significantly above it, ``▼`` below, ``≈`` no significant difference); Acc@m again on the
+examples whose ground truth the history shows (the user tipped it before: memory) and on
+those where it does not (preference). GRPO's health per step: the share of groups whose
+completions all got the same reward (``frac_reward_zero_std``). Both GRPO variants start
+from the same warm-start weights; every stage is timed.
+
+    python bench/retrain.py --home var --ds 2026-11-20 [--sft-steps 48 --grpo-steps 8]
+
+Writes bench/out/retrain.json and prints the Markdown for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+OUT = REPO / "bench" / "out"
+
+PAPER = "sft+grpo a+f+s"
+VARIANTS = {  # name: (rewards, their weights lambda)
+    "sft+grpo a+f": (("accuracy", "format"), (1.0, 0.5)),
+    PAPER: (("accuracy", "format", "similarity"), (1.0, 0.5, 0.5)),
+}
+ORDER = ("base", "sft", "sft+grpo a+f", PAPER, "popularity", "als")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--home", default=str(REPO / "var"), help="a make demo home (MSPA_HOME)")
+    p.add_argument("--ds", default="2026-11-20")
+    p.add_argument("--sft-steps", type=int, default=None, help="default: [align] sft_max_steps")
+    p.add_argument("--grpo-steps", type=int, default=None, help="default: [align] max_steps")
+    p.add_argument("--train-users", type=int, default=None,
+                   help="default: [align] max_train_users")
+    p.add_argument("--eval-users", type=int, default=0, help="validation users; 0 = all")
+    p.add_argument("--boot", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument("--out", default=str(OUT / "retrain.json"))
+    return p.parse_args(argv)
+
+
+def _fmt(r: dict[str, Any] | None) -> str:
+    if r is None or r["value"] is None:
+        return "–"
+    mark = "" if r["significant"] is None else (
+        " ≈" if not r["significant"] else (" ▲" if r["diff"] > 0 else " ▼"))
+    return f"{r['value']:.3f} [{r['low']:.3f}, {r['high']:.3f}]{mark}"
+
+
+def tables(result: dict[str, Any]) -> str:
+    """The ablation and the memory/preference split as Markdown."""
+    rows = result["intervals"]
+    pick = {(r["model"], r["metric"], r["m"], r["segment"]): r for r in rows}
+    sizes = sorted({r["m"] for r in rows})
+    models = [m for m in ORDER if any(r["model"] == m for r in rows)]
+    cols = [(metric, m) for metric in ("acc", "format", "answered") for m in sizes]
+    head = "| model | " + " | ".join(f"{metric}@{m}" for metric, m in cols) + " |"
+    out = [head, "|" + " --- |" * (len(cols) + 1)]
+    for model in models:
+        cells = [_fmt(pick.get((model, metric, m, "all"))) for metric, m in cols]
+        out.append(f"| {model} | " + " | ".join(cells) + " |")
+    chance = " · ".join(f"chance@{m} = {1 / m:.3f}" for m in sizes)
+    n = " · ".join(f"n@{m} = {pick[(PAPER, 'acc', m, 'all')]['n']} examples of "
+                   f"{pick[(PAPER, 'acc', m, 'all')]['users']} users"
+                   for m in sizes if (PAPER, "acc", m, "all") in pick)
+    out += ["", f"{chance}; {n}.", ""]
+    seg_cols = [(m, s) for m in sizes for s in ("shown", "unseen")]
+    out.append("| model | " + " | ".join(
+        f"acc@{m} {'in history' if s == 'shown' else 'not in history'}" for m, s in seg_cols)
+        + " |")
+    out.append("|" + " --- |" * (len(seg_cols) + 1))
+    for model in models:
+        out.append(f"| {model} | " + " | ".join(
+            _fmt(pick.get((model, "acc", m, s))) for m, s in seg_cols) + " |")
+    counts = " · ".join(
+        f"acc@{m} {s}: n = {pick[(PAPER, 'acc', m, s)]['n']}" for m, s in seg_cols
+        if (PAPER, "acc", m, s) in pick)
+    out += ["", f"Examples per segment: {counts}."]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("bench.retrain")
+
+    from mspa_tasks.align.evaluate import accuracy_intervals, generate_answers
+    from mspa_tasks.align.examples import build_examples, read_examples
+    from mspa_tasks.align.store import resolve_model
+    from mspa_tasks.align.train import RunConfig, grpo, warm_start
+    from mspa_tasks.artifacts import open_store
+    from mspa_tasks.config import load_settings
+    from mspa_tasks.replay.data import load_day, scorers
+    from mspa_tasks.replay.u2a import baseline_answers
+
+    settings = load_settings(home=args.home)
+    changes: dict[str, Any] = {"max_eval_users": args.eval_users}
+    for key, value in (("sft_max_steps", args.sft_steps), ("max_steps", args.grpo_steps),
+                       ("max_train_users", args.train_users)):
+        if value is not None:
+            changes[key] = value
+    settings = settings.with_align(**changes)
+    cfg = settings.align
+    store = open_store(settings.artifacts_uri)
+    timings: dict[str, float] = {}
+
+    started = time.perf_counter()
+    build_examples(args.ds, settings.warehouse_url, store, settings)
+    train_rows = read_examples(store, args.ds, "train", cfg.train_m)
+    val_rows = read_examples(store, args.ds, "val", cfg.eval_m)
+    timings["examples"] = time.perf_counter() - started
+    log.info("%d train examples (%d users), %d validation examples (%d users)",
+             len(train_rows), len({r["user_id"] for r in train_rows}), len(val_rows),
+             len({r["user_id"] for r in val_rows}))
+
+    def answer(name: str, path: str) -> None:
+        t = time.perf_counter()
+        answers[name] = generate_answers(path, [r["prompt"] for r in val_rows],
+                                         cfg.eval_batch_size, cfg.eval_max_new_tokens, name)
+        timings[f"evaluate {name}"] = time.perf_counter() - t
+
+    answers: dict[str, list[str]] = {}
+    train_metrics: dict[str, Any] = {}
+    base = resolve_model(cfg.base_model, store, settings.models_dir)
+    answer("base", base)
+    run = RunConfig(ds=args.ds, version="bench-ablation", artifacts_uri=settings.artifacts_uri,
+                    model=cfg.base_model, champion=cfg.base_model, champion_version="base",
+                    models_dir=str(settings.models_dir), align=cfg)
+    with tempfile.TemporaryDirectory(prefix="bench-retrain-") as tmp:
+        out = Path(tmp)
+        t = time.perf_counter()
+        train_metrics["sft"] = warm_start(run, train_rows, base, out / "sft")
+        timings["train sft"] = time.perf_counter() - t
+        answer("sft", str(out / "sft"))
+        for name, (rewards, weights) in VARIANTS.items():
+            variant = dataclasses.replace(run, align=cfg.replaced(rewards=rewards,
+                                                                  reward_weights=weights))
+            t = time.perf_counter()
+            folder = out / name.replace(" ", "_").replace("+", "p")
+            train_metrics[name] = grpo(variant, train_rows, str(out / "sft"), folder)
+            timings[f"train {name}"] = time.perf_counter() - t
+            answer(name, str(folder / "model"))
+
+    t = time.perf_counter()
+    data = load_day(args.ds, settings.warehouse_url, store, settings.ingest.window_days,
+                    held_out=True, hold_out=("val",))
+    models = scorers(data, settings)
+    for name in ("popularity", "als"):
+        answers[name] = baseline_answers(models[name], val_rows, data)
+    timings["baselines"] = time.perf_counter() - t
+
+    intervals = accuracy_intervals(answers, val_rows, PAPER, args.boot)
+    result = {
+        "ds": args.ds, "home": args.home,
+        "config": {k: getattr(cfg, k) for k in (
+            "sft_max_steps", "sft_learning_rate", "sft_batch_size", "max_steps",
+            "learning_rate", "num_generations", "per_device_train_batch_size", "beta",
+            "temperature", "max_completion_length", "loss_type", "scale_rewards",
+            "multi_objective_aggregation", "mask_truncated_completions", "max_train_users",
+            "max_eval_users", "train_m", "eval_m")},
+        "examples": {"train": len(train_rows), "val": len(val_rows),
+                     "train_users": len({r["user_id"] for r in train_rows}),
+                     "val_users": len({r["user_id"] for r in val_rows})},
+        "intervals": intervals,
+        "zero_std_share": {n: train_metrics[n].get("zero_std_share") for n in VARIANTS},
+        "sft_loss": [s["loss"] for s in train_metrics["sft"]["steps"]],
+        "grpo_reward": {n: [s["reward"] for s in train_metrics[n]["steps"]] for n in VARIANTS},
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "samples": [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
+                     **{n: answers[n][i][:300] for n in ("base", "sft", PAPER)}}
+                    for i, r in enumerate(val_rows[:4])],
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+    print(tables(result))
+    print()
+    for name in VARIANTS:
+        print(f"{name}: frac_reward_zero_std per step {result['zero_std_share'][name]}, "
+              f"reward per step {[round(x, 3) for x in result['grpo_reward'][name]]}")
+    print("SFT loss per step:", [round(x, 3) for x in result["sft_loss"]])
+    print("time (s):", result["timings_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
