@@ -12,9 +12,10 @@ of a ``make demo`` home), in one run and on the same validation examples:
 
 Each model's Acc@4, Acc@10, format and answered rates, with 95% bootstrap intervals over
 validation users and the paired difference against the paper's recipe (``▲`` the row is
-significantly above it, ``▼`` below, ``≈`` no significant difference); Acc@m again on the
-examples whose ground truth the history shows (the user tipped it before: memory) and on
-those where it does not (preference). GRPO's health per step: the share of groups whose
+significantly above it, ``▼`` below, ``≈`` no significant difference); Acc@m again by
+segment: the ground truth new to the user or tipped before in the window, and shown in the
+prompt's history or not (a model that only recognises names from the history must not look
+good on "not in the shown history"). GRPO's health per step: the share of groups whose
 completions all got the same reward (``frac_reward_zero_std``). Both GRPO variants start
 from the same warm-start weights; every stage is timed.
 
@@ -86,18 +87,17 @@ def tables(result: dict[str, Any]) -> str:
                    f"{pick[(PAPER, 'acc', m, 'all')]['users']} users"
                    for m in sizes if (PAPER, "acc", m, "all") in pick)
     out += ["", f"{chance}; {n}.", ""]
-    seg_cols = [(m, s) for m in sizes for s in ("shown", "unseen")]
-    out.append("| model | " + " | ".join(
-        f"acc@{m} {'in history' if s == 'shown' else 'not in history'}" for m, s in seg_cols)
-        + " |")
-    out.append("|" + " --- |" * (len(seg_cols) + 1))
-    for model in models:
-        out.append(f"| {model} | " + " | ".join(
-            _fmt(pick.get((model, "acc", m, s))) for m, s in seg_cols) + " |")
-    counts = " · ".join(
-        f"acc@{m} {s}: n = {pick[(PAPER, 'acc', m, s)]['n']}" for m, s in seg_cols
-        if (PAPER, "acc", m, s) in pick)
-    out += ["", f"Examples per segment: {counts}."]
+    labels = {"new": "new to the user", "repeat": "tipped before",
+              "unseen": "not in the shown history", "shown": "in the shown history"}
+    for m in sizes:
+        out.append(f"| acc@{m} by segment | " + " | ".join(labels.values()) + " |")
+        out.append("|" + " --- |" * (len(labels) + 1))
+        for model in models:
+            out.append(f"| {model} | " + " | ".join(
+                _fmt(pick.get((model, "acc", m, s))) for s in labels) + " |")
+        counts = ", ".join(f"{labels[s]} {pick[(PAPER, 'acc', m, s)]['n']}" for s in labels
+                           if (PAPER, "acc", m, s) in pick)
+        out += ["", f"Examples (m = {m}): {counts}.", ""]
     return "\n".join(out)
 
 

@@ -278,8 +278,9 @@ def vector_schema(id_col: str, dim: int, with_fields: bool) -> pa.Schema:
 
 def example_schema(dim: int) -> pa.Schema:
     """An alignment example: prompt, candidates, ground truth, candidates' vectors, the
-    supervised target (the three-line answer the SFT warm start learns), and whether the
-    ground truth is among the authors the prompt's history shows (memory, not preference)."""
+    supervised target (the three-line answer the SFT warm start learns), whether the ground
+    truth is among the authors the prompt's history shows (memory, not preference) and
+    whether the user tipped it before in the window (shown or cut from the history)."""
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -287,7 +288,8 @@ def example_schema(dim: int) -> pa.Schema:
                       ("prompt", pa.list_(message)), ("candidate_ids", pa.list_(pa.int64())),
                       ("ground_truth", pa.int64()),
                       ("candidate_vectors", pa.list_(vector_type(dim))),
-                      ("target", pa.string()), ("gt_in_history", pa.bool_())])
+                      ("target", pa.string()), ("gt_in_history", pa.bool_()),
+                      ("gt_tipped_before", pa.bool_())])
 
 
 SESSIONS = Dataset(

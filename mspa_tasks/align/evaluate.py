@@ -9,7 +9,8 @@ Memory versus preference: an example whose ground truth is among the authors sho
 prompt's history (``gt_in_history``: the user tipped it before) can be solved by recognising
 a name, not by understanding a taste (the candidate set never holds another tipped author).
 ``acc_shown@m`` and ``acc_unseen@m`` split Acc@m on that flag; a model that only copies from
-the history scores chance or worse on the second.
+the history scores chance or worse on the second. ``acc_repeat@m`` / ``acc_new@m`` split on
+whether the user tipped the ground truth earlier in the window at all (shown or cut).
 
 :func:`accuracy_intervals` gives every figure a 95% bootstrap interval over users and each
 model's paired difference against a reference model (the replay's bootstrap,
@@ -28,8 +29,9 @@ from mspa_tasks.align.rewards import has_format, parse_recommended
 
 log = logging.getLogger(__name__)
 
-# Segments of the examples: every example, ground truth shown in the history, or not.
-SEGMENTS = ("all", "shown", "unseen")
+# Segments of the examples: every example; ground truth shown in the history or not; ground
+# truth tipped before in the window (repeat) or new to the user.
+SEGMENTS = ("all", "shown", "unseen", "repeat", "new")
 
 
 def outcomes(completions: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -50,18 +52,23 @@ def outcomes(completions: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict
 def segment_mask(rows: Sequence[dict[str, Any]], segment: str) -> np.ndarray:
     """Which examples belong to ``segment`` (one of :data:`SEGMENTS`)."""
     shown = np.array([bool(r.get("gt_in_history")) for r in rows], bool)
-    return {"all": np.ones(len(rows), bool), "shown": shown, "unseen": ~shown}[segment]
+    before = np.array([bool(r.get("gt_tipped_before")) for r in rows], bool)
+    return {"all": np.ones(len(rows), bool), "shown": shown, "unseen": ~shown,
+            "repeat": before, "new": ~before}[segment]
 
 
 def accuracy_report(completions: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per ``m``: ``acc@m``, ``answered@m``, ``format@m``, ``chance@m``, ``n@m``, and Acc@m on
-    the examples whose ground truth was shown in the history or not (``acc_shown@m``,
-    ``acc_unseen@m`` with their ``n_``; None when a side has no example).
+    """Per ``m``: ``acc@m``, ``answered@m``, ``format@m``, ``chance@m``, ``n@m``, and Acc@m per
+    segment of :data:`SEGMENTS` (``acc_shown@m``, ``acc_unseen@m``, ``acc_repeat@m``,
+    ``acc_new@m`` with their ``n_``; None when a segment has no example).
 
     >>> rows = [{"m": 4, "candidate_ids": [1, 2, 3, 4], "ground_truth": 2,
-    ...          "gt_in_history": s} for s in (True, False)]
-    >>> accuracy_report(["Recommended author: 2", "recommended author: 9"], rows)
-    {'acc@4': 0.5, 'answered@4': 0.5, 'format@4': 0.0, 'chance@4': 0.25, 'n@4': 2, 'acc_shown@4': 1.0, 'n_shown@4': 1, 'acc_unseen@4': 0.0, 'n_unseen@4': 1}
+    ...          "gt_in_history": s, "gt_tipped_before": s} for s in (True, False)]
+    >>> r = accuracy_report(["Recommended author: 2", "recommended author: 9"], rows)
+    >>> {k: r[k] for k in ("acc@4", "answered@4", "format@4", "chance@4", "n@4")}
+    {'acc@4': 0.5, 'answered@4': 0.5, 'format@4': 0.0, 'chance@4': 0.25, 'n@4': 2}
+    >>> r["acc_shown@4"], r["n_shown@4"], r["acc_unseen@4"], r["acc_new@4"]
+    (1.0, 1, 0.0, 0.0)
     """
     out: dict[str, Any] = {}
     sizes = np.array([int(r["m"]) for r in rows])

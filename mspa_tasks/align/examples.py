@@ -18,7 +18,8 @@ Published as ``align_examples/ds=<ds>/examples.parquet`` (+ manifest), one row p
 ``ground_truth``, ``candidate_vectors`` (unit author vectors, same order), ``target`` (the
 answer the SFT warm start learns: :func:`sft_target`), ``gt_in_history`` (the ground truth
 is among the authors the history shows: the user tipped it before, so the example can be
-solved from memory; the evaluation reports both sides). Train users are
+solved from memory; the evaluation reports both sides), ``gt_tipped_before`` (the user tipped
+it earlier in the window, whether or not the history's budget shows it). Train users are
 capped by ``max_train_users`` and validation users by ``max_eval_users`` (a seeded sample);
 test users are all kept for the replay.
 """
@@ -216,7 +217,8 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                              "candidate_ids": ids, "ground_truth": gt,
                              "candidate_vectors": vectors[[index[a] for a in ids]].tolist(),
                              "target": sft_target(gt, history, categories, locations),
-                             "gt_in_history": shown})
+                             "gt_in_history": shown,
+                             "gt_tipped_before": any(a == gt for a, _ in history)})
     table = pa.Table.from_pylist(rows, schema=example_schema(vectors.shape[1]))
     counts = {s: {str(m): sum(1 for r in rows if r["split"] == s and r["m"] == m)
                   for m in sizes} for s in ("train", "val", "test")}

@@ -71,6 +71,7 @@ def test_trainer_image_installs_the_pinned_versions_as_a_non_root_user():
 def _closure(names: set[str]) -> set[str]:
     """``names`` and everything they require (no extras), as installed here."""
     import importlib.metadata as md
+
     from packaging.requirements import Requirement
 
     norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()  # noqa: E731
