@@ -324,7 +324,8 @@ class AlignConfig(Section):
     train_m: Ints = Field((4, 10), description="candidate-set sizes trained on")
     eval_m: Ints = Field((4, 10), description="Acc@m reported and gated")
     history_chars: int = Field(600, ge=1, description="the user's fenced history block")
-    candidate_chars: int = Field(160, ge=1, description="one candidate's line")
+    candidate_chars: int = Field(120, ge=1, description="one candidate's line: profile, "
+                                                        "tips, then the feature text")
     candidate_salt: str = "mspa-candidates-v1"
     max_train_users: int = Field(0, ge=0, description="cap on train users; 0 = all")
     max_eval_users: int = Field(0, ge=0, description="cap on validation users; 0 = all")
@@ -332,8 +333,8 @@ class AlignConfig(Section):
     # only, or the warm start then GRPO from it (the fix for a model that never produced the
     # answer format, so that GRPO's groups have reward variance to learn from).
     recipe: Literal["grpo", "sft", "sft+grpo"] = Field(
-        "grpo", description="grpo; sft (the supervised warm start only); sft+grpo (the warm "
-                            "start, then GRPO from it)")
+        "sft+grpo", description="sft+grpo (the supervised warm start, then GRPO from it); "
+                                "sft (the warm start only); grpo (GRPO alone)")
     # SFT warm start (TRL SFTTrainer) on the train split's examples and their `target`.
     sft_max_steps: int = Field(16, ge=1, description="supervised steps of the warm start")
     sft_learning_rate: float = Field(5e-5, gt=0)
@@ -347,7 +348,9 @@ class AlignConfig(Section):
     beta: float = Field(0.04, ge=0, description="KL penalty; 0 disables the reference model")
     learning_rate: float = Field(1e-5, gt=0)
     max_steps: int = Field(8, ge=1, description="GRPO steps")
-    max_completion_length: int = Field(64, ge=1)
+    # The three-line answer is 50-65 tokens on the demo world: room for all of it (a cut
+    # answer names no author).
+    max_completion_length: int = Field(80, ge=1)
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the group; "
                                                        "1.0 keeps the group diverse")
     # TRL 1.16's loss and advantage options; every non-default is chosen for a reason that
@@ -375,7 +378,7 @@ class AlignConfig(Section):
     bf16: bool = False
     gradient_checkpointing: bool = False
     eval_batch_size: int = Field(8, ge=1)
-    eval_max_new_tokens: int = Field(64, ge=1)
+    eval_max_new_tokens: int = Field(80, ge=1)
     tolerance: Share = Field(0.02, description="promote if Acc@m >= champion's - tolerance")
     use_champion: bool = True                       # the composer writes with the champion
     launcher: Literal["local", "kubernetes"] = "local"  # local subprocess | kubernetes pod

@@ -170,17 +170,21 @@ def _succeeded_tasks(log: str) -> set[str]:
 
 
 def test_retrain_dag_trains_evaluates_gates_and_registers(airflow_env):
-    """mspa_retrain through Airflow on the day the daily DAG published: real GRPO steps on
-    CPU, both models' Acc@4/Acc@10 in the registry and in the run log."""
+    """mspa_retrain through Airflow on the day the daily DAG published: the default recipe
+    (real SFT steps, then real GRPO steps, on CPU), both models' Acc@4/Acc@10 in the registry
+    and in the run log."""
     if not _manifest_path(airflow_env, DS).exists():
         assert _dags_test(airflow_env, DS).returncode == 0
-    conf = {"max_steps": 2, "num_generations": 2, "max_train_users": 8, "max_eval_users": 4}
+    conf = {"recipe": "sft+grpo", "sft_max_steps": 2, "max_steps": 2, "num_generations": 2,
+            "max_train_users": 8, "max_eval_users": 4}
     result = _run(airflow_env, str(BIN / "airflow"), "dags", "test", "mspa_retrain", DS,
                   "-c", json.dumps(conf))
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     assert {"prepare", "train", "register"} <= _succeeded_tasks(log)
     assert "[trainer]" in log and "step 2: reward" in log  # the trainer's log, streamed
+    assert "sft step 2: loss" in log  # the warm start ran first
+    assert "GRPO groups with zero reward variance, per step: [" in log  # its health signal
     warehouse = sqlite3.connect(Path(airflow_env["MSPA_HOME"]) / "warehouse.db")
     rows = warehouse.execute("SELECT version, status, reason, metrics, artifact_uri "
                              "FROM model_registry ORDER BY created_at, version").fetchall()

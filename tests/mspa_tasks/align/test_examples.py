@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
@@ -67,6 +67,30 @@ def test_each_example_holds_the_last_tipped_author_once_and_no_other_tipped_auth
         # the SFT target: the exact format, read by the one shared parser as the ground truth
         assert format_reward([r["target"]]) == [1.0]
         assert parse_recommended(r["target"], r["candidate_ids"]) == gt
+
+
+def test_a_candidate_line_shows_its_tips_without_any_held_out_tip(day):
+    """The tips count in a candidate line is the window's tips minus every example's label
+    (each kept user's last tip): the ground truth's own held-out tip never raises it."""
+    import re
+
+    url, store, settings = day
+    build_examples(DS, url, store, settings)
+    sessions = read_table(store, "sessions", DS, "sessions").to_pylist()
+    kept = Counter(e["author_id"] for e in sessions if not e["is_ground_truth"])
+    every = Counter(e["author_id"] for e in sessions)
+    seen = differs = 0
+    for r in read_table(store, DATASET, DS, "examples").to_pylist():
+        block = r["prompt"][-1]["content"].split("<data>\n")[2]
+        for a in r["candidate_ids"]:
+            line = re.search(rf"^{a}: [^\n]*", block, re.MULTILINE).group(0)
+            shown = int(re.search(r"; (\d+) tips? in 30 days", line).group(1))
+            assert shown == kept[a], (a, shown, kept[a])
+            seen += 1
+            differs += kept[a] != every[a]
+        # the target's reason names the same count as the ground truth's line
+        assert f"with {kept[r['ground_truth']]} tip" in r["target"]
+    assert seen and differs  # some author's count would have included a label
 
 
 def test_the_prompt_shows_the_history_without_the_last_tip(day):

@@ -27,7 +27,7 @@ def _publish_examples(store, dim: int = 8) -> None:
             ids = [int(a) for a in rng.choice(np.arange(100, 200), size=m, replace=False)]
             vectors = rng.normal(size=(m, dim)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            lines = [candidate_line(a, f"{CATEGORIES[i % 4]} streamer", 60)
+            lines = [candidate_line(a, f"{CATEGORIES[i % 4]} streamer", i, 30, None, 60)
                      for i, a in enumerate(ids)]
             history = "- singing streamer Mia in Chengdu (tipped 2x)\n- singing streamer Bo"
             gt = ids[(3 * user) % m]  # not always the first candidate
@@ -99,7 +99,7 @@ def test_grpo_steps_log_rewards_change_weights_and_evaluate_both_models(tmp_path
 
     store = open_store(f"file://{tmp_path / 'artifacts'}")
     _publish_examples(store)
-    config = _run_file(tmp_path, settings, max_steps=3, num_generations=4,
+    config = _run_file(tmp_path, settings, recipe="grpo", max_steps=3, num_generations=4,
                        per_device_train_batch_size=4, max_completion_length=48,
                        eval_max_new_tokens=32, eval_batch_size=4)
     assert main(["--config", config]) == 0
@@ -160,6 +160,8 @@ def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings
     assert len(metrics["steps"]) == 2 and metrics["weights"]["tensors_changed"] > 0
     shares = metrics["zero_std_share"]
     assert len(shares) == 2 and all(0.0 <= x <= 1.0 for x in shares)
+    report = json.loads(store.get_text(f"{model_prefix('t1')}/eval.json"))
+    assert report["zero_std_share"] == shares and report["recipe"] == "sft+grpo"
     assert min(shares) < 1.0  # some group had reward variance: GRPO had a gradient
 
 
