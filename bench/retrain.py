@@ -101,6 +101,53 @@ def tables(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+STEPS = (("sft", "base"), ("sft+grpo a+f", "sft"), (PAPER, "sft+grpo a+f"), (PAPER, "sft"))
+
+
+def step_gains(answers: dict[str, list[str]], rows: list[dict[str, Any]],
+               n_boot: int) -> list[dict[str, Any]]:
+    """What each step of the recipe added: the paired difference of Acc@m (all examples) and
+    format@m between a stage and the one it started from, with its 95% interval.
+
+    >>> rows = [{"user_id": u, "m": 4, "candidate_ids": [1, 2, 3, 4], "ground_truth": 2}
+    ...         for u in range(8)]
+    >>> right, wrong = "Recommended author: 2", "Recommended author: 1"
+    >>> answers = {"base": [wrong] * 8, "sft": [right] * 8, "sft+grpo a+f": [right] * 8,
+    ...            PAPER: [right] * 4 + [wrong] * 4}
+    >>> [(g["step"], g["metric"], g["diff"], g["significant"]) for g in
+    ...  step_gains(answers, rows, 200) if g["metric"] == "acc"]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('base -> sft', 'acc', 1.0, True), ('sft -> sft+grpo a+f', 'acc', 0.0, False),
+     ('sft+grpo a+f -> sft+grpo a+f+s', 'acc', -0.5, True), ('sft -> sft+grpo a+f+s', 'acc', -0.5, True)]
+    """
+    from mspa_tasks.align.evaluate import accuracy_intervals
+
+    out = []
+    for new, old in STEPS:
+        if new not in answers or old not in answers:
+            continue
+        for r in accuracy_intervals({old: answers[old], new: answers[new]}, rows, old, n_boot):
+            if r["model"] == new and r["segment"] == "all" and r["metric"] in ("acc", "format"):
+                out.append({"step": f"{old} -> {new}", "metric": r["metric"], "m": r["m"],
+                            "diff": r["diff"], "low": r["diff_low"], "high": r["diff_high"],
+                            "significant": r["significant"]})
+    return out
+
+
+def gains_table(gains: list[dict[str, Any]]) -> str:
+    """The step gains as Markdown: one row per step, one column per metric and m."""
+    cols = sorted({(g["metric"], g["m"]) for g in gains})
+    out = ["| step | " + " | ".join(f"Δ {metric}@{m}" for metric, m in cols) + " |",
+           "|" + " --- |" * (len(cols) + 1)]
+    for step in dict.fromkeys(g["step"] for g in gains):
+        cell = {(g["metric"], g["m"]): g for g in gains if g["step"] == step}
+        out.append(f"| {step} | " + " | ".join(
+            f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+            + (" *" if c["significant"] else "") if (c := cell.get(k)) else "–"
+            for k in cols) + " |")
+    return "\n".join(out + ["", "* the paired 95% interval excludes 0."])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
@@ -173,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     timings["baselines"] = time.perf_counter() - t
 
     intervals = accuracy_intervals(answers, val_rows, PAPER, args.boot)
+    gains = step_gains(answers, val_rows, args.boot)
     result = {
         "ds": args.ds, "home": args.home,
         "config": {k: getattr(cfg, k) for k in (
@@ -184,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "examples": {"train": len(train_rows), "val": len(val_rows),
                      "train_users": len({r["user_id"] for r in train_rows}),
                      "val_users": len({r["user_id"] for r in val_rows})},
-        "intervals": intervals,
+        "intervals": intervals, "step_gains": gains,
         "zero_std_share": {n: train_metrics[n].get("zero_std_share") for n in VARIANTS},
         "sft_loss": [s["loss"] for s in train_metrics["sft"]["steps"]],
         "grpo_reward": {n: [s["reward"] for s in train_metrics[n]["steps"]] for n in VARIANTS},
@@ -192,10 +240,17 @@ def main(argv: list[str] | None = None) -> int:
         "samples": [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
                      **{n: answers[n][i][:300] for n in ("base", "sft", PAPER)}}
                     for i, r in enumerate(val_rows[:4])],
+        # every answer, to study what a model picks without rerunning the bench
+        "answers": {"rows": [{k: r[k] for k in ("user_id", "m", "candidate_ids",
+                                                "ground_truth", "gt_in_history",
+                                                "gt_tipped_before")} for r in val_rows],
+                    **answers},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     print(tables(result))
+    print()
+    print(gains_table(gains))
     print()
     for name in VARIANTS:
         print(f"{name}: frac_reward_zero_std per step {result['zero_std_share'][name]}, "

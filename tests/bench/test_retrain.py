@@ -1,0 +1,42 @@
+"""bench/retrain's tables and step gains (the bench itself trains for ~45 minutes; its
+pieces that turn answers into the published tables are checked here)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+
+from tests.conftest import REPO
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_retrain", REPO / "bench" / "retrain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_doctests():
+    assert doctest.testmod(_bench()).failed == 0
+
+
+def test_tables_show_every_model_with_intervals_and_verdicts_against_the_paper_recipe():
+    from mspa_tasks.align.evaluate import accuracy_intervals
+
+    bench = _bench()
+    rows = [{"user_id": u, "m": m, "candidate_ids": [1, 2, 3, 4] + list(range(5, m + 1)),
+             "ground_truth": 2, "gt_in_history": u < 2, "gt_tipped_before": u < 3}
+            for u in range(12) for m in (4, 10)]
+    right, wrong = "Recommended author: 2", "Recommended author: 1"
+    answers = {"base": [wrong] * 24, "sft": [right if r["user_id"] < 6 else wrong for r in rows],
+               bench.PAPER: [right] * 24, "popularity": [right] * 24}
+    text = bench.tables({"intervals": accuracy_intervals(answers, rows, bench.PAPER, 200)})
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()}
+    assert lines["base"].startswith("| base | 0.000 [0.000, 0.000] ▼")
+    assert "| popularity | 1.000 [1.000, 1.000] ≈" in text  # identical answers: no difference
+    assert "n@4 = 12 examples of 12 users" in text
+    assert "Examples (m = 4): new to the user 9, tipped before 3, not in the shown history 10, " \
+           "in the shown history 2." in text
+    gains = bench.gains_table(bench.step_gains(answers, rows, 200))
+    assert "| base -> sft | +0.500 [" in gains and "| sft -> sft+grpo a+f+s | +0.500 [" in gains
+    assert "| sft -> sft+grpo a+f |" not in gains  # a stage not run has no row
