@@ -82,8 +82,9 @@ demo: venv models airflow-init seed
 	@echo "  dag logs     $(MSPA_HOME)/demo-dag-$(PREV_DS).log $(MSPA_HOME)/demo-dag-$(DS).log"
 	@echo "  airflow home $(AIRFLOW_HOME)  (airflow standalone to browse it)"
 
-# MSPA's alignment stage on the demo world: examples, a few GRPO steps on CPU, Acc@4/Acc@10 of
-# the new model and the champion, the gate, the registry. Needs `make demo` first.
+# MSPA's alignment stage on the demo world: examples, the warm start and a few GRPO steps on
+# CPU, Acc@4/Acc@10 of the new model and the champion, the gate, the registry (~15 minutes).
+# Needs `make demo` first.
 RETRAIN_CONF ?= {}
 retrain: venv airflow-init
 	@echo "== airflow dags test mspa_retrain $(DS) (log: $(MSPA_HOME)/retrain-dag.log)"
