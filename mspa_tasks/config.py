@@ -364,8 +364,8 @@ class AlignConfig(Section):
         "sum_then_normalize", description="weight the raw rewards by lambda, then normalise "
                                           "(the paper's r = sum of lambda_i r_i)")
     mask_truncated_completions: bool = Field(
-        True, description="a completion cut before its answer is left out of the loss, not "
-                          "punished as wrong")
+        False, description="true: a completion cut at max_completion_length is left out of "
+                           "the loss; false (default): it is scored, so rambling is punished")
     use_vllm: bool = Field(False, description="generate the GRPO groups with vLLM (GPU only; "
                                               "the trainer image has it)")
     vllm_mode: Literal["colocate", "server"] = "colocate"

@@ -69,7 +69,7 @@ def test_the_chosen_grpo_options_reach_trl(tmp_path):
     args = grpo_args(AlignConfig(), str(tmp_path))
     assert (args.loss_type, args.scale_rewards, args.multi_objective_aggregation) == (
         "dapo", "batch", "sum_then_normalize")
-    assert args.mask_truncated_completions is True and args.use_vllm is False
+    assert args.mask_truncated_completions is False and args.use_vllm is False
     assert args.reward_weights == [1.0, 0.5, 0.5] and args.beta == 0.04
     prod = grpo_args(AlignConfig(use_vllm=True, vllm_gpu_memory_utilization=0.25,
                                  scale_rewards="none"), str(tmp_path))
@@ -90,58 +90,17 @@ def test_bad_overrides_are_refused_with_the_rule(tmp_path, settings, overrides, 
 
 
 @pytest.mark.slow
-def test_grpo_steps_log_rewards_change_weights_and_evaluate_both_models(tmp_path, settings,
-                                                                        capsys):
+def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings, capsys):
+    """recipe sft+grpo (the default), one trainer run: supervised steps on the examples'
+    targets (loss logged), then GRPO from the warm-started model with every reward and the KL
+    logged per step; each stage changes the weights it started from, every GRPO step records
+    the share of groups with zero reward variance, and both models are evaluated on the same
+    validation users, with intervals."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from mspa_tasks.align.store import resolve_model
 
-    store = open_store(f"file://{tmp_path / 'artifacts'}")
-    _publish_examples(store)
-    config = _run_file(tmp_path, settings, recipe="grpo", max_steps=3, num_generations=4,
-                       per_device_train_batch_size=4, max_completion_length=48,
-                       eval_max_new_tokens=32, eval_batch_size=4)
-    assert main(["--config", config]) == 0
-
-    prefix = model_prefix("t1")
-    metrics = json.loads(store.get_text(f"{prefix}/metrics.json"))
-    assert len(metrics["steps"]) == 3
-    for step in metrics["steps"]:  # every reward function's mean is logged at every step
-        for name in ("accuracy_reward", "format_reward", "similarity_reward"):
-            assert f"rewards/{name}/mean" in step
-        assert "kl" in step and "reward" in step  # beta > 0: the KL term is computed
-    assert any(step["reward_std"] > 0 for step in metrics["steps"]), \
-        "no step had reward variance: GRPO had no gradient"
-
-    trained = download_folder(store, f"{prefix}/model", tmp_path / "trained")
-    base = resolve_model("packaged:smollm2-135m-instruct", None, settings.models_dir)
-    new_params = dict(AutoModelForCausalLM.from_pretrained(trained).named_parameters())
-    old_params = dict(AutoModelForCausalLM.from_pretrained(base).named_parameters())
-    changed = [n for n in old_params if not torch.equal(old_params[n], new_params[n])]
-    assert changed, "GRPO ran but no weight changed"
-    assert metrics["weights"]["tensors_changed"] == len(changed)
-
-    report = json.loads(store.get_text(f"{prefix}/eval.json"))
-    for model in ("new", "champion"):
-        assert {"acc@4", "acc@10", "n@4", "n@10"} <= set(report[model])
-        assert report[model]["n@4"] == report[model]["n@10"] == 2
-    # every figure with its interval over the 2 validation users, champion paired with new
-    intervals = {(r["model"], r["metric"], r["m"], r["segment"]): r for r in report["intervals"]}
-    for m in (4, 10):
-        new, champ = intervals[("new", "acc", m, "all")], intervals[("champion", "acc", m, "all")]
-        assert new["value"] == report["new"][f"acc@{m}"] and new["users"] == 2
-        assert champ["diff"] == pytest.approx(champ["value"] - new["value"])
-        assert champ["low"] <= champ["value"] <= champ["high"]
-    assert report["model_ref"] == f"artifact:{prefix}/model"
-    assert '"acc@4"' in capsys.readouterr().out
-
-
-@pytest.mark.slow
-def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings):
-    """recipe sft+grpo: supervised steps on the examples' targets (loss logged), then GRPO
-    from the warm-started model; each stage changes the weights it started from, and every
-    GRPO step records the share of groups with zero reward variance."""
     store = open_store(f"file://{tmp_path / 'artifacts'}")
     _publish_examples(store)
     # Room for the whole three-line answer (a cut answer earns nothing, so every group would
@@ -163,6 +122,31 @@ def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings
     report = json.loads(store.get_text(f"{model_prefix('t1')}/eval.json"))
     assert report["zero_std_share"] == shares and report["recipe"] == "sft+grpo"
     assert min(shares) < 1.0  # some group had reward variance: GRPO had a gradient
+    for step in metrics["steps"]:  # every reward function's mean is logged at every step
+        for name in ("accuracy_reward", "format_reward", "similarity_reward"):
+            assert f"rewards/{name}/mean" in step
+        assert "kl" in step and "reward" in step  # beta > 0: the KL term is computed
+
+    prefix = model_prefix("t1")
+    trained = download_folder(store, f"{prefix}/model", tmp_path / "trained")
+    base = resolve_model("packaged:smollm2-135m-instruct", None, settings.models_dir)
+    new_params = dict(AutoModelForCausalLM.from_pretrained(trained).named_parameters())
+    old_params = dict(AutoModelForCausalLM.from_pretrained(base).named_parameters())
+    assert any(not torch.equal(old_params[n], new_params[n]) for n in old_params), \
+        "the published model is the base model"
+
+    for model in ("new", "champion"):
+        assert {"acc@4", "acc@10", "n@4", "n@10"} <= set(report[model])
+        assert report[model]["n@4"] == report[model]["n@10"] == 2
+    # every figure with its interval over the 2 validation users, champion paired with new
+    intervals = {(r["model"], r["metric"], r["m"], r["segment"]): r for r in report["intervals"]}
+    for m in (4, 10):
+        new, champ = intervals[("new", "acc", m, "all")], intervals[("champion", "acc", m, "all")]
+        assert new["value"] == report["new"][f"acc@{m}"] and new["users"] == 2
+        assert champ["diff"] == pytest.approx(champ["value"] - new["value"])
+        assert champ["low"] <= champ["value"] <= champ["high"]
+    assert report["model_ref"] == f"artifact:{prefix}/model"
+    assert '"acc@4"' in capsys.readouterr().out
 
 
 def test_a_model_folder_without_its_marker_is_refused(tmp_path):
