@@ -63,11 +63,14 @@ airflow-init: venv
 seed: venv
 	$(BIN)/python -m mspa_tasks seed-world --preset $(PRESET) --end-ds $(DS)
 
-# Two days: the replay is forward (day DS's requests scored with what was published after the
-# day before), so the day before runs first; the composer's cache carries unchanged texts over.
+# Three days: the replay is forward (day DS's requests scored with what was published after the
+# day before), and the encoder alignment of a day trains on the day before's preference texts
+# and that day's interactions, so DS's replay scores with vectors of an encoder aligned on the
+# days before it. The composer's cache carries unchanged texts over.
 PREV_DS = $(shell python3 -c "import datetime as d; print(d.date.fromisoformat('$(DS)') - d.timedelta(days=1))")
+DEMO_DAYS = $(shell python3 -c "import datetime as d; x = d.date.fromisoformat('$(DS)'); print(*(x - d.timedelta(days=n) for n in (2, 1, 0)))")
 demo: venv models airflow-init seed
-	@for day in $(PREV_DS) $(DS); do \
+	@for day in $(DEMO_DAYS); do \
 	  echo "== airflow dags test mspa_daily $$day (log: $(MSPA_HOME)/demo-dag-$$day.log)"; \
 	  start=$$(date +%s); \
 	  $(BIN)/airflow dags test mspa_daily $$day > $(MSPA_HOME)/demo-dag-$$day.log 2>&1 \
@@ -79,7 +82,7 @@ demo: venv models airflow-init seed
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset author_texts
 	@$(BIN)/python -m mspa_tasks show-manifest --ds $(DS) --dataset author_vectors
 	@$(BIN)/python -m mspa_tasks replay show --ds $(DS)
-	@echo "  dag logs     $(MSPA_HOME)/demo-dag-$(PREV_DS).log $(MSPA_HOME)/demo-dag-$(DS).log"
+	@echo "  dag logs     $(foreach d,$(DEMO_DAYS),$(MSPA_HOME)/demo-dag-$(d).log)"
 	@echo "  airflow home $(AIRFLOW_HOME)  (airflow standalone to browse it)"
 
 # MSPA's alignment stage on the demo world: examples, the warm start and a few GRPO steps on

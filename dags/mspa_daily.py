@@ -18,11 +18,17 @@
 | `compose_shard` (mapped, pool `mspa_compose`) | one shard: fenced inputs from the published sessions and author content; texts whose cache key (model, prompt version, exact input) matches yesterday's or a rerun's are reused; the rest are generated in batches, validated, retried, and failures stored with their reason |
 | `publish_texts` | merges shards; publishes `preference_texts/ds=<ds>/` and `author_texts/ds=<ds>/` (Parquet + manifest with ok/failed/reused/regenerated counts) and the warehouse tables of the same names; writes a 20-text sample report for a human to read |
 
+**Encoder** (task group `encoder`, beside compose: it needs the day before's texts only):
+
+| task | what it does | on failure |
+| --- | --- | --- |
+| `align` | fine-tunes the serving text encoder (contrastive, sentence-transformers) on pairs of **train users only**: their preference text of the day before and the feature texts of authors they tipped or clicked on `ds`; gates it on the forward replay of `ds` on validation users (UAUC click, HR@K with 95% intervals vs the champion) and registers it in `encoder_registry` (promoted or rejected, with the reason); chooses the fused score's weight on the same users; publishes `encoder_alignment/ds=<ds>` (the pairs, the gate's figures). Skipped, with the reason in the log, on the first day, with too few pairs or when `[vectors.align] enabled = false` | retried; a rejected encoder is not a failure: the champion keeps encoding |
+
 **Vectors** (task group `vectors`, the nightly author-vector refresh in Milvus):
 
 | task | what it does | on failure |
 | --- | --- | --- |
-| `encode` | sentence-transformers over the day's author feature texts (an author whose text failed is encoded from its profile, counted) and preference texts; reuses vectors of unchanged texts; publishes `author_vectors/ds=<ds>/` and `user_vectors/ds=<ds>/` | retried |
+| `encode` | the encoder registry's champion (the aligned encoder once one is promoted; `vectors.encoder` before) over the day's author feature texts (an author whose text failed is encoded from its profile, counted) and preference texts; reuses vectors of unchanged texts; publishes `author_vectors/ds=<ds>/` and `user_vectors/ds=<ds>/` | retried |
 | `build_collection` (pool `mspa_milvus`) | a new collection `mspa_authors__<ds>__<encoder>__<build>`: schema, index from config, batched insert, load | retried; a half-built collection is never served and is dropped by retention |
 | `validate_collection` (pool `mspa_milvus`) | the gate: row count = kept authors, same ids, stored = encoded vectors, ANN recall@K vs exact search, each spot-checked author finds itself first | **stops the run, no retry**; the log and `reports/vectors/ds=<ds>/gate.json` name each check; the alias keeps serving the previous version |
 | `publish_alias` (pool `mspa_milvus`) | one `alter_alias` of `mspa_authors` onto the validated collection; keeps the last `keep_versions` published versions, drops the rest. A past day (backfill) never moves the alias back from a newer one | retried |
@@ -73,8 +79,9 @@ from mspa_airflow.params import setting_param
 from mspa_airflow.schedules import scheduled
 
 # Datasets of the catalog (mspa_tasks/datasets.py): outlets where published, inlets where read.
-SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA = catalog_assets(
-    "sessions", "preference_texts", "author_texts", "author_vectors", "user_vectors")
+(SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA,
+ ENCODER_ALIGNMENT) = catalog_assets("sessions", "preference_texts", "author_texts",
+                                     "author_vectors", "user_vectors", "encoder_alignment")
 # What consumers search: the Milvus alias (not a catalog dataset; the collection behind it).
 AUTHOR_VECTORS = Asset(name="mspa_author_vectors", uri="milvus://mspa_authors", group="mspa")
 REPLAY_REPORT = Asset(name="mspa_replay_report", uri="mspa://reports/replay", group="mspa")
@@ -89,7 +96,7 @@ MILVUS_POOL = "mspa_milvus"
     # day's events have landed (the freshness check holds the run to that).
     **scheduled("0 2 * * *"),
     doc_md=__doc__,
-    tags=["mspa", "daily", "ingest", "compose", "vectors", "replay"],
+    tags=["mspa", "daily", "ingest", "compose", "encoder", "vectors", "replay"],
     # A DeadlineAlert when [alerts] deadline_hours > 0 (prod: 6 h after queued). Off on the
     # embedded default: `airflow dags test` on 3.3.2 crashes on one (apache/airflow#73428).
     **daily_deadline(),
@@ -181,6 +188,24 @@ def mspa_daily():
 
         compose_shard.expand(shard=plan_shards()) >> publish_texts()
 
+    @task_group(group_id="encoder", tooltip="align the text encoder to what users tip; gate")
+    def encoder():
+        @task(inlets=[SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA],
+              outlets=[ENCODER_ALIGNMENT], execution_timeout=dt.timedelta(hours=2),
+              doc_md="Align the encoder on train users' pairs; gate on validation users.")
+        def align(ds=None, params=None, outlet_events=None) -> dict:
+            from mspa_tasks.vectors.alignment import align_encoder
+
+            ctx = TaskContext(params)
+            with fail_fast():
+                result = align_encoder(ds, ctx.warehouse_url, ctx.store, ctx.settings)
+            if "manifest" in result:
+                outlet_events[ENCODER_ALIGNMENT].extra = {"ds": ds,
+                                                          "manifest": result["manifest"]}
+            return result
+
+        align()
+
     @task_group(group_id="vectors", tooltip="encode texts; new Milvus collection; gate; alias")
     def vectors():
         @task(inlets=[SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS],
@@ -191,7 +216,8 @@ def mspa_daily():
 
             ctx = TaskContext(params)
             with fail_fast():
-                result = encode_day(ds, ctx.store, ctx.settings)
+                result = encode_day(ds, ctx.store, ctx.settings,
+                                    warehouse_url=ctx.warehouse_url)
             return {"authors": result.authors_manifest, "users": result.users_manifest,
                     "counts": result.counts}
 
@@ -278,7 +304,8 @@ def mspa_daily():
 
         [offline(), u2a(), ann_parity()] >> publish_report()
 
-    ingest() >> compose() >> vectors() >> replay()
+    sessions, aligned, vector_refresh = ingest(), encoder(), vectors()
+    sessions >> [compose(), aligned] >> vector_refresh >> replay()
 
 
 mspa_daily()

@@ -143,14 +143,19 @@ def cmd_vectors(args: argparse.Namespace) -> int:
         return 2
     target = milvus.MilvusTarget(uri, os.environ.get("MILVUS_TOKEN", ""), args.db_name)
     store = open_store(settings.artifacts_uri)
-    needs_ds = {"encode", "build", "validate", "publish", "refresh"}
+    needs_ds = {"align", "encode", "build", "validate", "publish", "refresh"}
     if args.action in needs_ds and not args.ds:
         print(f"vectors {args.action} needs --ds", file=sys.stderr)
         return 2
     out: object
     try:
-        if args.action == "encode":
-            out = encode_day(args.ds, store, settings).counts
+        if args.action == "align":
+            from mspa_tasks.vectors.alignment import align_encoder
+
+            out = align_encoder(args.ds, settings.warehouse_url, store, settings)
+        elif args.action == "encode":
+            out = encode_day(args.ds, store, settings,
+                             warehouse_url=settings.warehouse_url or None).counts
         elif args.action == "build":
             out = milvus.build_collection(args.ds, target, store, settings).collection
         elif args.action in ("validate", "publish") and not args.collection:
@@ -181,16 +186,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     url = settings.warehouse_url
+    table = registry.ENCODER_REGISTRY if args.encoder else registry.MODEL_REGISTRY
     if args.action == "list":
         out = [{"version": m.version, "status": m.status, "ds": m.ds, "reason": m.reason,
-                "acc": {k: v for k, v in m.metrics.get("new", {}).items()
-                        if k.startswith("acc@")}} for m in registry.list_models(url)]
+                "figures": {k: v for k, v in m.metrics.get("new", {}).items()
+                            if k.startswith(("acc@", "hr@", "uauc"))}}
+               for m in registry.list_models(url, table)]
     else:
         if not args.version:
             print("models promote needs a VERSION (see `mspa models list`)", file=sys.stderr)
             return 2
         try:
-            out = registry.promote(url, args.version, args.reason).version
+            out = registry.promote(url, args.version, args.reason, table).version
         except KeyError as exc:
             print(exc.args[0], file=sys.stderr)
             return 1
@@ -257,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print every setting in effect (defaults included)")
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("vectors", help="the author-vector refresh in Milvus, step by step")
-    p.add_argument("action", choices=["encode", "build", "validate", "publish", "refresh",
-                                      "list", "rollback"])
+    p.add_argument("action", choices=["align", "encode", "build", "validate", "publish",
+                                      "refresh", "list", "rollback"])
     p.add_argument("--ds", default=None)
     p.add_argument("--collection", default=None, help="for validate / publish")
     p.add_argument("--to", default=None, help="rollback target (default: previous version)")
@@ -267,9 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db-name", default="")
     p.add_argument("--insert-batch", type=int, default=None, help="rows per insert call")
     p.set_defaults(func=cmd_vectors)
-    p = sub.add_parser("models", help="the recommender model registry: list, promote by hand")
+    p = sub.add_parser("models", help="the model registries: list, promote by hand")
     p.add_argument("action", choices=["list", "promote"])
     p.add_argument("version", nargs="?", default=None)
+    p.add_argument("--encoder", action="store_true",
+                   help="the encoder registry (aligned encoders) instead of the recommender's")
     p.add_argument("--reason", default="promoted from the command line")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("replay", help="the replay reports: list them, show one as a table")

@@ -258,12 +258,46 @@ class ComposeConfig(Section):
         return self
 
 
+class EncoderAlignConfig(Section):
+    """``[vectors.align]``: the encoder aligned to the interactions
+    (:mod:`mspa_tasks.vectors.alignment`): contrastive fine-tuning on train users' pairs,
+    gated on validation users, versioned in ``encoder_registry``."""
+
+    section: ClassVar[str] = "vectors.align"
+
+    enabled: bool = True
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(32, ge=2, description="in-batch negatives per step")
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_pairs_per_user: int = Field(8, ge=1, description="so heavy users do not dominate")
+    min_pairs: int = Field(32, ge=1, description="fewer: the day is skipped, said in the log")
+    max_seq_length: int = Field(128, ge=16)
+    tolerance: float = Field(0.01, ge=0, description="the gate: a new encoder may trail the "
+                                                     "champion by this much on HR@K and UAUC")
+    gate_hr_k: int = Field(100, ge=1, description="the HR@K the gate compares")
+    fusion_weights: Floats = Field((0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+                                   description="the grid of MSPA's weight in the fused score")
+    seed: int = 0
+
+    @field_validator("fusion_weights")
+    @classmethod
+    def _weights(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        _check(bool(value) and all(0 <= w <= 1 for w in value), "vectors.align.fusion_weights",
+               value, "needs weights in [0, 1]")
+        return tuple(sorted(set(value)))
+
+
 class VectorsConfig(Section):
     """Encoding and the Milvus refresh: encoder, collection, index, gate and retention."""
 
     section: ClassVar[str] = "vectors"
 
     encoder: str = "packaged:all-minilm-l6-v2"      # or a hub id / local folder
+    # The champion of encoder_registry (an aligned encoder) serves instead of `encoder` once
+    # one is promoted; false pins `encoder`.
+    encoder_from_registry: bool = True
+    align: EncoderAlignConfig = Field(default_factory=EncoderAlignConfig)
     encode_batch_size: int = Field(64, ge=1)
     milvus_conn_id: str = "mspa_milvus"             # used when defined; otherwise milvus_uri
     milvus_uri: str = ""                            # credential-free local URI (a lite file)

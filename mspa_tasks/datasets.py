@@ -331,6 +331,27 @@ ALIGN_EXAMPLES = Dataset(
     readers=("mspa_retrain: train", "mspa_daily: replay.u2a (align.examples.ensure_examples builds it when missing)"))
 
 
+def _encoder_alignment() -> dict[str, pa.Schema]:
+    import pyarrow as pa
+
+    return {"pairs": pa.schema([("user_id", pa.int64()), ("author_id", pa.int64()),
+                                ("source", pa.string()), ("ts", pa.int64())]),
+            "gate": pa.schema([("metric", pa.string()), ("model", pa.string()),
+                               ("value", pa.float64()), ("low", pa.float64()),
+                               ("high", pa.float64()), ("diff", pa.float64()),
+                               ("diff_low", pa.float64()), ("diff_high", pa.float64()),
+                               ("users", pa.int64()), ("n", pa.int64())])}
+
+
+ENCODER_ALIGNMENT = Dataset(
+    "encoder_alignment", Producer("mspa_daily", "encoder.align", "the encoder alignment"),
+    "the pairs the aligned encoder of the day learnt from (train users' texts of the model "
+    "day, authors they tipped or clicked on the day), the gate's figures on validation users "
+    "with intervals; the manifest holds the decision and the fused score's weights",
+    _encoder_alignment,
+    readers=("mspa_daily: replay.offline (the fused score's weight, when present)",),
+    asset="mspa_encoder_alignment")
+
 
 def _world_truth() -> dict[str, pa.Schema]:
     import pyarrow as pa
@@ -357,7 +378,8 @@ def _world_truth() -> dict[str, pa.Schema]:
 
 
 CATALOG: dict[str, Dataset] = {d.name: d for d in (
-    SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTORS, USER_VECTORS, ALIGN_EXAMPLES)}
+    SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTORS, USER_VECTORS, ALIGN_EXAMPLES,
+    ENCODER_ALIGNMENT)}
 
 # Inputs from outside the pipeline's DAGs, declared all the same (schema checked on both
 # sides). Optional: a reader copes with their absence, and says so.

@@ -1,4 +1,7 @@
-"""The recommender model registry and its promotion gate (table ``model_registry``).
+"""The model registries and the recommender's promotion gate: table ``model_registry``
+(MSPA's aligned LLM) and ``encoder_registry`` (the text encoder aligned to the interactions,
+:mod:`mspa_tasks.vectors.alignment`), the same columns and rules; every function takes the
+table (``table=``, the recommender's by default).
 
 Exactly one version is the **champion**: the model the composer writes with and the one every
 new version is measured against. The first retraining run registers the configured base
@@ -18,6 +21,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from mspa_tasks.warehouse import fetch_arrow, make_engine, run_sql
+
+MODEL_REGISTRY = "model_registry"
+ENCODER_REGISTRY = "encoder_registry"
+TABLES = (MODEL_REGISTRY, ENCODER_REGISTRY)
+
+
+def _table(table: str) -> str:
+    if table not in TABLES:  # the name is formatted into SQL: only the known ones
+        raise ValueError(f"no registry {table!r}; known: {list(TABLES)}")
+    return table
 
 
 @dataclass(frozen=True)
@@ -50,27 +63,27 @@ def prepare_registry(warehouse_url: str) -> None:
     engine.dispose()
 
 
-def list_models(warehouse_url: str) -> list[ModelVersion]:
+def list_models(warehouse_url: str, table: str = MODEL_REGISTRY) -> list[ModelVersion]:
     """Every registered version, newest first ([] before the first retraining)."""
     engine = make_engine(warehouse_url)
     try:
-        if not sa.inspect(engine).has_table("model_registry"):
+        if not sa.inspect(engine).has_table(_table(table)):
             return []
         with engine.connect() as conn:
-            rows = fetch_arrow(conn, "align/select_models.sql").to_pylist()
+            rows = fetch_arrow(conn, "align/select_models.sql", table=table).to_pylist()
     finally:
         engine.dispose()
     return [ModelVersion.from_row(r) for r in rows]
 
 
-def champion(warehouse_url: str) -> ModelVersion | None:
+def champion(warehouse_url: str, table: str = MODEL_REGISTRY) -> ModelVersion | None:
     """The serving champion, or None before the first retraining run."""
     engine = make_engine(warehouse_url)
     try:
-        if not sa.inspect(engine).has_table("model_registry"):
+        if not sa.inspect(engine).has_table(_table(table)):
             return None
         with engine.connect() as conn:
-            rows = fetch_arrow(conn, "align/select_champion.sql").to_pylist()
+            rows = fetch_arrow(conn, "align/select_champion.sql", table=table).to_pylist()
     finally:
         engine.dispose()
     return ModelVersion.from_row(rows[0]) if rows else None
@@ -80,7 +93,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def register(warehouse_url: str, version: ModelVersion) -> None:
+def register(warehouse_url: str, version: ModelVersion, table: str = MODEL_REGISTRY) -> None:
     """Insert ``version`` (replacing a row of the same version: a retried run); when its
     status is ``champion``, retire the previous champion in the same transaction."""
     now = _now()
@@ -90,36 +103,43 @@ def register(warehouse_url: str, version: ModelVersion) -> None:
         if version.status == "champion":
             run_sql(conn, "align/retire_champion.sql",
                     {"version": version.version, "decided_at": now,
-                     "reason": f"replaced by {version.version}"})
+                     "reason": f"replaced by {version.version}"}, table=_table(table))
         run_sql(conn, "align/upsert_model.sql", {
             "version": version.version, "ds": version.ds, "base_version": version.base_version,
             "artifact_uri": version.artifact_uri, "model_ref": version.model_ref,
             "status": version.status, "reason": version.reason,
             "metrics": json.dumps(version.metrics, sort_keys=True), "created_at": now,
-            "decided_at": now})
+            "decided_at": now}, table=_table(table))
     engine.dispose()
 
 
-def promote(warehouse_url: str, version: str, reason: str) -> ModelVersion:
+def promote(warehouse_url: str, version: str, reason: str,
+            table: str = MODEL_REGISTRY) -> ModelVersion:
     """Make a registered version the champion by hand (roll back or forward), retiring the
     current one in the same transaction. Rejected versions can be promoted this way too:
     the reason is recorded."""
-    known = {m.version: m for m in list_models(warehouse_url)}
+    known = {m.version: m for m in list_models(warehouse_url, table)}
     if version not in known:
         raise KeyError(f"no model version {version!r}; registered: {sorted(known) or 'none'}")
     now = _now()
     engine = make_engine(warehouse_url)
     with engine.begin() as conn:
+        run_sql(conn, "ddl/align.sql")
         run_sql(conn, "align/retire_champion.sql", {"version": version, "decided_at": now,
-                                                    "reason": f"replaced by {version}: {reason}"})
+                                                    "reason": f"replaced by {version}: {reason}"},
+                table=_table(table))
         run_sql(conn, "align/promote_model.sql", {"version": version, "decided_at": now,
-                                                  "reason": f"promoted by hand: {reason}"})
+                                                  "reason": f"promoted by hand: {reason}"},
+                table=table)
     engine.dispose()
-    return champion(warehouse_url)
+    return champion(warehouse_url, table)
 
 
-def decide(new: dict[str, float], champ: dict[str, float], tolerance: float) -> Decision:
-    """Promote when every ``acc@m`` of ``new`` is at least the champion's minus ``tolerance``.
+def decide(new: dict[str, float], champ: dict[str, float], tolerance: float,
+           keys: list[str] | None = None) -> Decision:
+    """Promote when every ``acc@m`` of ``new`` (or every figure of ``keys``, higher is
+    better) is at least the champion's minus ``tolerance``. A figure that could not be
+    measured (NaN, None) rejects.
 
     >>> decide({"acc@4": 0.30, "acc@10": 0.12}, {"acc@4": 0.31, "acc@10": 0.12}, 0.02).promote
     True
@@ -127,12 +147,17 @@ def decide(new: dict[str, float], champ: dict[str, float], tolerance: float) -> 
     >>> d.promote, d.reason
     (False, 'rejected: acc@4 0.2500 < champion 0.3000 - tolerance 0.0200; acc@10 0.1200 vs champion 0.1000 ok')
     """
-    keys = sorted(k for k in champ if k.startswith("acc@"))
-    if not keys or set(keys) - set(new):
+    if keys is None:
+        keys = sorted((k for k in champ if k.startswith("acc@")),
+                      key=lambda k: int(k.split("@")[1]))
+    if not keys or set(keys) - set(new) or set(keys) - set(champ):
         raise ValueError(f"cannot compare: new has {sorted(new)}, champion has {sorted(champ)}")
     parts, worse = [], False
-    for k in sorted(keys, key=lambda k: int(k.split("@")[1])):
-        if new[k] < champ[k] - tolerance - 1e-12:
+    for k in keys:
+        if any(v is None or v != v for v in (new[k], champ[k])):
+            worse = True
+            parts.append(f"{k} not measured (new {new[k]}, champion {champ[k]})")
+        elif new[k] < champ[k] - tolerance - 1e-12:
             worse = True
             parts.append(f"{k} {new[k]:.4f} < champion {champ[k]:.4f} - tolerance {tolerance:.4f}")
         else:

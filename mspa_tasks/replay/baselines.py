@@ -8,12 +8,20 @@
 
 Both are trained on the window's kept sessions **minus the held-out last tip of test users**
 (the ground truth of Acc@m), so neither baseline has seen what it is asked to predict.
+
+* **fused** (:func:`fuse`), for consumers who have interaction history: MSPA's cosine and
+  ALS's score, each divided by its spread over user x author pairs, mixed with MSPA's weight
+  ``w``: ``w * cos / s_mspa + (1 - w) * als / s_als``. ``w`` is chosen on validation users by
+  the encoder alignment of the model day (:mod:`mspa_tasks.vectors.alignment`), never on the
+  replayed day. It is a dot product of concatenated vectors, so it can be served from one
+  vector field: author ``[v_mspa, v_als]``, user ``[w u_mspa / s_mspa, (1 - w) u_als / s_als]``.
+  An author with no interaction has an ALS vector near zero: the fused score is then MSPA's.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,10 +37,53 @@ class Scorer:
     name: str
     users: np.ndarray   # (n_users, d), rows aligned with the replay's user index
     items: np.ndarray   # (n_items, d), rows aligned with the replay's author index
+    meta: dict = field(default_factory=dict, compare=False)  # e.g. the fused score's weight
 
     def item_unit(self) -> np.ndarray:
         norms = np.linalg.norm(self.items, axis=1, keepdims=True)
         return self.items / np.where(norms > 0, norms, 1.0)
+
+
+FUSED = "fused"
+
+
+def score_spread(scorer: Scorer, rows: np.ndarray | None = None, sample: int = 100_000,
+                 seed: int = 0) -> float:
+    """The standard deviation of ``scorer``'s scores over random (user, author) pairs of
+    the users ``rows`` (all by default); 1.0 when the scores do not vary.
+
+    >>> s = Scorer("x", np.array([[1.0], [2.0]]), np.array([[1.0], [3.0]]))
+    >>> round(score_spread(s), 3) > 0
+    True
+    """
+    users = np.arange(len(scorer.users)) if rows is None else np.asarray(rows)
+    if not len(users) or not len(scorer.items):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    u = rng.choice(users, size=sample)
+    a = rng.integers(0, len(scorer.items), size=sample)
+    scores = np.einsum("ij,ij->i", scorer.users[u].astype(np.float64),
+                       scorer.items[a].astype(np.float64))
+    spread = float(scores.std())
+    return spread if spread > 1e-12 else 1.0
+
+
+def fuse(mspa: Scorer, ids: Scorer, weight: float, rows: np.ndarray | None = None,
+         name: str = FUSED) -> Scorer:
+    """MSPA's weight ``weight`` in the fused score (module doc); spreads over ``rows``.
+
+    >>> m = Scorer("mspa", np.eye(2), np.eye(2))
+    >>> a = Scorer("als", 3 * np.eye(2), np.eye(2))
+    >>> f = fuse(m, a, 1.0)
+    >>> bool(np.allclose(f.users @ f.items.T, (m.users @ m.items.T) / score_spread(m)))
+    True
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"fusion weight {weight} is not in [0, 1]")
+    users = np.hstack([weight * mspa.users / score_spread(mspa, rows),
+                       (1.0 - weight) * ids.users / score_spread(ids, rows)])
+    return Scorer(name, users.astype(np.float32),
+                  np.hstack([mspa.items, ids.items]).astype(np.float32))
 
 
 def interaction_matrix(user_rows: np.ndarray, item_rows: np.ndarray, n_users: int,

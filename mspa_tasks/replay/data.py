@@ -18,8 +18,8 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import CATALOG, SESSIONS
 from mspa_tasks.ingest import window_for
-from mspa_tasks.replay.baselines import Scorer, als, popularity
-from mspa_tasks.replay.parts import MSPA
+from mspa_tasks.replay.baselines import Scorer, als, fuse, popularity
+from mspa_tasks.replay.parts import FUSED, MSPA
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 from mspa_tasks.warehouse import fetch_arrow, make_engine
 
@@ -56,6 +56,7 @@ class ReplayData:
     author_first_ms: np.ndarray       # per author index, first interaction (-1: none)
     author_since_ms: np.ndarray       # per author index, first profile row (-1: undated)
     window_end_ms: int
+    encoder_version: str = ""         # the model day's vectors' encoder
 
     @property
     def author_index(self) -> dict[int, int]:
@@ -160,14 +161,39 @@ def load_day(ds: str, warehouse_url: str, store: ArtifactStore, window_days: int
              len(user_ids), has_vector.sum(), impressions.num_rows, ds)
     return ReplayData(ds, day, author_ids, a_vectors, user_ids, vectors, has_vector, split,
                       u_rows[keep], a_rows[keep], impressions, seen, interactions, first,
-                      since_ms, history.end_ms)
+                      since_ms, history.end_ms,
+                      CATALOG[AUTHOR_VECTORS].manifest(store, day).get("encoder_version", ""))
 
 
-def scorers(data: ReplayData, settings: Settings) -> dict[str, Scorer]:
+DEFAULT_FUSION_WEIGHT = 0.5
+
+
+def fusion_weight_for(data: ReplayData, store: ArtifactStore | None) -> tuple[float, str]:
+    """MSPA's weight in the fused score for the model day's vectors: the one the encoder
+    alignment of that day chose on validation users, else :data:`DEFAULT_FUSION_WEIGHT`."""
+    from mspa_tasks.vectors.alignment import fusion_weight
+
+    if store is None:
+        return DEFAULT_FUSION_WEIGHT, "no store given: the default weight"
+    weight, note = fusion_weight(store, data.model_day, data.encoder_version)
+    if weight is None:
+        return DEFAULT_FUSION_WEIGHT, f"{note}: the default weight {DEFAULT_FUSION_WEIGHT}"
+    return weight, note
+
+
+def scorers(data: ReplayData, settings: Settings, store: ArtifactStore | None = None
+            ) -> dict[str, Scorer]:
+    """MSPA, the fused score (weight: :func:`fusion_weight_for`), popularity and ALS."""
     n_users, n_items = len(data.user_ids), len(data.author_ids)
-    return {MSPA: Scorer(MSPA, data.user_vectors, data.author_vectors),
+    mspa = Scorer(MSPA, data.user_vectors, data.author_vectors)
+    ids = als(data.train_users, data.train_items, n_users, n_items, settings.replay)
+    weight, note = fusion_weight_for(data, store)
+    log.info("fused score: MSPA's weight %.2f (%s)", weight, note)
+    fused = fuse(mspa, ids, weight, np.flatnonzero(data.has_vector))
+    fused.meta.update({"weight": weight, "source": note})
+    return {MSPA: mspa, FUSED: fused,
             "popularity": popularity(data.train_users, data.train_items, n_users, n_items),
-            "als": als(data.train_users, data.train_items, n_users, n_items, settings.replay)}
+            "als": ids}
 
 
 @dataclass

@@ -43,6 +43,7 @@ from mspa_tasks.replay.data import (
     scorers,
 )
 from mspa_tasks.replay.parts import row, write_part
+from mspa_tasks.vectors.alignment import check_encoder_before
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
     except NoEarlierDay as exc:
         log.warning("%s", exc)
         return write_part(store, settings, ds, "offline", {"metrics": [], "note": str(exc)})
-    models = scorers(data, settings)
+    check_encoder_before(warehouse_url, data.encoder_version, ds)
+    models = scorers(data, settings, store)
     names = list(models)
     s = scored_impressions(data)
     rows: list[dict[str, Any]] = []
@@ -203,7 +205,10 @@ def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
     body = {"metrics": rows, "segments": segment_rows, "segment_counts": segment_counts,
             "coverage": coverage, "a2a": note, "n_authors": int(len(data.author_ids)),
             "model_day": data.model_day,
+            "fusion": models["fused"].meta,
             "artifacts": {"mspa": f"author and user vectors of {data.model_day}",
+                          "fused": f"MSPA's vectors and ALS of {data.model_day}, MSPA's "
+                                   f"weight {models['fused'].meta['weight']:.2f}",
                           "popularity": f"tips of the window ending {data.model_day}",
                           "als": f"tips of the window ending {data.model_day}",
                           "scored": f"impressions of {ds}"},

@@ -21,8 +21,9 @@ from mspa_tasks.datasets import InputsMissing
 log = logging.getLogger(__name__)
 
 MSPA = "mspa"
+FUSED = "fused"  # MSPA's cosine fused with ALS's score (replay.baselines.fuse)
 BASELINES = ("popularity", "als")
-MODELS = (MSPA, *BASELINES)
+MODELS = (MSPA, FUSED, *BASELINES)
 PARTS = ("offline", "u2a", "ann")
 ReplayInputsMissing = InputsMissing  # the catalog's one error for an unpublished input
 

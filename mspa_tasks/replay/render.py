@@ -87,7 +87,7 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-COLORS = {MSPA: "#1f77b4", "popularity": "#7f7f7f", "als": "#ff7f0e"}
+COLORS = {MSPA: "#1f77b4", "fused": "#2ca02c", "popularity": "#7f7f7f", "als": "#ff7f0e"}
 
 
 def plots(report: dict[str, Any]) -> dict[str, str]:

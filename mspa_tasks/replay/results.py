@@ -17,7 +17,7 @@ from typing import Any
 
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.replay.parts import BASELINES, MODELS, MSPA, PARTS, part_key
+from mspa_tasks.replay.parts import BASELINES, FUSED, MODELS, MSPA, PARTS, part_key
 from mspa_tasks.replay.render import metric_table, render_html, summary_text, verdicts
 from mspa_tasks.warehouse import execute_many, fetch_arrow, make_engine, run_sql
 
@@ -50,6 +50,8 @@ def read_report(store: ArtifactStore, settings: Settings, ds: str) -> dict[str, 
 
 
 def _kind(model: str) -> str:
+    if model == FUSED:
+        return "fused"
     return "mspa" if model == MSPA else "baseline" if model in BASELINES else "reference"
 
 

@@ -78,13 +78,46 @@ def _weights_digest(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def serving_encoder(settings: Settings, store: ArtifactStore | None = None,
+                    warehouse_url: str | None = None, ds: str | None = None
+                    ) -> tuple[str, str]:
+    """``(local path or hub id, version)`` of the encoder that encodes day ``ds``: the
+    champion of ``encoder_registry`` (an aligned encoder, copied from the artifact store
+    once) when ``vectors.encoder_from_registry`` and the registry has one, else
+    ``vectors.encoder``. For a past day (a backfill) the champion must have been aligned on
+    interactions up to ``ds``: otherwise the newest once-promoted encoder that was, or
+    ``vectors.encoder`` (day ``ds``'s vectors serve, and are replayed on, ``ds + 1``: an
+    encoder that saw ``ds + 1`` would leak it)."""
+    cfg = settings.vectors
+    if cfg.encoder_from_registry and warehouse_url and store is not None:
+        from mspa_tasks.align.registry import ENCODER_REGISTRY, list_models
+        from mspa_tasks.align.store import download_folder
+
+        models = list_models(warehouse_url, ENCODER_REGISTRY)
+        usable = [m for m in models if m.model_ref.startswith("artifact:") and m.ds
+                  and (ds is None or m.ds <= ds) and m.status in ("champion", "retired")]
+        usable.sort(key=lambda m: (m.status == "champion", m.ds), reverse=True)
+        if any(m.status == "champion" and not m.model_ref.startswith("artifact:")
+               for m in models):
+            usable = []  # the configured encoder is the champion (initial, or rolled back)
+        if usable:
+            pick = usable[0]
+            key = pick.model_ref.removeprefix("artifact:")
+            path = download_folder(store, key, settings.models_dir / f"encoder-{pick.version}")
+            log.info("serving encoder: %s (%s, aligned on %s)", pick.version,
+                     "the encoder registry's champion" if pick.status == "champion"
+                     else f"the newest once-promoted encoder aligned by {ds}", pick.ds)
+            return str(path), pick.version
+    return resolve_encoder(cfg)
+
+
 class Encoder:
     """A sentence-transformers model that returns float32, L2-normalised rows."""
 
-    def __init__(self, cfg: VectorsConfig) -> None:
+    def __init__(self, cfg: VectorsConfig, model: tuple[str, str] | None = None) -> None:
         from sentence_transformers import SentenceTransformer
 
-        path, self.version = resolve_encoder(cfg)
+        path, self.version = model or resolve_encoder(cfg)
         self.batch_size = cfg.encode_batch_size
         self.model = SentenceTransformer(path)
         self.dim = int(self.model.get_embedding_dimension()
@@ -152,21 +185,30 @@ def _vector_column(vectors: np.ndarray) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim)
 
 
-def encode_day(ds: str, store: ArtifactStore, settings: Settings,
-               encoder: Encoder | None = None) -> EncodeResult:
-    """Encode ``ds``'s author and preference texts and publish both vector datasets."""
-    cfg = settings.vectors
-    authors = require_rows(SESSIONS.read(store, ds, "authors", READER), "sessions/authors", ds,
-                           "encode")
-    author_texts = {r["author_id"]: r for r in
-                    AUTHOR_TEXTS.read(store, ds, "texts", READER).to_pylist()}
-    user_texts = PREFERENCE_TEXTS.read(store, ds, "texts", READER).to_pylist()
-    encoder = encoder or Encoder(cfg)
+@dataclass(frozen=True)
+class AuthorTexts:
+    """What every kept author of a day is encoded from, in ``author_id`` order."""
 
+    rows: list[dict[str, Any]]   # sessions/authors rows
+    texts: list[str]
+    sources: list[str]           # feature_text | profile
+    composers: list[str]         # model|prompt of the feature text, "" for a profile
+
+    @property
+    def author_ids(self) -> list[int]:
+        return [r["author_id"] for r in self.rows]
+
+
+def author_texts(store: ArtifactStore, ds: str, reader: str = READER) -> AuthorTexts:
+    """Every kept author of ``ds`` with its feature text, or its profile when that failed."""
+    authors = require_rows(SESSIONS.read(store, ds, "authors", reader), "sessions/authors", ds,
+                           "encode")
+    composed_by_id = {r["author_id"]: r for r in
+                      AUTHOR_TEXTS.read(store, ds, "texts", reader).to_pylist()}
     rows = authors.sort_by("author_id").to_pylist()
     texts, sources, composers = [], [], []
     for row in rows:
-        composed = author_texts.get(row["author_id"])
+        composed = composed_by_id.get(row["author_id"])
         if composed and composed["status"] == "ok":
             texts.append(composed["text"])
             sources.append("feature_text")
@@ -175,6 +217,28 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
             texts.append(profile_text(row))
             sources.append("profile")
             composers.append("")
+    return AuthorTexts(rows, texts, sources, composers)
+
+
+def preference_texts(store: ArtifactStore, ds: str, reader: str = READER
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(ok rows in user_id order, every row)`` of ``ds``'s preference texts."""
+    every = PREFERENCE_TEXTS.read(store, ds, "texts", reader).to_pylist()
+    return sorted((r for r in every if r["status"] == "ok"), key=lambda r: r["user_id"]), every
+
+
+def encode_day(ds: str, store: ArtifactStore, settings: Settings,
+               encoder: Encoder | None = None, warehouse_url: str | None = None
+               ) -> EncodeResult:
+    """Encode ``ds``'s author and preference texts and publish both vector datasets, with
+    the serving encoder (:func:`serving_encoder`: the encoder registry's champion when
+    ``warehouse_url`` is given and one is promoted, else ``vectors.encoder``)."""
+    authored = author_texts(store, ds)
+    ok_users, user_texts = preference_texts(store, ds)
+    encoder = encoder or Encoder(settings.vectors,
+                                 serving_encoder(settings, store, warehouse_url, ds))
+    rows, texts, sources, composers = (authored.rows, authored.texts, authored.sources,
+                                       authored.composers)
     cache = _previous_vectors(store, AUTHOR_VECTORS, ds, encoder.version)
     vectors, hashes, reused = _vectors_for(texts, cache, encoder, "author texts")
     author_table = pa.Table.from_arrays(
@@ -184,7 +248,6 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
          pa.array([r.get("location") for r in rows], pa.string())],
         schema=vector_schema("author_id", encoder.dim, with_fields=True))
 
-    ok_users = sorted((r for r in user_texts if r["status"] == "ok"), key=lambda r: r["user_id"])
     if not ok_users:
         raise EmptyInput(f"preference_texts of ds={ds} has no ok text ({len(user_texts)} rows, "
                          "all failed or none): encode refuses to publish vectors without users; "

@@ -1,4 +1,5 @@
+-- {{ table }}: model_registry or encoder_registry, chosen by the code, never by input.
 SELECT version, ds, base_version, artifact_uri, model_ref, status, reason, metrics,
        created_at, decided_at
-FROM model_registry
+FROM {{ table }}
 ORDER BY created_at DESC, version DESC;

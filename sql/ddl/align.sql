@@ -1,7 +1,10 @@
--- The recommender model registry: one row per model version (MSPA's aligned LLM).
--- status: champion (exactly one, serving the composer) | rejected | retired.
--- metrics: JSON with the version's and the then-champion's Acc@m measured in the same run.
-CREATE TABLE IF NOT EXISTS model_registry (
+-- The registries: one row per version of a trained model.
+-- model_registry: MSPA's aligned LLM (the recommender model the composer writes with).
+-- encoder_registry: the text encoder aligned to the interactions (the vectors' encoder).
+-- status: champion (exactly one per registry, serving) | rejected | retired.
+-- metrics: JSON with the version's and the then-champion's figures measured in the same run.
+{% for table in ["model_registry", "encoder_registry"] %}
+CREATE TABLE IF NOT EXISTS {{ table }} (
     version        TEXT PRIMARY KEY,
     ds             TEXT,
     base_version   TEXT,
@@ -13,4 +16,5 @@ CREATE TABLE IF NOT EXISTS model_registry (
     created_at     TEXT NOT NULL,
     decided_at     TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ix_model_registry_status ON model_registry (status);
+CREATE INDEX IF NOT EXISTS ix_{{ table }}_status ON {{ table }} (status);
+{% endfor %}

@@ -15,7 +15,7 @@ HEAVY = {"torch", "transformers", "trl", "sentence_transformers", "pymilvus", "d
 EXPECTED_TASKS = {
     "mspa_daily": {"ingest.prepare_tables", "ingest.extract_window", "ingest.quality_gate",
                    "ingest.publish_sessions", "compose.plan_shards", "compose.compose_shard",
-                   "compose.publish_texts", "vectors.encode", "vectors.build_collection",
+                   "compose.publish_texts", "encoder.align", "vectors.encode", "vectors.build_collection",
                    "vectors.validate_collection", "vectors.publish_alias",
                    "replay.offline", "replay.u2a", "replay.ann_parity", "replay.publish_report"},
     "mspa_vectors_rollback": {"rollback"},
@@ -88,6 +88,9 @@ def test_vector_tasks_hold_the_one_slot_milvus_pool(dagbag):
     assert [o.name for o in daily.get_task("vectors.publish_alias").outlets] == \
         ["mspa_author_vectors"]
     assert "compose.publish_texts" in daily.get_task("vectors.encode").upstream_task_ids
+    # the encoder is aligned beside compose (it reads the day before's texts), before encode
+    assert daily.get_task("encoder.align").upstream_task_ids == {"ingest.publish_sessions"}
+    assert "encoder.align" in daily.get_task("vectors.encode").upstream_task_ids
     assert {"vectors.validate_collection", "vectors.build_collection"} <= \
         daily.get_task("vectors.publish_alias").upstream_task_ids
 

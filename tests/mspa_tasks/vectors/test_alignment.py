@@ -1,0 +1,112 @@
+"""The encoder alignment on the tiny world, two days published by the real stages: what it
+trains on (train users, the day's interactions, the day before's texts), the gate, the
+registry, which encoder serves which day, and the replay's refusal of a leaky encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mspa_tasks.align import registry as R
+from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
+from mspa_tasks.ingest import window_for
+from mspa_tasks.vectors.alignment import (
+    CANDIDATE,
+    CHAMPION,
+    EncoderLeak,
+    align_encoder,
+    fusion_weight,
+    training_pairs,
+)
+from mspa_tasks.vectors.encode import (
+    Encoder,
+    encode_day,
+    preference_texts,
+    resolve_encoder,
+    serving_encoder,
+)
+from tests.mspa_tasks.align.conftest import D0, DS, days, encoder  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+
+def _splits(store, ds) -> dict[int, str]:
+    table = SESSIONS.read(store, ds, "user_split")
+    return dict(zip(table.column("user_id").to_pylist(), table.column("split").to_pylist(),
+                    strict=True))
+
+
+def test_pairs_hold_train_users_with_texts_of_the_day_before_and_the_days_interactions_only(
+        days):  # noqa: F811
+    url, store, settings = days
+    pairs = training_pairs(DS, D0, url, store, settings.vectors.align)
+    users = pairs.table.column("user_id").to_pylist()
+    assert len(pairs) > 50 and set(pairs.table.column("source").to_pylist()) == {"tip", "click"}
+    splits = _splits(store, D0)
+    assert {splits[u] for u in users} == {"train"}  # never a validation or test user
+    day = window_for(DS, 1)
+    ts = np.array(pairs.table.column("ts").to_pylist())
+    assert (ts >= day.start_ms).all() and (ts < day.end_ms).all()  # day DS's interactions only
+    texts_d0 = {r["user_id"]: r["text"] for r in preference_texts(store, D0)[0]}
+    assert pairs.anchors == [texts_d0[u] for u in users]  # the texts written before DS
+    per_user = np.unique(users, return_counts=True)[1]
+    assert per_user.max() <= settings.vectors.align.max_pairs_per_user
+    with pytest.raises(ValueError, match="older than the interactions"):
+        training_pairs(DS, DS, url, store, settings.vectors.align)
+
+    # skipped, with the reason, and nothing published: the first day, a disabled stage
+    assert "the first day" in align_encoder(D0, url, store, settings)["skipped"]
+    off = settings.replaced(vectors={"align": {"enabled": False}})
+    assert "enabled is false" in align_encoder(DS, url, store, off)["skipped"]
+    assert not ENCODER_ALIGNMENT.is_published(store, DS)
+
+
+def test_an_aligned_encoder_is_gated_registered_and_serves_from_its_day_on(
+        days, tmp_path):  # noqa: F811
+    from mspa_tasks.replay.offline import replay_offline
+
+    url, store, settings = days
+    # tolerance 1: promoted whatever the figures, so that serving can be checked
+    settings = settings.replaced(vectors={"align": {"epochs": 1, "batch_size": 16,
+                                                    "min_pairs": 8, "tolerance": 1.0}})
+    base_version = resolve_encoder(settings.vectors)[1]
+    result = align_encoder(DS, url, store, settings)
+    version = result["version"]
+    assert result["promoted"] and version.startswith("all-minilm-l6-v2-aligned-20261120-")
+
+    # on record: the pairs (train users only), the gate's figures with intervals
+    manifest = ENCODER_ALIGNMENT.manifest(store, DS)
+    assert manifest["model_day"] == D0 and manifest["serving"] == version
+    pairs = ENCODER_ALIGNMENT.read(store, DS, "pairs")
+    assert {_splits(store, D0)[u] for u in pairs.column("user_id").to_pylist()} == {"train"}
+    gate = ENCODER_ALIGNMENT.read(store, DS, "gate").to_pylist()
+    models = {r["model"] for r in gate}
+    assert models == {CANDIDATE, CHAMPION, f"fused_{CANDIDATE}", f"fused_{CHAMPION}", "als",
+                      "popularity"}
+    assert {r["metric"] for r in gate} == {"uauc_click", "hr@100"}
+    for r in gate:
+        assert r["users"] > 0 and r["low"] <= r["value"] <= r["high"], r
+    assert manifest["training"]["pairs"] == pairs.num_rows
+
+    # the registry: the configured encoder was the first champion, the aligned one replaced it
+    by_version = {m.version: m for m in R.list_models(url, R.ENCODER_REGISTRY)}
+    assert by_version[base_version].status == "retired"
+    assert by_version[version].status == "champion" and by_version[version].ds == DS
+    assert by_version[version].reason.startswith("promoted: uauc_click")
+
+    # serves DS and later; a backfill of an earlier day gets the encoder of that time
+    assert serving_encoder(settings, store, url, DS)[1] == version
+    assert serving_encoder(settings, store, url, "2026-11-21")[1] == version
+    assert serving_encoder(settings, store, url, D0)[1] == base_version
+    weight, note = fusion_weight(store, DS, version)
+    assert 0.0 <= weight <= 1.0 and "validation users" in note
+    encode_day(DS, store, settings, warehouse_url=url)
+    from mspa_tasks.datasets import AUTHOR_VECTORS
+
+    assert AUTHOR_VECTORS.manifest(store, DS)["encoder_version"] == version
+
+    # the replay of DS refuses vectors of D0 encoded by the encoder that learnt from DS
+    path, _ = serving_encoder(settings, store, url, DS)
+    encode_day(D0, store, settings, Encoder(settings.vectors, (path, version)))
+    with pytest.raises(EncoderLeak, match="aligned on the interactions of 2026-11-20"):
+        replay_offline(DS, url, store, settings)
