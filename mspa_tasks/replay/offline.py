@@ -131,6 +131,18 @@ def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
         return write_part(store, settings, ds, "offline", {"metrics": [], "note": str(exc)})
     check_encoder_before(warehouse_url, data.encoder_version, ds)
     models = scorers(data, settings, store)
+    body = offline_body(data, models, store, cfg, started)
+    log.info("replay %s offline (artifacts of %s): coverage %s; segments %s", ds,
+             data.model_day, body["coverage"], body["segment_counts"])
+    return write_part(store, settings, ds, "offline", body)
+
+
+def offline_body(data, models: dict, store: ArtifactStore, cfg, started: float | None = None
+                 ) -> dict[str, Any]:
+    """Every figure of the offline part for the scorers ``models`` (name -> Scorer; paired
+    intervals against ``mspa``), on the day ``data`` holds. bench/encoder.py calls it with
+    more scorers than the daily replay's."""
+    started = time.perf_counter() if started is None else started
     names = list(models)
     s = scored_impressions(data)
     rows: list[dict[str, Any]] = []
@@ -205,13 +217,14 @@ def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
     body = {"metrics": rows, "segments": segment_rows, "segment_counts": segment_counts,
             "coverage": coverage, "a2a": note, "n_authors": int(len(data.author_ids)),
             "model_day": data.model_day,
-            "fusion": models["fused"].meta,
+            "fusion": models["fused"].meta if "fused" in models else {},
             "artifacts": {"mspa": f"author and user vectors of {data.model_day}",
                           "fused": f"MSPA's vectors and ALS of {data.model_day}, MSPA's "
-                                   f"weight {models['fused'].meta['weight']:.2f}",
+                                   f"weight {models['fused'].meta.get('weight', 0):.2f}"
+                                   if "fused" in models else "",
                           "popularity": f"tips of the window ending {data.model_day}",
                           "als": f"tips of the window ending {data.model_day}",
-                          "scored": f"impressions of {ds}"},
+                          "scored": f"impressions of {data.ds}"},
             "bootstrap": {"replicates": cfg.bootstrap, "unit": "user", "level": 0.95,
                           "seed": cfg.seed},
             "timing": {"seconds": round(time.perf_counter() - started, 2),
@@ -219,9 +232,7 @@ def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
                        "metrics_and_bootstrap_seconds": round(boot_seconds, 3),
                        "hr_requests_per_s_per_model": round(
                            len(req_users) * len(models) / max(hr_seconds, 1e-9), 1)}}
-    log.info("replay %s offline (artifacts of %s): coverage %s; segments %s", ds,
-             data.model_day, coverage, segment_counts)
-    return write_part(store, settings, ds, "offline", body)
+    return body
 
 
 def _segment_positives(req_users: np.ndarray, positives: list[np.ndarray], data,

@@ -176,7 +176,7 @@ def test_retrain_dag_trains_evaluates_gates_and_registers(airflow_env):
     if not _manifest_path(airflow_env, DS).exists():
         assert _dags_test(airflow_env, DS).returncode == 0
     conf = {"recipe": "sft+grpo", "sft_max_steps": 2, "max_steps": 2, "num_generations": 2,
-            "max_train_users": 8, "max_eval_users": 4}
+            "max_train_users": 8, "max_eval_users": 2}
     result = _run(airflow_env, str(BIN / "airflow"), "dags", "test", "mspa_retrain", DS,
                   "-c", json.dumps(conf))
     log = result.stdout + result.stderr

@@ -105,15 +105,15 @@ def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings
     _publish_examples(store)
     # Room for the whole three-line answer (a cut answer earns nothing, so every group would
     # have zero reward variance and GRPO nothing to learn from).
-    config = _run_file(tmp_path, settings, recipe="sft+grpo", sft_max_steps=6, sft_batch_size=4,
+    config = _run_file(tmp_path, settings, recipe="sft+grpo", sft_max_steps=4, sft_batch_size=4,
                        sft_learning_rate=1e-4, max_steps=2, num_generations=4,
-                       per_device_train_batch_size=8, max_completion_length=72,
+                       per_device_train_batch_size=4, max_completion_length=72,
                        eval_max_new_tokens=48, eval_batch_size=4)
     assert main(["--config", config]) == 0
     metrics = json.loads(store.get_text(f"{model_prefix('t1')}/metrics.json"))
     assert metrics["recipe"] == "sft+grpo"
     sft = metrics["sft"]
-    assert len(sft["steps"]) == 6 and all(s["loss"] > 0 for s in sft["steps"])
+    assert len(sft["steps"]) == 4 and all(s["loss"] > 0 for s in sft["steps"])
     assert sft["steps"][-1]["loss"] < sft["steps"][0]["loss"]  # it learns the answers
     assert sft["examples"] == 12 and sft["weights"]["tensors_changed"] > 0
     assert len(metrics["steps"]) == 2 and metrics["weights"]["tensors_changed"] > 0

@@ -25,9 +25,22 @@ from mspa_tasks.vectors.encode import (
     resolve_encoder,
     serving_encoder,
 )
-from tests.mspa_tasks.align.conftest import D0, DS, days, encoder  # noqa: F401 (fixtures)
+from tests.mspa_tasks.align.conftest import D0, DS, _world, publish_day
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory):
+    """The tiny world with D0 and DS published (one build for this module: the first test
+    only reads; the second aligns, encodes and replays on top)."""
+    from mspa_tasks.config import VectorsConfig
+
+    url, store, settings = _world(tmp_path_factory.mktemp("alignment"))
+    encoder = Encoder(VectorsConfig())
+    for ds in (D0, DS):
+        publish_day(ds, url, store, settings, encoder)
+    return url, store, settings
 
 
 def _splits(store, ds) -> dict[int, str]:
@@ -37,7 +50,7 @@ def _splits(store, ds) -> dict[int, str]:
 
 
 def test_pairs_hold_train_users_with_texts_of_the_day_before_and_the_days_interactions_only(
-        days):  # noqa: F811
+        days):
     url, store, settings = days
     pairs = training_pairs(DS, D0, url, store, settings.vectors.align)
     users = pairs.table.column("user_id").to_pylist()
@@ -62,13 +75,14 @@ def test_pairs_hold_train_users_with_texts_of_the_day_before_and_the_days_intera
 
 
 def test_an_aligned_encoder_is_gated_registered_and_serves_from_its_day_on(
-        days, tmp_path):  # noqa: F811
+        days):
     from mspa_tasks.replay.offline import replay_offline
 
     url, store, settings = days
     # tolerance 1: promoted whatever the figures, so that serving can be checked
     settings = settings.replaced(vectors={"align": {"epochs": 1, "batch_size": 16,
-                                                    "min_pairs": 8, "tolerance": 1.0}})
+                                                    "min_pairs": 8, "tolerance": 1.0}},
+                                 replay={"bootstrap": 200})
     base_version = resolve_encoder(settings.vectors)[1]
     result = align_encoder(DS, url, store, settings)
     version = result["version"]
