@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo retrain replay replay-default celery debian-tools test test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain lock lock-trainer clean
+.PHONY: help venv models airflow-init seed demo retrain replay replay-default celery debian-tools test test-openai test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain lock lock-trainer clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
@@ -155,8 +155,24 @@ debian-tools:
 # The 25 slowest tests are listed at the end, so CI's log says where the suite's time goes.
 PYTEST_ARGS ?= --durations=25
 test: venv models postgres debian-tools
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -m "not llamacpp" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure"; exit 1; fi; exit $$rc
+
+# The composer's OpenAI-compatible backend against a real server: llama.cpp's, built from
+# source into .venv-llama once (llama-cpp-python[server], pinned; several minutes on 2 cores),
+# serving the packaged SmolLM2 GGUF. Its own target and CI step: the build is not make test's.
+LLAMA_VENV := $(CURDIR)/.venv-llama
+$(LLAMA_VENV)/.installed: scripts/llama-server-constraints.txt
+	@echo "== building llama-cpp-python[server] into .venv-llama (log: .venv-llama/install.log)"
+	@python3 -m venv $(LLAMA_VENV)
+	@CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLAMA_VENV)/bin/pip install --disable-pip-version-check \
+	  'llama-cpp-python[server]' -c scripts/llama-server-constraints.txt > $(LLAMA_VENV)/install.log 2>&1 \
+	  || { tail -30 $(LLAMA_VENV)/install.log; exit 1; }
+	@touch $@
+
+test-openai: venv models $(LLAMA_VENV)/.installed
+	MSPA_LLAMA_PYTHON=$(LLAMA_VENV)/bin/python $(BIN)/python -m pytest -m llamacpp \
+	  tests/mspa_tasks/compose/test_openai_server.py $(PYTEST_ARGS)
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow and not airflow" $(PYTEST_ARGS)

@@ -15,6 +15,7 @@
 | task | what it does |
 | --- | --- |
 | `plan_shards` | the user shards and author shards of the day (`n_shards` each, from config) |
+| `batch_generate` (pool `mspa_gpu`) | with `[compose] generation = "batch"`: the day's cache misses (every shard, every section) as one OpenAI batch JSONL, answered by vLLM's batch runner in a GPU pod (prefix caching) or in-process (`batch_launcher = "local"`); the shards then read the answers. A no-op with `generation = "shards"` (the default) |
 | `compose_shard` (mapped, pool `mspa_compose`) | one shard: fenced inputs from the published sessions and author content; texts whose cache key (model, prompt version, exact input) matches yesterday's or a rerun's are reused; the rest are generated in batches, validated, retried, and failures stored with their reason |
 | `publish_texts` | merges shards; publishes `preference_texts/ds=<ds>/` and `author_texts/ds=<ds>/` (Parquet + manifest with ok/failed/reused/regenerated counts) and the warehouse tables of the same names; writes a 20-text sample report for a human to read |
 
@@ -76,6 +77,7 @@ from mspa_airflow.assets import catalog_assets
 from mspa_airflow.context import PARAM_KNOBS, TaskContext
 from mspa_airflow.failures import fail_fast
 from mspa_airflow.params import setting_param
+from mspa_airflow.pods import batch_operator
 from mspa_airflow.schedules import scheduled
 
 # Datasets of the catalog (mspa_tasks/datasets.py): outlets where published, inlets where read.
@@ -86,6 +88,7 @@ from mspa_airflow.schedules import scheduled
 AUTHOR_VECTORS = Asset(name="mspa_author_vectors", uri="milvus://mspa_authors", group="mspa")
 REPLAY_REPORT = Asset(name="mspa_replay_report", uri="mspa://reports/replay", group="mspa")
 COMPOSE_POOL = "mspa_compose"  # created by `make airflow-init`; size it to the GPU workers
+GPU_POOL = "mspa_gpu"  # GPU pods (the composer's batch job), one slot locally
 # A milvus-lite file is one process's at a time: one slot on the embedded default.
 MILVUS_POOL = "mspa_milvus"
 
@@ -186,7 +189,15 @@ def mspa_daily():
                 outlet_events[asset].extra = {"ds": ds, "manifest": result[key]["manifest"]}
             return result
 
-        compose_shard.expand(shard=plan_shards()) >> publish_texts()
+        # [compose] generation = "batch": the day's misses as one vLLM batch job (GPU pod, or
+        # in-process with batch_launcher = "local"); a no-op with "shards" (the default).
+        batch = batch_operator("batch_generate", pool=GPU_POOL, inlets=[SESSIONS],
+                               execution_timeout=dt.timedelta(hours=6),
+                               doc_md="With [compose] generation = batch: export the day's "
+                                      "misses as OpenAI batch JSONL and answer them with "
+                                      "vLLM's batch runner in a GPU pod; otherwise a no-op.")
+        shards = plan_shards()
+        batch >> compose_shard.expand(shard=shards) >> publish_texts()
 
     @task_group(group_id="encoder", tooltip="align the text encoder to what users tip; gate")
     def encoder():

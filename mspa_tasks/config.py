@@ -226,13 +226,37 @@ class QualityConfig(Section):
         return self
 
 
+class PodConfig(Section):
+    """``[align.pod]``: the trainer pod of ``launcher = "kubernetes"``."""
+
+    section: ClassVar[str] = "align.pod"
+
+    image: str = "mspa/trainer:0.1.0"
+    namespace: str = "default"
+    service_account: str = ""
+    gpus: int = Field(1, ge=1)
+    cpu: str = "8"
+    memory: str = "64Gi"
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, str]] = Field(default_factory=list)
+    secrets: Names = ()
+    startup_timeout_seconds: int = Field(1800, ge=1)
+    # Kubernetes kills a pod that outlives this, whatever Airflow's deferral state (the KPO's
+    # execution_timeout is not enforced after deferral: an open lifecycle bug).
+    active_deadline_seconds: int = Field(12 * 3600, ge=1)
+    shm_size: str = "16Gi"
+    run_as_user: int = Field(1000, ge=1, description="non-root")
+
+
 class ComposeConfig(Section):
     """The composer: model, batching, budgets, retries and sharding."""
 
     section: ClassVar[str] = "compose"
 
     model: str = "packaged:smollm2-135m-instruct"   # or a hub id / local folder
-    backend: Literal["text", "vision", "keywords"] = "text"  # keywords: no model
+    # text: transformers in-process; openai: an OpenAI-compatible server (vLLM, SGLang,
+    # llama.cpp) at openai_base_url; keywords: no model
+    backend: Literal["text", "vision", "keywords", "openai"] = "text"
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(16, ge=1, description="per section (one line each)")
     max_input_chars: int = Field(900, ge=1, description="a user's fenced data block")
@@ -247,12 +271,42 @@ class ComposeConfig(Section):
     preference_prompt: str = "preference_v1"
     author_prompt: str = "author_v1"
     sample_size: int = Field(20, ge=0)
+    # backend "openai" (mspa_tasks/compose/openai_backend.py): the server, the name it serves
+    # `model` under, requests in flight, and the retry policy. The key, if any, comes from the
+    # environment variable named here, never from a file.
+    openai_base_url: str = Field("", description="e.g. http://vllm:8000/v1")
+    openai_model: str = Field("", description="the served model's name (default: model)")
+    openai_api_key_env: str = "MSPA_LLM_API_KEY"
+    openai_concurrency: int = Field(8, ge=1, description="requests in flight")
+    openai_timeout_s: float = Field(120.0, gt=0)
+    openai_max_retries: int = Field(4, ge=0)
+    openai_backoff_s: float = Field(0.5, ge=0, description="first retry's delay, doubled each")
+    # shards: every compose_shard task generates its misses (in-process or on the openai
+    # server); batch: compose.batch_generate writes the day's misses as OpenAI batch JSONL,
+    # vLLM's batch runner answers them in a GPU pod (batch_launcher = "kubernetes", image and
+    # resources in [compose.batch_pod]) or the in-process backend does (local), and the
+    # shards read the answers (mspa_tasks/compose/batch.py).
+    generation: Literal["shards", "batch"] = "shards"
+    batch_launcher: Literal["local", "kubernetes"] = "local"
+    batch_model: str = Field("", description="the model vLLM loads (default: model)")
+    batch_pod: PodConfig = Field(default_factory=PodConfig)  # the trainer image pins vLLM
 
     @model_validator(mode="after")
     def _consistent(self) -> ComposeConfig:
         _check(not (self.backend == "text" and self.frames_as == "images"),
                "compose.frames_as", self.frames_as,
                "needs backend 'vision'; a text-only model reads frames as captions")
+        if self.generation == "batch":
+            _check(self.frames_as == "captions", "compose.generation", "batch",
+                   "sends text requests: frames_as must be 'captions' (images in batch JSONL "
+                   "are not built)")
+        if self.backend == "openai":
+            _check(bool(self.openai_base_url), "compose.openai_base_url", "",
+                   "is needed by backend 'openai'")
+            _check("@" not in self.openai_base_url, "compose.openai_base_url", "<redacted>",
+                   "must carry no credentials (openai_api_key_env names the variable)")
+            _check(not self.extractive, "compose.extractive", True,
+                   "needs logits access; backend 'openai' has none: set extractive = false")
         _check(self.max_input_chars >= self.min_author_chars, "compose.max_input_chars",
                self.max_input_chars, f"must be >= min_author_chars ({self.min_author_chars})")
         return self
@@ -325,28 +379,6 @@ class VectorsConfig(Section):
                "<redacted>", "must carry no credentials; put the token in the Airflow "
                "connection of vectors.milvus_conn_id")
         return value
-
-
-class PodConfig(Section):
-    """``[align.pod]``: the trainer pod of ``launcher = "kubernetes"``."""
-
-    section: ClassVar[str] = "align.pod"
-
-    image: str = "mspa/trainer:0.1.0"
-    namespace: str = "default"
-    service_account: str = ""
-    gpus: int = Field(1, ge=1)
-    cpu: str = "8"
-    memory: str = "64Gi"
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, str]] = Field(default_factory=list)
-    secrets: Names = ()
-    startup_timeout_seconds: int = Field(1800, ge=1)
-    # Kubernetes kills a pod that outlives this, whatever Airflow's deferral state (the KPO's
-    # execution_timeout is not enforced after deferral: an open lifecycle bug).
-    active_deadline_seconds: int = Field(12 * 3600, ge=1)
-    shm_size: str = "16Gi"
-    run_as_user: int = Field(1000, ge=1, description="non-root")
 
 
 class AlignConfig(Section):

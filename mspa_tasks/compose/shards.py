@@ -14,17 +14,19 @@ from __future__ import annotations
 import io
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from mspa_tasks.align.champion import serving_settings
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.compose.backends import Backend, load_backend, model_version, resolve_model_path
+from mspa_tasks.compose.backends import Backend, backend_for, model_version
 from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.generate import Composed, compose_texts
 from mspa_tasks.compose.prompting import (
     AuthorContent,
+    PromptSpec,
     RenderedInput,
     load_prompt,
     render_author,
@@ -109,21 +111,32 @@ def load_cache(store: ArtifactStore, dataset: str, ds: str) -> dict[str, dict[st
     return {r["input_hash"]: r for r in table.to_pylist()}
 
 
-def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
-                  store: ArtifactStore, settings: Settings,
-                  backend: Backend | None = None) -> dict[str, Any]:
-    """Compose one shard (see module doc); returns its counts."""
+@dataclass
+class ShardInputs:
+    """What a shard composes: its rendered inputs, the cache, and those the cache misses."""
+
+    settings: Settings          # with the serving model (the champion) resolved
+    spec: PromptSpec
+    version: str                # model version (part of every cache key)
+    inputs: list[RenderedInput]
+    cache: dict[str, dict[str, Any]]
+    misses: list[RenderedInput]
+    frames: dict[int, list[str]]
+
+
+def shard_inputs(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
+                 store: ArtifactStore, settings: Settings) -> ShardInputs:
+    """Render one shard's inputs and split them into cache hits and misses."""
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}: use 'users' or 'authors'")
     if not 0 <= shard < of:
         raise ValueError(f"shard={shard} is outside 0..{of - 1}")
     settings = serving_settings(settings, warehouse_url, store)
     cfg = settings.compose
-    dataset, id_col = KINDS[kind]
+    dataset, _ = KINDS[kind]
     spec = load_prompt(cfg.preference_prompt if kind == "users" else cfg.author_prompt)
     version = model_version(cfg, settings)
     window = window_for(ds, settings.ingest.window_days)
-    started = time.perf_counter()
 
     if kind == "users":
         sessions = require_rows(SESSIONS.read(store, ds, "sessions", READER),
@@ -148,13 +161,28 @@ def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
 
     cache = load_cache(store, dataset, ds)
     misses = [x for x in inputs if x.input_hash not in cache]
+    return ShardInputs(settings, spec, version, inputs, cache, misses, frames)
+
+
+def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
+                  store: ArtifactStore, settings: Settings,
+                  backend: Backend | None = None) -> dict[str, Any]:
+    """Compose one shard (see module doc); returns its counts. With ``[compose] generation
+    = "batch"`` the answers come from the day's batch results (:mod:`.batch`)."""
+    started = time.perf_counter()
+    planned = shard_inputs(ds, kind, shard, of, warehouse_url, store, settings)
+    settings, spec, version = planned.settings, planned.spec, planned.version
+    inputs, cache, misses, frames = planned.inputs, planned.cache, planned.misses, planned.frames
+    cfg = settings.compose
+    dataset, id_col = KINDS[kind]
     composed: dict[int, Composed] = {}
     if misses:
+        if backend is None and cfg.generation == "batch":
+            from mspa_tasks.compose.batch import results_backend
+
+            backend = results_backend(ds, kind, store, version)
         if backend is None:
-            path = None if cfg.backend == "keywords" else resolve_model_path(cfg, settings)
-            backend = load_backend(cfg.backend, path,
-                                   batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
-                                   model_version=version)
+            backend = backend_for(cfg, settings, version)
         images = frame_images(store, misses, frames, kind) if cfg.frames_as == "images" else None
         composed = compose_texts(misses, spec, backend, cfg.retries, images, cfg.extractive)
 

@@ -1,4 +1,6 @@
-"""The trainer task: a KubernetesPodOperator that runs ``mspa_tasks.align.train`` on GPUs,
+"""The GPU pods: the trainer task, and the composer's batch task (:class:`BatchGenerateOperator`).
+
+The trainer task: a KubernetesPodOperator that runs ``mspa_tasks.align.train`` on GPUs,
 or, when ``[align] launcher = "local"``, the same entry point as a local subprocess (chosen
 when the task runs, so the DAG's graph is the same in every environment).
 
@@ -56,27 +58,17 @@ class TrainerOperator(KubernetesPodOperator):
         return super().execute(context)
 
 
-def trainer_operator(task_id: str, config_uri: str, pod: PodConfig | dict[str, Any] | None = None,
-                     **kwargs: Any) -> TrainerOperator:
-    """The operator (not yet run); ``config_uri`` may be a Jinja template; ``pod`` defaults
-    to this environment's ``[align.pod]``."""
+def gpu_pod_kwargs(p: dict[str, Any], app: str) -> dict[str, Any]:
+    """What every GPU pod of the pipeline shares (trainer, composer batch): resources on the
+    GPU node pool, non-root, secrets as environment variables, shared memory, deferrable,
+    logs streamed, deleted when done."""
     from airflow.providers.cncf.kubernetes.secret import Secret
     from kubernetes.client import models as k8s
 
-    if pod is None:
-        from mspa_tasks.config import load_settings
-
-        pod = load_settings().align.pod
-    p = pod_settings(pod)
     limits = {"nvidia.com/gpu": str(p["gpus"]), "cpu": p["cpu"], "memory": p["memory"]}
-    return TrainerOperator(
-        task_id=task_id,
-        name="mspa-trainer",
+    return dict(
         namespace=p["namespace"],
         image=p["image"],
-        cmds=["accelerate", "launch", "--config_file", ACCELERATE_CONFIG,
-              "--num_processes", str(p["gpus"]), "-m", "mspa_tasks.align.train"],
-        arguments=["--config", config_uri],
         env_vars=[k8s.V1EnvVar(name="MSPA_ENV", value="prod"),
                   k8s.V1EnvVar(name="TOKENIZERS_PARALLELISM", value="false")],
         secrets=[Secret("env", None, name) for name in p["secrets"]],
@@ -89,15 +81,91 @@ def trainer_operator(task_id: str, config_uri: str, pod: PodConfig | dict[str, A
         container_security_context=k8s.V1SecurityContext(
             allow_privilege_escalation=False, run_as_non_root=True,
             capabilities=k8s.V1Capabilities(drop=["ALL"])),
-        # NCCL and DeepSpeed need more shared memory than a container's 64 MB default.
+        # NCCL, DeepSpeed and vLLM need more shared memory than a container's 64 MB default.
         volumes=[k8s.V1Volume(name="dshm", empty_dir=k8s.V1EmptyDirVolumeSource(
             medium="Memory", size_limit=p["shm_size"]))],
         volume_mounts=[k8s.V1VolumeMount(name="dshm", mount_path="/dev/shm")],
-        labels={"app": "mspa-trainer"},
+        labels={"app": app},
         startup_timeout_seconds=p["startup_timeout_seconds"],
         active_deadline_seconds=int(p["active_deadline_seconds"]),
         deferrable=True,
         get_logs=True,
         on_finish_action="delete_pod",
+    )
+
+
+def trainer_operator(task_id: str, config_uri: str, pod: PodConfig | dict[str, Any] | None = None,
+                     **kwargs: Any) -> TrainerOperator:
+    """The operator (not yet run); ``config_uri`` may be a Jinja template; ``pod`` defaults
+    to this environment's ``[align.pod]``."""
+    if pod is None:
+        from mspa_tasks.config import load_settings
+
+        pod = load_settings().align.pod
+    p = pod_settings(pod)
+    return TrainerOperator(
+        task_id=task_id,
+        name="mspa-trainer",
+        cmds=["accelerate", "launch", "--config_file", ACCELERATE_CONFIG,
+              "--num_processes", str(p["gpus"]), "-m", "mspa_tasks.align.train"],
+        arguments=["--config", config_uri],
+        **gpu_pod_kwargs(p, "mspa-trainer"),
+        **kwargs,
+    )
+
+
+class BatchGenerateOperator(KubernetesPodOperator):
+    """``compose.batch_generate`` in every environment (one graph). Reads ``[compose]`` when
+    it runs: ``generation = "shards"`` does nothing (each shard generates); ``"batch"``
+    exports the day's misses as batch JSONL, then answers them in-process
+    (``batch_launcher = "local"``) or runs vLLM's batch runner in the GPU pod below
+    (``"kubernetes"``: ``python -m mspa_tasks.compose.batch_pod --ds <ds>``)."""
+
+    def execute(self, context: Any) -> Any:
+        from mspa_airflow.context import TaskContext
+        from mspa_tasks.compose import batch
+        from mspa_tasks.compose.backends import backend_for
+
+        ctx = TaskContext(context.get("params"))
+        cfg = ctx.settings.compose
+        if cfg.generation != "batch":
+            self.log.info("[compose] generation = %s: every shard generates its own texts",
+                          cfg.generation)
+            return None
+        ds = context["ds"]
+        exported = batch.export_batch(ds, ctx.warehouse_url, ctx.store, ctx.settings)
+        if not exported["requests"]:
+            self.log.info("nothing to compose on %s: every text is in the cache", ds)
+            batch.run_locally(ds, ctx.store, batch.ResultsBackend({}, ""))
+            return exported
+        if cfg.batch_launcher == "local":
+            from mspa_tasks.align.champion import serving_settings
+            from mspa_tasks.compose.backends import model_version
+
+            settings = serving_settings(ctx.settings, ctx.warehouse_url, ctx.store)
+            backend = backend_for(settings.compose, settings,
+                                  model_version(settings.compose, settings))
+            batch.run_locally(ds, ctx.store, backend)
+            return exported
+        # Deferrable: the worker slot is free while the pod runs. The shards read the results
+        # and fail with the reason if the pod wrote none.
+        return super().execute(context)
+
+
+def batch_operator(task_id: str, pod: PodConfig | dict[str, Any] | None = None,
+                   **kwargs: Any) -> BatchGenerateOperator:
+    """The composer's batch task; ``pod`` defaults to this environment's
+    ``[compose] batch_pod``."""
+    if pod is None:
+        from mspa_tasks.config import load_settings
+
+        pod = load_settings().compose.batch_pod
+    p = pod_settings(pod)
+    return BatchGenerateOperator(
+        task_id=task_id,
+        name="mspa-compose-batch",
+        cmds=["python", "-m", "mspa_tasks.compose.batch_pod"],
+        arguments=["--ds", "{{ ds }}"],
+        **gpu_pod_kwargs(p, "mspa-compose-batch"),
         **kwargs,
     )

@@ -15,7 +15,7 @@ HEAVY = {"torch", "transformers", "trl", "sentence_transformers", "pymilvus", "d
 EXPECTED_TASKS = {
     "mspa_daily": {"ingest.prepare_tables", "ingest.extract_window", "ingest.quality_gate",
                    "ingest.publish_sessions", "compose.plan_shards", "compose.compose_shard",
-                   "compose.publish_texts", "encoder.align", "vectors.encode", "vectors.build_collection",
+                   "compose.publish_texts", "compose.batch_generate", "encoder.align", "vectors.encode", "vectors.build_collection",
                    "vectors.validate_collection", "vectors.publish_alias",
                    "replay.offline", "replay.u2a", "replay.ann_parity", "replay.publish_report"},
     "mspa_vectors_rollback": {"rollback"},

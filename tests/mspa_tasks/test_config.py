@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from mspa_tasks.config import ConfigError, IngestConfig, QualityConfig, load_settings
+from mspa_tasks.config import (
+    ComposeConfig,
+    ConfigError,
+    EncoderAlignConfig,
+    IngestConfig,
+    QualityConfig,
+    load_settings,
+)
 
 
 def test_local_settings_point_inside_home(tmp_path):
@@ -35,6 +42,12 @@ def test_env_is_picked_by_one_setting(monkeypatch, tmp_path):
     (IngestConfig, {"min_tip_days": 31}, r"ingest.min_tip_days=31 .* window_days \(30\)"),
     (QualityConfig, {"max_null_key_rate": 1.5}, r"quality.max_null_key_rate=1.5 .* share"),
     (QualityConfig, {"volume_ratio_min": 1.2}, r"volume_ratio_min/max=\(1.2, 2.0\)"),
+    (ComposeConfig, {"backend": "openai"}, r"compose.openai_base_url='' .* needed by backend"),
+    (ComposeConfig, {"backend": "openai", "openai_base_url": "http://vllm:8000/v1"},
+     r"compose.extractive=True .* set extractive = false"),
+    (ComposeConfig, {"backend": "openai", "openai_base_url": "http://u:p@vllm/v1",
+                     "extractive": False}, r"openai_base_url='<redacted>' .* no credentials"),
+    (EncoderAlignConfig, {"fusion_weights": (0.5, 1.5)}, r"fusion_weights=.* in \[0, 1\]"),
 ])
 def test_bad_values_say_value_rule_and_name(cls, kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -100,8 +113,8 @@ def test_an_int_is_a_valid_float(monkeypatch, tmp_path):
      "setting compose.n_shards=0 is invalid: it must be >= 1 "
      "(user shards and author shards each; default 2)."),
     ('[compose]\nbackend = "vllm"\n',
-     "setting compose.backend='vllm' is invalid: it must be one of 'text', 'vision' or "
-     "'keywords' (default 'text')."),
+     "setting compose.backend='vllm' is invalid: it must be one of 'text', 'vision', "
+     "'keywords' or 'openai' (default 'text')."),
     ("[align]\nnum_generations = 1\n",
      "setting align.num_generations=1 is invalid: it must be >= 2 (GRPO group size: the "
      "advantage compares completions within a group; default 4)."),

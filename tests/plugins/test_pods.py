@@ -105,3 +105,53 @@ def test_unknown_pod_settings_are_refused():
 
     with pytest.raises(ValueError, match=r"unknown \[align.pod\] setting\(s\) \['gpu'\]"):
         pod_settings({"gpu": 8})
+
+
+def test_the_composer_batch_job_runs_vllm_in_a_gpu_pod(monkeypatch):
+    """[compose] generation = "batch" with batch_launcher = "kubernetes": the day's batch
+    JSONL through vLLM's batch runner in a GPU pod (the pod spec, rendered; no cluster)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    monkeypatch.setenv("MSPA_ENV", "prod")
+    bag = DagBag(dag_folder=str(REPO / "dags" / "mspa_daily.py"))
+    assert bag.import_errors == {}
+    op = bag.dags["mspa_daily"].get_task("compose.batch_generate")
+    assert isinstance(op, KubernetesPodOperator) and op.pool == "mspa_gpu" and op.deferrable
+    assert op.render_template(op.arguments, {"ds": "2026-11-20"}) == ["--ds", "2026-11-20"]
+    pod = op.build_pod_request_obj(dry_run=True)
+    (container,) = pod.spec.containers
+    assert container.image == "mspa/trainer:0.1.0"  # the image that pins vLLM
+    assert container.command == ["python", "-m", "mspa_tasks.compose.batch_pod"]
+    assert container.resources.limits == {"nvidia.com/gpu": "1", "cpu": "8", "memory": "64Gi"}
+    assert pod.spec.node_selector == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert [e.secret_ref.name for e in container.env_from] == ["mspa-artifacts-s3"]
+    assert {e.name: e.value for e in container.env} == {"MSPA_ENV": "prod",
+                                                        "TOKENIZERS_PARALLELISM": "false"}
+    assert pod.spec.security_context.run_as_non_root
+    assert pod.spec.active_deadline_seconds == 6 * 3600
+    assert pod.metadata.namespace == "mspa-training"
+
+
+def test_the_batch_task_is_a_no_op_when_shards_generate(monkeypatch):
+    """The embedded default (generation = "shards"): the task returns without exporting
+    anything or asking Kubernetes."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mspa_airflow import pods
+
+    monkeypatch.setattr(pods.KubernetesPodOperator, "execute",
+                        lambda self, context: pytest.fail("asked Kubernetes"))
+    monkeypatch.setattr("mspa_tasks.compose.batch.export_batch",
+                        lambda *a, **k: pytest.fail("exported a batch"))
+    op = DagBag(dag_folder=str(REPO / "dags" / "mspa_daily.py")).dags["mspa_daily"] \
+        .get_task("compose.batch_generate")
+    assert op.execute({"ds": "2026-11-20", "params": {}}) is None
+
+
+def test_the_batch_pod_runs_vllms_batch_runner_with_prefix_caching():
+    import doctest
+
+    from mspa_tasks.compose import batch_pod
+
+    assert doctest.testmod(batch_pod).failed == 0

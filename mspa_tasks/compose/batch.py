@@ -1,0 +1,194 @@
+"""The composer's batch path (``[compose] generation = "batch"``): a day's generation as one
+offline job on GPU nodes instead of per-shard generation.
+
+1. ``compose.batch_generate`` exports every cache miss of the day — every user and author
+   shard, every section — as one line of OpenAI batch JSONL (:func:`export_batch`) under
+   ``_staging/compose_batch/ds=<ds>/requests.jsonl``: ``/v1/chat/completions`` with the
+   section's messages and its prefill as the assistant's message to continue
+   (``continue_final_message``), greedy, one line (``stop: ["\\n"]``). The ``custom_id`` is a
+   hash of the messages and prefill, so an answer can only land on its own request.
+2. vLLM's batch runner (``vllm.entrypoints.openai.run_batch``, prefix caching on: the four
+   sections of an input share everything up to the question) answers it in a GPU pod
+   (:mod:`.batch_pod`, ``batch_launcher = "kubernetes"``), or the in-process backend does
+   (:func:`run_locally`, ``"local"``), writing the same result format to ``results.jsonl``.
+3. Every ``compose_shard`` reads the answers by ``custom_id`` (:func:`results_backend`) and
+   validates, assembles, caches and stages them exactly as the shards path does. An answer
+   the batch did not give (an error line, a missing line) is an empty section: stored as
+   ``failed`` with the reason, and counted in the log. There are no sampled retries in a
+   batch (a retry pass would be a second batch job; not built).
+
+The export records the model version; results written for another model are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
+from mspa_tasks.compose.backends import Backend, Generation, Request, _first_line
+from mspa_tasks.config import Settings
+
+log = logging.getLogger(__name__)
+
+ENDPOINT = "/v1/chat/completions"
+
+
+def batch_prefix(ds: str) -> str:
+    return f"_staging/compose_batch/ds={ds}"
+
+
+def request_id(request: Request) -> str:
+    """The ``custom_id`` of a request: a hash of exactly what the model reads.
+
+    >>> r = Request([{"role": "user", "content": "hi"}], prefill="A:")
+    >>> request_id(r) == request_id(Request(r.messages, prefill="A:")) != request_id(
+    ...     Request(r.messages, prefill="B:"))
+    True
+    """
+    key = json.dumps({"messages": request.messages, "prefill": request.prefill},
+                     sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def batch_line(request: Request, model: str, max_tokens: int) -> dict[str, Any]:
+    """One OpenAI batch line for ``request`` (module doc, step 1)."""
+    return {"custom_id": request_id(request), "method": "POST", "url": ENDPOINT,
+            "body": {"model": model,
+                     "messages": [*request.messages,
+                                  {"role": "assistant", "content": request.prefill}],
+                     "max_tokens": max_tokens, "temperature": 0.0, "stop": ["\n"],
+                     "add_generation_prompt": False, "continue_final_message": True}}
+
+
+def request_of(line: dict[str, Any]) -> Request:
+    """The composer's request back from a batch line (the local runner's input)."""
+    *messages, prefill = line["body"]["messages"]
+    return Request(messages, prefill=prefill["content"])
+
+
+def export_batch(ds: str, warehouse_url: str, store: ArtifactStore,
+                 settings: Settings) -> dict[str, Any]:
+    """Write the day's misses as batch JSONL and ``batch.json`` (model version, counts)."""
+    from mspa_tasks.compose.shards import plan_shards, shard_inputs
+
+    started = time.perf_counter()
+    cfg = settings.compose
+    lines: dict[str, dict[str, Any]] = {}
+    versions, counts = set(), {"users": 0, "authors": 0}
+    for shard in plan_shards(cfg):
+        planned = shard_inputs(ds, shard["kind"], shard["shard"], shard["of"], warehouse_url,
+                               store, settings)
+        versions.add(planned.version)
+        model = planned.settings.compose.batch_model or planned.settings.compose.model
+        counts[shard["kind"]] += len(planned.misses)
+        for x in planned.misses:
+            for section in planned.spec.sections:
+                request = Request(planned.spec.messages(x.data, section),
+                                  prefill=f"{section.name}:")
+                line = batch_line(request, model, cfg.max_new_tokens)
+                lines[line["custom_id"]] = line
+    prefix = batch_prefix(ds)
+    body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines.values())
+    store.put_text(f"{prefix}/requests.jsonl", body)
+    meta = {"ds": ds, "model_version": sorted(versions)[0] if versions else "",
+            "requests": len(lines), "inputs": counts,
+            "seconds": round(time.perf_counter() - started, 1)}
+    store.put_text(f"{prefix}/batch.json", json.dumps(meta, indent=2))
+    log.info("batch of %s: %d requests (%d user and %d author texts to compose) in %s",
+             ds, len(lines), counts["users"], counts["authors"],
+             store.uri(f"{prefix}/requests.jsonl"))
+    return {**meta, "requests_uri": store.uri(f"{prefix}/requests.jsonl"),
+            "results_uri": store.uri(f"{prefix}/results.jsonl")}
+
+
+def result_line(custom_id: str, index: int, generation: Generation, model: str) -> dict:
+    """One line in the format vLLM's batch runner writes (OpenAI's batch output)."""
+    return {"id": f"local-{index}", "custom_id": custom_id, "error": None,
+            "response": {"status_code": 200, "request_id": f"local-{index}", "body": {
+                "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": generation.text}}],
+                "usage": {"prompt_tokens": generation.tokens_in,
+                          "completion_tokens": generation.tokens_out}}}}
+
+
+def run_locally(ds: str, store: ArtifactStore, backend: Backend) -> dict[str, Any]:
+    """Answer the day's batch with an in-process backend, in the batch runner's format
+    (``batch_launcher = "local"``: the embedded default and the tests)."""
+    prefix = batch_prefix(ds)
+    lines = [json.loads(x) for x in store.get_text(f"{prefix}/requests.jsonl").splitlines() if x]
+    started = time.perf_counter()
+    gens = backend.generate([request_of(line) for line in lines])
+    out = "".join(json.dumps(result_line(line["custom_id"], i, g, backend.model_version),
+                             ensure_ascii=False) + "\n"
+                  for i, (line, g) in enumerate(zip(lines, gens, strict=True)))
+    store.put_text(f"{prefix}/results.jsonl", out)
+    log.info("batch of %s answered in-process: %d requests in %.1f s", ds, len(lines),
+             time.perf_counter() - started)
+    return {"requests": len(lines), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def read_results(store: ArtifactStore, ds: str) -> tuple[dict[str, Generation], int]:
+    """``(custom_id -> answer, lines that carry an error)`` of the day's batch results."""
+    prefix = batch_prefix(ds)
+    try:
+        text = store.get_text(f"{prefix}/results.jsonl")
+    except ArtifactNotFound as exc:
+        raise ArtifactNotFound(f"{store.uri(prefix)}/results.jsonl is missing: run "
+                               "compose.batch_generate for this day first") from exc
+    answers, errors = {}, 0
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        line = json.loads(raw)
+        response = line.get("response") or {}
+        if line.get("error") or response.get("status_code") != 200:
+            errors += 1
+            continue
+        body = response["body"]
+        usage = body.get("usage") or {}
+        content = body["choices"][0]["message"].get("content") or ""
+        answers[line["custom_id"]] = Generation(_first_line(content),
+                                                int(usage.get("prompt_tokens") or 0),
+                                                int(usage.get("completion_tokens") or 0))
+    return answers, errors
+
+
+class ResultsBackend:
+    """The batch's answers as a composer backend: first pass by ``custom_id``; nothing to
+    sample for a retry (module doc)."""
+
+    modality = "text"
+
+    def __init__(self, answers: dict[str, Generation], model_version: str) -> None:
+        self.answers, self.model_version = answers, model_version
+        self.missing = 0
+
+    def generate(self, requests: list[Request], seed: int | None = None) -> list[Generation]:
+        if seed is not None:  # a sampled retry: no server here
+            return [Generation("", 0, 0) for _ in requests]
+        out = []
+        for r in requests:
+            got = self.answers.get(request_id(r))
+            if got is None:
+                self.missing += 1
+            out.append(got or Generation("", 0, 0))
+        if self.missing:
+            log.warning("%d requests have no answer in the batch results: stored as failed",
+                        self.missing)
+        return out
+
+
+def results_backend(ds: str, kind: str, store: ArtifactStore, version: str) -> ResultsBackend:
+    """The answers of ``ds``'s batch for a shard of ``kind``, checked against the model."""
+    meta = json.loads(store.get_text(f"{batch_prefix(ds)}/batch.json"))
+    if meta["model_version"] and meta["model_version"] != version:
+        raise ValueError(f"the batch of {ds} was exported for {meta['model_version']}, the "
+                         f"composer now writes with {version}: rerun compose.batch_generate")
+    answers, errors = read_results(store, ds)
+    log.info("%s: %d batch answers read (%d error lines)", kind, len(answers), errors)
+    return ResultsBackend(answers, version)
