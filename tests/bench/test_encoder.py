@@ -4,16 +4,12 @@ world; its pieces that turn the replay's rows into the published tables are chec
 from __future__ import annotations
 
 import doctest
-import importlib.util
 
-from tests.conftest import REPO
+from tests.bench.loader import load_bench
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_encoder", REPO / "bench" / "encoder.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("encoder")
 
 
 def test_doctests():

@@ -4,16 +4,12 @@ pieces that turn answers into the published tables are checked here)."""
 from __future__ import annotations
 
 import doctest
-import importlib.util
 
-from tests.conftest import REPO
+from tests.bench.loader import load_bench
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_retrain", REPO / "bench" / "retrain.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("retrain")
 
 
 def test_doctests():
