@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo retrain replay replay-default celery debian-tools test test-openai test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain lock lock-trainer clean
+.PHONY: help venv models airflow-init seed demo retrain replay replay-default celery debian-tools test test-openai test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain bench-encoder bench-engines lock lock-trainer clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
@@ -28,7 +28,7 @@ help:
 	@echo "make replay    after make demo: rerun only the replay and its report (DS=$(DS))"
 	@echo "make replay-default   the default world (2,000 x 38,000) through mspa_daily, keyword composer"
 	@echo "make celery    backfill $(CELERY_FROM)..$(DS) under the CeleryExecutor: PostgreSQL, Redis, 2 workers"
-	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain lock lock-trainer clean"
+	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain bench-encoder bench-engines lock lock-trainer clean"
 
 venv: $(VENV)/.installed
 
@@ -204,6 +204,15 @@ bench-replay: venv
 BENCH_RETRAIN_ARGS ?= --sft-steps 32 --grpo-steps 8 --train-users 0
 bench-retrain: venv models
 	$(BIN)/python bench/retrain.py --home $(MSPA_HOME) --ds $(DS) $(BENCH_RETRAIN_ARGS)
+
+# The aligned encoder vs the off-the-shelf one, the fused score, popularity and ALS on the
+# forward replay of DS, per segment with paired intervals (needs `make demo`: three days).
+bench-encoder: venv models
+	$(BIN)/python bench/encoder.py --home $(MSPA_HOME) --ds $(DS)
+
+# CPU engines for the composer on the same prompts (needs .venv-llama: make test-openai).
+bench-engines: venv models $(LLAMA_VENV)/.installed
+	$(BIN)/python bench/engines.py
 
 lock: venv
 	( echo "# Full pinned dependency set (Airflow's guidance: install against constraints)."; \
