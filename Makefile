@@ -154,12 +154,8 @@ debian-tools:
 # pytest exits 5 when it collects nothing: that is a failure of the suite, said plainly.
 # The 25 slowest tests are listed at the end, so CI's log says where the suite's time goes.
 PYTEST_ARGS ?= --durations=25
-# Two pytest workers (pytest-xdist), a module per worker at a time (module fixtures such as
-# the e2e Airflow home stay in one process): much of the suite waits on subprocesses
-# (`airflow dags test`, the Celery stack), so two workers overlap that waiting.
-TEST_WORKERS ?= 2
 test: venv models postgres debian-tools
-	@$(BIN)/python -m pytest -m "not llamacpp" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -m "not llamacpp" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure"; exit 1; fi; exit $$rc
 
 # The composer's OpenAI-compatible backend against a real server: llama.cpp's, built from
