@@ -395,21 +395,6 @@ class KeywordBackend:
 BACKENDS = ("text", "vision", "keywords", "openai")
 
 
-def backend_for(cfg: ComposeConfig, settings: Settings, version: str) -> Backend:
-    """The composer's backend as configured (``compose.backend``)."""
-    path = None if cfg.backend == "keywords" else resolve_model_path(cfg, settings)
-    if cfg.backend == "openai":
-        from mspa_tasks.compose.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(path, cfg.openai_base_url, cfg.openai_model or cfg.model,
-                             version, max_new_tokens=cfg.max_new_tokens,
-                             concurrency=cfg.openai_concurrency, timeout_s=cfg.openai_timeout_s,
-                             max_retries=cfg.openai_max_retries, backoff_s=cfg.openai_backoff_s,
-                             api_key_env=cfg.openai_api_key_env)
-    return load_backend(cfg.backend, path, batch_size=cfg.batch_size,
-                        max_new_tokens=cfg.max_new_tokens, model_version=version)
-
-
 def load_backend(kind: str, model_path: str | Path | None, **kwargs: Any) -> Backend:
     if kind == "text":
         return TextBackend(model_path, **kwargs)

@@ -21,8 +21,9 @@ import pyarrow as pa
 
 from mspa_tasks.align.champion import serving_settings
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.compose.backends import Backend, backend_for, model_version
+from mspa_tasks.compose.backends import Backend, model_version
 from mspa_tasks.compose.content import load_author_content
+from mspa_tasks.compose.engine import backend_for
 from mspa_tasks.compose.generate import Composed, compose_texts
 from mspa_tasks.compose.prompting import (
     AuthorContent,
@@ -178,7 +179,7 @@ def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
     composed: dict[int, Composed] = {}
     if misses:
         if backend is None and cfg.generation == "batch":
-            from mspa_tasks.compose.batch import results_backend
+            from mspa_tasks.compose.batch_io import results_backend
 
             backend = results_backend(ds, kind, store, version)
         if backend is None:

@@ -171,7 +171,7 @@ DEFAULT_FUSION_WEIGHT = 0.5
 def fusion_weight_for(data: ReplayData, store: ArtifactStore | None) -> tuple[float, str]:
     """MSPA's weight in the fused score for the model day's vectors: the one the encoder
     alignment of that day chose on validation users, else :data:`DEFAULT_FUSION_WEIGHT`."""
-    from mspa_tasks.vectors.alignment import fusion_weight
+    from mspa_tasks.vectors.lineage import fusion_weight
 
     if store is None:
         return DEFAULT_FUSION_WEIGHT, "no store given: the default weight"

@@ -43,7 +43,7 @@ from mspa_tasks.replay.data import (
     scorers,
 )
 from mspa_tasks.replay.parts import row, write_part
-from mspa_tasks.vectors.alignment import check_encoder_before
+from mspa_tasks.vectors.lineage import check_encoder_before
 
 log = logging.getLogger(__name__)
 

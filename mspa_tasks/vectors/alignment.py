@@ -54,10 +54,13 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import EncoderAlignConfig, Settings
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
 from mspa_tasks.ingest import window_for
+from mspa_tasks.vectors.lineage import EncoderLeak, check_encoder_before, fusion_weight
 
 log = logging.getLogger(__name__)
 
 READER = "vectors.alignment"
+__all__ = ["EncoderLeak", "check_encoder_before", "fusion_weight", "align_encoder",
+           "training_pairs", "train_encoder", "evaluate_encoders"]
 CANDIDATE = "new_encoder"
 CHAMPION = "champion_encoder"
 
@@ -326,37 +329,6 @@ def gate_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 # ---------------------------------------------------------------------------------------
 # the stage
-
-
-class EncoderLeak(RuntimeError):
-    """Vectors that score day ``ds`` were encoded by an encoder aligned on ``ds`` or later."""
-
-
-def check_encoder_before(warehouse_url: str, encoder_version: str, ds: str) -> None:
-    """Raise :class:`EncoderLeak` when ``encoder_version`` is a registered aligned encoder
-    whose pairs include day ``ds`` or a later one (the replay of ``ds`` calls this)."""
-    from mspa_tasks.align import registry as R
-
-    for m in R.list_models(warehouse_url, R.ENCODER_REGISTRY):
-        if m.version == encoder_version and m.ds and m.ds >= ds:
-            raise EncoderLeak(f"the vectors that score {ds} were encoded by {m.version}, "
-                              f"aligned on the interactions of {m.ds}: replaying {ds} with it "
-                              "would score with what it learnt from that day; re-encode the "
-                              "model day (mspa vectors encode) with an encoder aligned before")
-
-
-def fusion_weight(store: ArtifactStore, model_day: str, encoder_version: str
-                  ) -> tuple[float | None, str]:
-    """The fused score's weight for vectors of ``model_day`` encoded by ``encoder_version``:
-    ``(weight, where it comes from)``, or ``(None, why not)``."""
-    if not ENCODER_ALIGNMENT.is_published(store, model_day):
-        return None, f"no encoder alignment on {model_day}"
-    manifest = ENCODER_ALIGNMENT.manifest(store, model_day)
-    weight = manifest.get("fusion_weights", {}).get(encoder_version)
-    if weight is None:
-        return None, (f"the alignment of {model_day} chose no weight for {encoder_version}")
-    return float(weight), (f"chosen on {manifest['validation_users']} validation users of "
-                           f"{model_day} (encoder_alignment/ds={model_day})")
 
 
 def align_encoder(ds: str, warehouse_url: str, store: ArtifactStore,

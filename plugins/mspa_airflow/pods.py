@@ -124,7 +124,7 @@ class BatchGenerateOperator(KubernetesPodOperator):
     def execute(self, context: Any) -> Any:
         from mspa_airflow.context import TaskContext
         from mspa_tasks.compose import batch
-        from mspa_tasks.compose.backends import backend_for
+        from mspa_tasks.compose.engine import backend_for
 
         ctx = TaskContext(context.get("params"))
         cfg = ctx.settings.compose
