@@ -58,6 +58,15 @@ class TrainerOperator(KubernetesPodOperator):
         return super().execute(context)
 
 
+def _pod(pod: PodConfig | dict[str, Any] | None, section: Any) -> dict[str, Any]:
+    """``pod`` checked over the defaults, or this environment's pod section when None."""
+    if pod is None:
+        from mspa_tasks.config import load_settings
+
+        pod = section(load_settings())
+    return pod_settings(pod)
+
+
 def gpu_pod_kwargs(p: dict[str, Any], app: str) -> dict[str, Any]:
     """What every GPU pod of the pipeline shares (trainer, composer batch): resources on the
     GPU node pool, non-root, secrets as environment variables, shared memory, deferrable,
@@ -98,11 +107,7 @@ def trainer_operator(task_id: str, config_uri: str, pod: PodConfig | dict[str, A
                      **kwargs: Any) -> TrainerOperator:
     """The operator (not yet run); ``config_uri`` may be a Jinja template; ``pod`` defaults
     to this environment's ``[align.pod]``."""
-    if pod is None:
-        from mspa_tasks.config import load_settings
-
-        pod = load_settings().align.pod
-    p = pod_settings(pod)
+    p = _pod(pod, lambda settings: settings.align.pod)
     return TrainerOperator(
         task_id=task_id,
         name="mspa-trainer",
@@ -156,11 +161,7 @@ def batch_operator(task_id: str, pod: PodConfig | dict[str, Any] | None = None,
                    **kwargs: Any) -> BatchGenerateOperator:
     """The composer's batch task; ``pod`` defaults to this environment's
     ``[compose] batch_pod``."""
-    if pod is None:
-        from mspa_tasks.config import load_settings
-
-        pod = load_settings().compose.batch_pod
-    p = pod_settings(pod)
+    p = _pod(pod, lambda settings: settings.compose.batch_pod)
     return BatchGenerateOperator(
         task_id=task_id,
         name="mspa-compose-batch",
