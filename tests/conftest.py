@@ -25,6 +25,9 @@ def scalar(url: str, sql: str, **params) -> object:
     return value
 # The packaged-model cache that `make models` filled (content-keyed, safe to share).
 DEV_MODELS_DIR = Path(os.environ.get("MSPA_HOME") or REPO / "var").resolve() / "models"
+# Every MSPA_HOME a test makes (Airflow subprocesses included) links that cache instead of
+# converting SmolLM2 again (~40 s each).
+os.environ.setdefault("MSPA_MODELS_CACHE", str(DEV_MODELS_DIR))
 # Tests never touch the developer's var/ folder or Airflow home: both live in a temp dir.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="mspa-tests-"))
 os.environ["MSPA_HOME"] = str(_SESSION_HOME / "mspa")

@@ -29,8 +29,10 @@ def _run(env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("e2e")
+    conf = home / "e2e.toml"  # the embedded default; the champion answers 4 test users (not 32)
+    conf.write_text("[replay]\nacc_max_users = 4\n")
     env = {**os.environ, "AIRFLOW_HOME": str(home / "airflow"), "MSPA_HOME": str(home / "mspa"),
-           "MSPA_ENV": "local"}
+           "MSPA_ENV": "local", "MSPA_CONFIG": str(conf)}
     migrated = _run(env, str(BIN / "airflow"), "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     for name, slots in (("mspa_compose", "2"), ("mspa_milvus", "1"), ("mspa_gpu", "1")):
@@ -175,15 +177,15 @@ def test_retrain_dag_trains_evaluates_gates_and_registers(airflow_env):
     and in the run log."""
     if not _manifest_path(airflow_env, DS).exists():
         assert _dags_test(airflow_env, DS).returncode == 0
-    conf = {"recipe": "sft+grpo", "sft_max_steps": 2, "max_steps": 2, "num_generations": 2,
+    conf = {"recipe": "sft+grpo", "sft_max_steps": 1, "max_steps": 1, "num_generations": 2,
             "max_train_users": 8, "max_eval_users": 2}
     result = _run(airflow_env, str(BIN / "airflow"), "dags", "test", "mspa_retrain", DS,
                   "-c", json.dumps(conf))
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     assert {"prepare", "train", "register"} <= _succeeded_tasks(log)
-    assert "[trainer]" in log and "step 2: reward" in log  # the trainer's log, streamed
-    assert "sft step 2: loss" in log  # the warm start ran first
+    assert "[trainer]" in log and "step 1: reward" in log  # the trainer's log, streamed
+    assert "sft step 1: loss" in log  # the warm start ran first
     assert "GRPO groups with zero reward variance, per step: [" in log  # its health signal
     warehouse = sqlite3.connect(Path(airflow_env["MSPA_HOME"]) / "warehouse.db")
     rows = warehouse.execute("SELECT version, status, reason, metrics, artifact_uri "
@@ -198,7 +200,7 @@ def test_retrain_dag_trains_evaluates_gates_and_registers(airflow_env):
     figures = json.loads(metrics)
     for model in ("new", "champion"):
         assert {"acc@4", "acc@10"} <= set(figures[model])
-    assert figures["train"]["steps"] == 2 and figures["train"]["weights"]["tensors"] > 0
+    assert figures["train"]["steps"] == 1 and figures["train"]["weights"]["tensors"] > 0
     assert f"gate for {version}: {reason}" in log
     assert "acc@10" in log.split(f"gate for {version}")[1]  # the side-by-side table
     model_dir = Path(uri.removeprefix("file://"))

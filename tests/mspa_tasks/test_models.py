@@ -24,6 +24,17 @@ def test_cache_folder_is_keyed_by_the_gguf_content(smollm2_dir):
     assert convert_smollm2(smollm2_dir.parent) == smollm2_dir  # second call reuses it
 
 
+def test_a_new_home_links_the_machine_cache_instead_of_converting(smollm2_dir, tmp_path,
+                                                                 monkeypatch, caplog):
+    monkeypatch.setenv("MSPA_MODELS_CACHE", str(smollm2_dir.parent))
+    caplog.set_level("INFO", logger="mspa_tasks.models")
+    linked = convert_smollm2(tmp_path / "home" / "models")
+    assert linked.is_symlink() and linked.resolve() == smollm2_dir.resolve()
+    assert linked.name == smollm2_dir.name and (linked / "model.safetensors").is_file()
+    assert "converting" not in caplog.text and "linked from MSPA_MODELS_CACHE" in caplog.text
+    assert convert_smollm2(tmp_path / "home" / "models") == linked  # then reused as is
+
+
 def test_converted_smollm2_follows_a_chat_template(smollm2_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
