@@ -79,9 +79,18 @@ def export(model, tokenizer, folder: Path) -> tuple[Path, Path]:
     names = list(sample.keys())
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    class ByName(torch.nn.Module):  # the exporter passes inputs by position
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *tensors):
+            return self.inner(**dict(zip(names, tensors, strict=True))).last_hidden_state
+
     model.eval()
     with torch.no_grad():
-        torch.onnx.export(model, tuple(sample[n] for n in names), str(fp32), input_names=names,
+        torch.onnx.export(ByName(model), tuple(sample[n] for n in names), str(fp32),
+                          input_names=names,
                           output_names=["last_hidden_state"], dynamic_axes=axes,
                           opset_version=17, dynamo=False)
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
