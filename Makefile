@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv models airflow-init seed demo retrain replay replay-default celery debian-tools test test-openai test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain bench-encoder bench-engines lock lock-trainer clean
+.PHONY: help venv models airflow-init seed demo retrain replay replay-default celery debian-tools test test-openai test-fast postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain bench-encoder bench-engines bench-onnx lock lock-trainer clean
 
 help:
 	@echo "make demo   set up everything and run the daily DAG on the demo world (DS=$(DS))"
@@ -28,7 +28,7 @@ help:
 	@echo "make replay    after make demo: rerun only the replay and its report (DS=$(DS))"
 	@echo "make replay-default   the default world (2,000 x 38,000) through mspa_daily, keyword composer"
 	@echo "make celery    backfill $(CELERY_FROM)..$(DS) under the CeleryExecutor: PostgreSQL, Redis, 2 workers"
-	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain bench-encoder bench-engines lock lock-trainer clean"
+	@echo "other: venv models airflow-init seed postgres lint bench-ingest bench-compose bench-vectors bench-replay bench-retrain bench-encoder bench-engines bench-onnx lock lock-trainer clean"
 
 venv: $(VENV)/.installed
 
@@ -209,6 +209,19 @@ bench-encoder: venv models
 # CPU engines for the composer on the same prompts (needs .venv-llama: make test-openai).
 bench-engines: venv models $(LLAMA_VENV)/.installed
 	$(BIN)/python bench/engines.py
+
+# The encoder on ONNX Runtime against today's PyTorch path (BENCHMARKS.md): onnxruntime and onnx
+# go into .venv-onnx, which sees .venv's packages; the pipeline itself does not install them.
+ONNX_VENV := $(CURDIR)/.venv-onnx
+$(ONNX_VENV)/.installed: venv
+	@python3 -m venv $(ONNX_VENV)
+	@$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+	  > $$($(ONNX_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mspa-venv.pth
+	@$(ONNX_VENV)/bin/pip install --disable-pip-version-check -q onnxruntime==1.31.1 onnx==1.23.2
+	@touch $@
+
+bench-onnx: venv $(ONNX_VENV)/.installed
+	$(ONNX_VENV)/bin/python bench/onnx_encoder.py
 
 lock: venv
 	( echo "# Full pinned dependency set (Airflow's guidance: install against constraints)."; \

@@ -14,7 +14,8 @@ Texts: every author of a generated world (``--preset``, default ``demo``: 1,500 
 alternates); the figure is the median round. Threads: 2 for both (this machine's cores).
 
 Needs ``onnxruntime`` and ``onnx``, which the pipeline does not install (it keeps the PyTorch
-path; see BENCHMARKS.md): run it from a venv that has them beside the project's packages.
+path; see BENCHMARKS.md): ``make bench-onnx`` puts them in ``.venv-onnx``, which sees the
+project's packages, and runs
 
     python bench/onnx_encoder.py [--preset demo] [--rounds 3]
 
