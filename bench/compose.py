@@ -6,9 +6,10 @@ latent category against texts shuffled across users.
     python bench/compose.py tokens [--users 24]
     python bench/compose.py quality --home var --ds 2026-11-20
 
-Speed: both sides compose the same users' four sections greedily with the packaged SmolLM2:
-batched = the composer's path (shared-prefix groups, batch 16); one-at-a-time = one request
-per generate call. Writes bench/out/compose*.json and prints Markdown for BENCHMARKS.md.
+Speed: every path composes the same users' four sections greedily with the packaged SmolLM2:
+batched = the composer's path (shared-prefix groups, batch 16, the four sections answered in
+one generate call); one call per section = the same before the sections were stacked;
+one-at-a-time = one request per generate call. Writes bench/out/compose*.json and prints Markdown for BENCHMARKS.md.
 
 Tokens: where the batched path's time and tokens go, per section: the shared prefix's prefill
 (once per user), each section's suffix prefill (question + header) and its decode steps,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -75,51 +77,51 @@ def speed(args: argparse.Namespace) -> dict:
     settings, spec, users, groups, path = _inputs(args.users)
     cfg = settings.compose
     batched = TextBackend(path, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
+    per_section = TextBackend(path, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
+                              stack_sections=False)
     single = TextBackend(path, batch_size=1, max_new_tokens=cfg.max_new_tokens)
-
-    def run_batched():
-        return [g.text for group in batched.generate_groups(groups) for g in group]
-
-    def run_single():
-        return [single.generate([r])[0].text for group in groups for r in group]
-
-    times: dict[str, list[float]] = {"batched": [], "one_at_a_time": []}
+    runs = {
+        "batched": lambda: [g.text for grp in batched.generate_groups(groups) for g in grp],
+        "per_section": lambda: [g.text for grp in per_section.generate_groups(groups)
+                                for g in grp],
+        "one_at_a_time": lambda: [single.generate([r])[0].text for grp in groups for r in grp],
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
     texts = {}
     for r in range(args.rounds):
-        for name, fn in ((("batched", run_batched), ("one_at_a_time", run_single)) if r % 2 == 0
-                         else (("one_at_a_time", run_single), ("batched", run_batched))):
+        for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
             started = time.perf_counter()
-            texts[name] = fn()
+            texts[name] = runs[name]()
             times[name].append(time.perf_counter() - started)
             print(f"round {r + 1} {name:<14} {times[name][-1]:.1f}s", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     ups = {k: len(users) / v for k, v in med.items()}
-    same = sum(a == b for a, b in zip(texts["batched"], texts["one_at_a_time"], strict=True))
+    same = {k: sum(a == b for a, b in zip(texts["batched"], texts[k], strict=True))
+            for k in ("per_section", "one_at_a_time")}
     report = {"users": len(users), "sections": len(spec.sections), "median_seconds": med,
               "users_per_s": ups, "ratio": ups["batched"] / ups["one_at_a_time"],
+              "ratio_to_per_section": ups["batched"] / ups["per_section"],
               "identical_answers": same, "answers": len(texts["batched"]), "runs": times,
               "batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens}
+    n = len(texts["batched"])
     print(f"""
-| path | median s ({len(users)} users x {len(spec.sections)} sections) | users/s |
-| --- | ---: | ---: |
-| batched (shared-prefix groups, batch {cfg.batch_size}) | {med['batched']:.1f} | {ups['batched']:.2f} |
-| one at a time | {med['one_at_a_time']:.1f} | {ups['one_at_a_time']:.2f} |
+| path | median s ({len(users)} users x {len(spec.sections)} sections) | users/s | answers equal to batched |
+| --- | ---: | ---: | ---: |
+| batched (shared-prefix groups, batch {cfg.batch_size}, sections in one call) | {med['batched']:.1f} | {ups['batched']:.2f} | {n}/{n} |
+| batched, one call per section (before) | {med['per_section']:.1f} | {ups['per_section']:.2f} | {same['per_section']}/{n} |
+| one at a time | {med['one_at_a_time']:.1f} | {ups['one_at_a_time']:.2f} | {same['one_at_a_time']}/{n} |
 
-ratio batched / one-at-a-time: **{report['ratio']:.2f}x** (target >= 3); identical answers
-{same}/{len(texts['batched'])} (greedy; left padding can change a token's arithmetic)
+ratio batched / one-at-a-time: **{report['ratio']:.2f}x** (target >= 3); batched / one call per
+section: **{report['ratio_to_per_section']:.2f}x** (greedy; padding can change a token's arithmetic)
 """)
     return report
 
 
-def tokens(args: argparse.Namespace) -> dict:
+def _profile(backend, groups: list, names: list[str], warm: int) -> dict:
+    """One ``generate_groups`` of ``groups`` on ``backend``, timed at the model's forward."""
     import torch
 
-    from mspa_tasks.compose.backends import TextBackend
-
-    settings, spec, users, groups, path = _inputs(args.users)
-    cfg = settings.compose
-    backend = TextBackend(path, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
-    names = [s.name for s in spec.sections]
+    stacked = backend.stack_sections
     state = {"in_generate": False, "calls": 0, "first": False}
     rows: dict[tuple[str, str], dict[str, float]] = {}
     forward, generate = backend.model.forward, backend.model.generate
@@ -132,6 +134,9 @@ def tokens(args: argparse.Namespace) -> dict:
         row["padding"] += padded
         row["calls"] += 1
 
+    # generate() reads forward's signature (position_ids from the mask, logits_to_keep): the
+    # wrapper must show the real one, or the timed run computes something else
+    @functools.wraps(forward)
     def timed_forward(*a, **kw):
         ids, mask = kw.get("input_ids"), kw.get("attention_mask")
         started = time.perf_counter()
@@ -143,7 +148,8 @@ def tokens(args: argparse.Namespace) -> dict:
         if not state["in_generate"]:
             add("(shared prefix)", "prefill", seconds, real, n - real)
         else:
-            section = names[(state["calls"] - 1) % len(names)]
+            section = "(all four, one call)" if stacked else \
+                names[(state["calls"] - 1) % len(names)]
             phase = "prefill" if state["first"] else "decode"
             if phase == "decode":  # a row that has finished is fed padding
                 real = int((ids != backend.tokenizer.pad_token_id).sum())
@@ -151,6 +157,7 @@ def tokens(args: argparse.Namespace) -> dict:
             state["first"] = False
         return out
 
+    @functools.wraps(generate)
     def timed_generate(*a, **kw):
         state["in_generate"], state["first"] = True, True
         state["calls"] += 1
@@ -160,31 +167,53 @@ def tokens(args: argparse.Namespace) -> dict:
             state["in_generate"] = False
 
     backend.model.forward, backend.model.generate = timed_forward, timed_generate
-    backend.generate_groups(groups[: cfg.batch_size])  # warm-up, not counted
+    backend.generate_groups(groups[:warm])  # warm-up, not counted
     rows.clear()
     state["calls"] = 0
     torch.manual_seed(0)
     started = time.perf_counter()
     out = backend.generate_groups(groups)
     total = time.perf_counter() - started
-    produced = sum(g.tokens_out for group in out for g in group)
     timed = sum(r["seconds"] for r in rows.values())
     table = [{"section": sec, "phase": ph, **{k: round(v, 2) if isinstance(v, float) else v
                                                for k, v in r.items()}}
              for (sec, ph), r in rows.items()]
+    return {"seconds": round(total, 2), "forward_seconds": round(timed, 2),
+            "answer_tokens": sum(g.tokens_out for group in out for g in group),
+            "answers": [g.text for group in out for g in group], "rows": table}
+
+
+def tokens(args: argparse.Namespace) -> dict:
+    from mspa_tasks.compose.backends import TextBackend
+
+    settings, spec, users, groups, path = _inputs(args.users)
+    cfg = settings.compose
+    names = [s.name for s in spec.sections]
     report = {"users": len(users), "sections": len(names), "batch_size": cfg.batch_size,
-              "max_new_tokens": cfg.max_new_tokens, "seconds": round(total, 2),
-              "forward_seconds": round(timed, 2), "answer_tokens": produced,
-              "rows": table}
-    print(f"\n{len(users)} users x {len(names)} sections, batch {cfg.batch_size}, "
-          f"{total:.1f} s in generate_groups ({timed:.1f} s in the model's forward)\n")
-    print("| section | phase | forward s | share of time | tokens (real) | padding | calls |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for r in table:
-        print(f"| {r['section']} | {r['phase']} | {r['seconds']:.1f} | "
-              f"{r['seconds'] / total:.0%} | {r['tokens']} | {r['padding']} | {r['calls']} |")
-    print(f"| (outside the forward) | logits processors, stopping, cache copies | "
-          f"{total - timed:.1f} | {(total - timed) / total:.0%} | | | |")
+              "max_new_tokens": cfg.max_new_tokens, "paths": {}}
+    for label, stack in (("one call per section (before)", False),
+                         ("sections in one call (today)", True)):
+        backend = TextBackend(path, batch_size=cfg.batch_size,
+                              max_new_tokens=cfg.max_new_tokens, stack_sections=stack)
+        result = _profile(backend, groups, names, cfg.batch_size)
+        report["paths"][label] = result
+        total, timed = result["seconds"], result["forward_seconds"]
+        print(f"\n{label}: {len(users)} users x {len(names)} sections, batch "
+              f"{cfg.batch_size}, {total:.1f} s in generate_groups ({timed:.1f} s in the "
+              f"model's forward), {result['answer_tokens']} answer tokens\n")
+        print("| section | phase | forward s | share of time | tokens (real) | padding | calls |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+        for r in result["rows"]:
+            print(f"| {r['section']} | {r['phase']} | {r['seconds']:.1f} | "
+                  f"{r['seconds'] / total:.0%} | {r['tokens']} | {r['padding']} | "
+                  f"{r['calls']} |")
+        print(f"| (outside the forward) | logits processors, stopping, cache copies | "
+              f"{total - timed:.1f} | {(total - timed) / total:.0%} | | | |")
+    before, today = report["paths"].values()
+    same = sum(a == b for a, b in zip(before["answers"], today["answers"], strict=True))
+    report["identical_answers"] = same
+    print(f"\nsame answers on both paths: {same}/{len(today['answers'])}; "
+          f"time ratio {before['seconds'] / today['seconds']:.2f}x")
     return report
 
 

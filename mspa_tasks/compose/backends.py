@@ -125,12 +125,13 @@ class TextBackend(_BatchedBackend):
 
     def __init__(self, model_path: str | Path, batch_size: int = 16, max_new_tokens: int = 24,
                  repetition_penalty: float = 1.2, model_version: str | None = None,
-                 one_line: bool = True, label: str = "generate") -> None:
+                 one_line: bool = True, label: str = "generate",
+                 stack_sections: bool = True) -> None:
         super().__init__(batch_size, max_new_tokens, repetition_penalty)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.one_line, self.label = one_line, label
+        self.one_line, self.label, self.stack_sections = one_line, label, stack_sections
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -213,6 +214,11 @@ class TextBackend(_BatchedBackend):
         per group and copied for each question. All groups must have the same number of
         requests whose suffixes (question + answer header) tokenise to the same length per
         position — true for one prompt spec; otherwise this falls back to :meth:`generate`.
+
+        ``stack_sections`` (the default): every question of a batch's groups is answered in
+        one ``generate`` call (batch x questions rows, the prefix cache repeated per row,
+        shorter suffixes padded in a masked hole after the prefix) instead of one call per
+        question: a third as many decode steps on wider rows (bench/compose tokens).
         """
         import torch
 
@@ -243,6 +249,13 @@ class TextBackend(_BatchedBackend):
             with torch.inference_mode():
                 prefix_cache = self.model(**enc, position_ids=positions,
                                           use_cache=True).past_key_values
+                if self.stack_sections:
+                    gens = self._stacked(enc, prefix_cache, [groups[i] for i in idx],
+                                         [suffix_ids[i] for i in idx], sampling)
+                    for row, i in enumerate(idx):
+                        results[i].extend(gens[row * width:(row + 1) * width])
+                    progress.update(len(idx) * width)
+                    continue
                 for k in range(width):
                     restrict = self._vocabulary_processor([groups[i][k] for i in idx])
                     suffix = torch.tensor([suffix_ids[i][k] for i in idx],
@@ -261,6 +274,31 @@ class TextBackend(_BatchedBackend):
                         results[i].append(gen)
             progress.update(len(idx) * width)
         return results
+
+    def _stacked(self, enc, prefix_cache, groups: list[list[Request]],
+                 suffixes: list[list[list[int]]], sampling: dict) -> list[Generation]:
+        """Every question of every group in one ``generate`` call: row ``g * width + k`` is
+        group ``g``'s question ``k``, reading the prefix cache repeated ``width`` times; a
+        suffix shorter than the longest is left-padded inside a masked hole after the prefix
+        (positions follow the mask, so each row sees exactly its own prompt)."""
+        import torch
+
+        width = len(groups[0])
+        longest = max(len(s) for row in suffixes for s in row)
+        pad = self.tokenizer.pad_token_id
+        suffix = torch.tensor([[pad] * (longest - len(s)) + s for row in suffixes for s in row],
+                              device=self.model.device)
+        hole = torch.tensor([[0] * (longest - len(s)) + [1] * len(s)
+                             for row in suffixes for s in row], device=self.model.device)
+        input_ids = torch.cat([enc.input_ids.repeat_interleave(width, 0), suffix], dim=1)
+        mask = torch.cat([enc.attention_mask.repeat_interleave(width, 0), hole], dim=1)
+        prefix_cache.batch_repeat_interleave(width)
+        out = self.model.generate(
+            input_ids=input_ids, attention_mask=mask, past_key_values=prefix_cache,
+            max_new_tokens=self.max_new_tokens, repetition_penalty=self.repetition_penalty,
+            pad_token_id=pad, **self._stop, **self._no_empty,
+            **self._vocabulary_processor([r for g in groups for r in g]), **sampling)
+        return self._decode(out[:, input_ids.shape[1]:], mask)
 
 
 class VisionBackend(_BatchedBackend):
