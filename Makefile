@@ -35,7 +35,9 @@ venv: $(VENV)/.installed
 # torch first, pinned: `pip install torch==2.13.0` takes the local CPU build on these machines.
 # pip's chatter goes to .venv/install.log; its tail is shown if a step fails.
 PIP_LOG := $(VENV)/install.log
-PIP := $(BIN)/pip install --disable-pip-version-check
+# --no-compile: pip would byte-compile every installed module (~90 s single-threaded here, most
+# of it never imported); Python compiles what is imported, once, on first use.
+PIP := $(BIN)/pip install --disable-pip-version-check --no-compile
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	@echo "== installing the pinned environment into $(VENV) (log: $(PIP_LOG))"

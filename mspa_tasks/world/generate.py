@@ -105,8 +105,8 @@ PRESETS: dict[str, WorldSpec] = {
     # The day after reuses every text whose input did not change (new frames, new tips).
     "demo": WorldSpec(n_users=300, n_authors=1_500),
     # The smallest world the whole daily DAG is tested on through Airflow with SmolLM2
-    # (tests/dags): ~30 kept users, ~60 kept authors, so the composer takes ~2.5 min on CPU
-    # for the first day (the day after reuses every text whose input did not change).
+    # (tests/dags): ~30 kept users, ~60 kept authors (2 test users, too few for the replay's
+    # Recall@K on the last day: the report's coverage says so; tests/mspa_tasks/replay has it).
     "e2e": WorldSpec(n_users=40, n_authors=64, impression_days=2, frames_per_author=1,
                      tips_per_user_day=0.6, shape="closed"),
     # KuaiLive's shape at KuaiLive's authors-per-user ratio (2,000 users, 38,000 authors).
