@@ -209,19 +209,30 @@ bench-retrain: venv models
 bench-encoder: venv models
 	$(BIN)/python bench/encoder.py --home $(MSPA_HOME) --ds $(DS)
 
-# CPU engines for the composer on the same prompts (needs .venv-llama: make test-openai).
-bench-engines: venv models $(LLAMA_VENV)/.installed
+# A bench-only venv that sees .venv's packages (a .pth onto its site-packages) and adds pinned
+# wheels the pipeline itself never installs: $(call side_venv,<dir>,<pip args>).
+define side_venv
+	@python3 -m venv $(1)
+	@$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+	  > $$($(1)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mspa-venv.pth
+	@$(1)/bin/pip install --disable-pip-version-check -q -c constraints.txt $(2)
+	@touch $(1)/.installed
+endef
+
+# CPU engines for the composer on the same prompts: transformers (today's path), llama.cpp
+# (.venv-llama: make test-openai), CTranslate2 and onnxruntime-genai (.venv-engines).
+ENGINES_VENV := $(CURDIR)/.venv-engines
+$(ENGINES_VENV)/.installed: venv
+	$(call side_venv,$(ENGINES_VENV),ctranslate2==4.8.5 onnxruntime-genai==0.18.0 onnx==1.23.2 onnx-ir==1.1.0)
+
+bench-engines: venv models $(LLAMA_VENV)/.installed $(ENGINES_VENV)/.installed
 	$(BIN)/python bench/engines.py
 
 # The encoder on ONNX Runtime against today's PyTorch path (BENCHMARKS.md): onnxruntime and onnx
-# go into .venv-onnx, which sees .venv's packages; the pipeline itself does not install them.
+# go into .venv-onnx; the pipeline itself does not install them.
 ONNX_VENV := $(CURDIR)/.venv-onnx
 $(ONNX_VENV)/.installed: venv
-	@python3 -m venv $(ONNX_VENV)
-	@$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
-	  > $$($(ONNX_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mspa-venv.pth
-	@$(ONNX_VENV)/bin/pip install --disable-pip-version-check -q onnxruntime==1.31.1 onnx==1.23.2
-	@touch $@
+	$(call side_venv,$(ONNX_VENV),onnxruntime==1.31.1 onnx==1.23.2)
 
 bench-onnx: venv $(ONNX_VENV)/.installed
 	$(ONNX_VENV)/bin/python bench/onnx_encoder.py
