@@ -156,9 +156,15 @@ debian-tools:
 
 # pytest exits 5 when it collects nothing: that is a failure of the suite, said plainly.
 # The 25 slowest tests are listed at the end, so CI's log says where the suite's time goes.
+# Two pytest-xdist workers (TEST_WORKERS=0 runs in one process): most of the suite is one
+# Python thread (Airflow, SQL, Parquet), so the second core was idle. A module at a time per
+# worker (module fixtures such as the e2e Airflow home stay in one process), in collection
+# order with the Airflow end-to-end runs first (tests/conftest.py); each worker computes on one
+# thread (an earlier try with two OpenMP threads per worker oversubscribed the cores).
 PYTEST_ARGS ?= --durations=25
+TEST_WORKERS ?= 2
 test: venv models postgres debian-tools
-	@$(BIN)/python -m pytest -m "not llamacpp" $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not llamacpp" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure"; exit 1; fi; exit $$rc
 
 # The composer's OpenAI-compatible backend against a real server: llama.cpp's, built from

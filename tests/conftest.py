@@ -37,6 +37,24 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Under pytest-xdist (`make test` runs `-n 2` on this 2-core machine) each worker, and every
+# Airflow subprocess it starts, computes on one thread: two workers x two OpenMP threads would
+# oversubscribe the cores (spinning threads wait on each other) instead of sharing them.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slowest tests first (Airflow's end-to-end runs, then the rest marked ``slow``), so
+    that under ``make test``'s two workers (``--dist loadscope --no-loadscope-reorder``: a module
+    at a time, in this order) they share them from the start instead of the suite ending on
+    one worker running a five-minute module it picked up last."""
+    def rank(item: pytest.Item) -> int:
+        slow = item.get_closest_marker("slow") is not None
+        return 0 if slow and item.get_closest_marker("airflow") else 1 if slow else 2
+
+    items.sort(key=rank)  # stable: the collection order within each rank
 
 PG_ADMIN_URL = os.environ.get("MSPA_TEST_PG_URL",
                               "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
