@@ -127,18 +127,26 @@ def transformers_run(texts: list[str], batch: int, tokens: int) -> dict:
             "tokens": produced, "prompt_tokens": sum(len(tok(t).input_ids) for t in texts)}
 
 
-def llama_run(texts: list[str], tokens: int) -> dict:
-    from mspa_tasks.models import smollm2_gguf_path
-
-    python = REPO / ".venv-llama" / "bin" / "python"
+def _in_process(python: Path, missing: str, args: list[str], texts: list[str]) -> dict:
+    """Run an engine under another interpreter: the prompts go in a JSON file (``{prompts}`` in
+    ``args``), the result comes back in another (``{out}``)."""
     if not python.is_file():
-        raise SystemExit(f"{python} is missing: `make test-openai` builds llama-cpp-python")
+        raise SystemExit(f"{python} is missing: {missing}")
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "prompts.json", Path(tmp) / "out.json"
         src.write_text(json.dumps(texts))
-        subprocess.run([str(python), "-c", LLAMA, str(src), str(smollm2_gguf_path()),
-                        str(tokens), str(dst)], check=True)
+        subprocess.run([str(python), *(a.format(prompts=src, out=dst) for a in args)],
+                       check=True)
         return json.loads(dst.read_text())
+
+
+def llama_run(texts: list[str], tokens: int) -> dict:
+    from mspa_tasks.models import smollm2_gguf_path
+
+    return _in_process(REPO / ".venv-llama" / "bin" / "python",
+                       "`make test-openai` builds llama-cpp-python",
+                       ["-c", LLAMA, "{prompts}", str(smollm2_gguf_path()), str(tokens), "{out}"],
+                       texts)
 
 
 def _smollm2() -> Path:
@@ -214,14 +222,9 @@ def ortgenai_run(texts: list[str], precision: str, tokens: int) -> dict:
 
 def engines_run(engine: str, texts: list[str], tokens: int) -> dict:
     """One CTranslate2 / onnxruntime-genai engine in ``.venv-engines``'s own process."""
-    if not ENGINES_PYTHON.is_file():
-        raise SystemExit(f"{ENGINES_PYTHON} is missing: `make bench-engines` makes it")
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "prompts.json", Path(tmp) / "out.json"
-        src.write_text(json.dumps(texts))
-        subprocess.run([str(ENGINES_PYTHON), __file__, "--worker", engine, "--prompts-file",
-                        str(src), "--tokens", str(tokens), "--out", str(dst)], check=True)
-        return json.loads(dst.read_text())
+    return _in_process(ENGINES_PYTHON, "`make bench-engines` makes it",
+                       [__file__, "--worker", engine, "--prompts-file", "{prompts}", "--tokens",
+                        str(tokens), "--out", "{out}"], texts)
 
 
 WORKERS = {
