@@ -13,11 +13,57 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlparse
 
 
 class ArtifactNotFound(FileNotFoundError):
     """The key does not exist in the store."""
+
+
+class StoreURIError(ValueError):
+    """An artifact URI that would send data somewhere other than what it seems to name."""
+
+
+def file_uri(path: str | Path) -> str:
+    """The ``file://`` URI of the absolute local folder ``path``, percent-encoded so that a
+    ``#``, ``?`` or ``%`` in a folder name stays part of the path.
+
+    >>> file_uri("/data/a#b?c%41")
+    'file:///data/a%23b%3Fc%2541'
+    """
+    return "file://" + quote(str(path), safe="/")
+
+
+def local_root(root_uri: str) -> Path:
+    """The local folder a ``file://`` URI names. Only an absolute path is accepted: in
+    ``file://var/artifacts`` "var" is the URI's host, and the folder it names is
+    ``/artifacts`` at the filesystem root, so a host, a relative path, a ``..`` step, a query
+    and a fragment are refused with the fix. Percent-escapes are decoded (see :func:`file_uri`).
+
+    >>> str(local_root("file:///srv/mspa/artifacts"))
+    '/srv/mspa/artifacts'
+    >>> local_root("file://var/artifacts")
+    Traceback (most recent call last):
+    ...
+    mspa_tasks.artifacts.StoreURIError: artifact URI 'file://var/artifacts' names the host 'var', so its files would land in '/artifacts'; write an absolute path with three slashes: file:///<absolute folder> (the local default is file://{home}/artifacts, under MSPA_HOME)
+    """
+    parsed = urlparse(root_uri)
+    if parsed.scheme != "file":
+        raise StoreURIError(f"artifact URI {root_uri!r} is not a file:// URI")
+    fix = ("write an absolute path with three slashes: file:///<absolute folder> (the local "
+           "default is file://{home}/artifacts, under MSPA_HOME)")
+    if parsed.netloc not in ("", "localhost"):
+        raise StoreURIError(f"artifact URI {root_uri!r} names the host {parsed.netloc!r}, so "
+                            f"its files would land in {unquote(parsed.path) or '/'!r}; {fix}")
+    if parsed.query or parsed.fragment or root_uri.endswith(("?", "#")):
+        raise StoreURIError(f"artifact URI {root_uri!r} has a query or fragment ('?' or '#' "
+                            f"ends the path in a URI); percent-encode them (%3F, %23)")
+    path = unquote(parsed.path)
+    if not path.startswith("/"):
+        raise StoreURIError(f"artifact URI {root_uri!r} has the relative path {path!r}; {fix}")
+    if ".." in path.split("/"):
+        raise StoreURIError(f"artifact URI {root_uri!r} steps out with '..'; {fix}")
+    return Path(path)
 
 
 class ArtifactStore:
@@ -53,11 +99,14 @@ class ArtifactStore:
 
 class LocalStore(ArtifactStore):
     def __init__(self, root_uri: str) -> None:
-        parsed = urlparse(root_uri)
-        if parsed.scheme != "file":
-            raise ValueError(f"LocalStore needs a file:// URI, got {root_uri!r}")
+        self.root = local_root(root_uri)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreURIError(f"artifact URI {root_uri!r} names {str(self.root)!r}, which is "
+                                "a file, not a folder; point it at a folder")
         self.root_uri = root_uri.rstrip("/")
-        self.root = Path(parsed.path)
+
+    def uri(self, key: str) -> str:
+        return f"{self.root_uri}/{quote(key.lstrip('/'), safe='/')}"
 
     def _path(self, key: str) -> Path:
         path = (self.root / key.lstrip("/")).resolve()

@@ -25,6 +25,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import quote
 
 from pydantic import (
     BaseModel,
@@ -38,6 +39,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mspa_tasks.artifacts import StoreURIError, local_root
 
 ENVIRONMENTS = ("local", "prod")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -549,15 +552,27 @@ class _EnvironmentToml(PydanticBaseSettingsSource):
         override = os.environ.get("MSPA_CONFIG")
         if override:
             raw = merge_overrides(raw, Path(override))
+            # The environment is picked by MSPA_ENV alone: an overlay that names another one
+            # would give the other environment's values under this one's defaults.
+            _check(raw.get("env", self.env) == self.env, "env", raw.get("env"),
+                   f"must stay {self.env!r}, the environment MSPA_ENV picks (an overlay such "
+                   f"as MSPA_CONFIG={override!r} cannot switch it); drop env from the overlay "
+                   "and set MSPA_ENV instead")
 
-        def expand(value: object) -> object:
-            return value.replace("{home}", str(self.home)) if isinstance(value, str) else value
+        def expand(value: object, url: bool) -> object:
+            if not isinstance(value, str):
+                return value
+            # In a URL a '#', '?' or '%' in MSPA_HOME would end or escape the path.
+            home = quote(str(self.home), safe="/") if url else str(self.home)
+            return value.replace("{home}", home)
 
         for key in self.PATHS:
             if key in raw:
-                raw[key] = expand(raw[key])
+                raw[key] = expand(raw[key], url=key != "models_dir")
         if isinstance(raw.get("vectors"), dict) and "milvus_uri" in raw["vectors"]:
-            raw["vectors"] = {**raw["vectors"], "milvus_uri": expand(raw["vectors"]["milvus_uri"])}
+            milvus_uri = raw["vectors"]["milvus_uri"]
+            raw["vectors"] = {**raw["vectors"], "milvus_uri": expand(milvus_uri, url="://" in
+                                                                     str(milvus_uri))}
         if "models_dir" in raw:
             raw["models_dir"] = Path(str(raw["models_dir"]))
         return raw
@@ -617,6 +632,13 @@ class Settings(BaseSettings):
         _check("@" not in self.warehouse_url, "warehouse_url", "<redacted>",
                "must carry no credentials; put them in the Airflow connection "
                f"'{self.warehouse_conn_id}'")
+        if self.artifacts_uri.startswith("file:"):
+            try:
+                local_root(self.artifacts_uri)
+            except StoreURIError as exc:
+                raise ConfigError(f"setting artifacts_uri: {exc}") from None
+        _check(not self.models_dir.exists() or self.models_dir.is_dir(), "models_dir",
+               str(self.models_dir), "must be a folder (the models cache), not a file")
         return self
 
     def fingerprint(self) -> str:
@@ -674,6 +696,13 @@ def default_home() -> Path:
     return Path(os.environ.get("MSPA_HOME") or REPO_ROOT / "var").resolve()
 
 
+def _checked_home(home: Path) -> Path:
+    if home.exists() and not home.is_dir():
+        raise ConfigError(f"MSPA_HOME={str(home)!r} is a file; it must be a folder (the local "
+                          "data: warehouse, artifacts, models): point it at a folder")
+    return home
+
+
 def merge_overrides(raw: dict, path: Path) -> dict:
     """``raw`` with the values of the TOML file ``path`` put over it (tables merged key by
     key); unknown keys are refused later, like the environment file's own."""
@@ -697,5 +726,5 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
         raise ConfigError(
             f"setting MSPA_ENV={env!r} is invalid: it must be one of {', '.join(ENVIRONMENTS)}."
         )
-    home_path = Path(home).resolve() if home else default_home()
+    home_path = _checked_home(Path(home).resolve() if home else default_home())
     return Settings(home=home_path, _toml=(env, home_path))

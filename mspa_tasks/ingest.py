@@ -62,6 +62,7 @@ from mspa_tasks.quality import (
     run_kept_checks,
 )
 from mspa_tasks.sampling import stable_int
+from mspa_tasks.text import BLANK_CHARS
 from mspa_tasks.warehouse import (
     execute_many,
     fetch_arrow,
@@ -188,7 +189,7 @@ def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
         rejected = events.filter(pc.is_valid(events.column("reason")))
         _insert_rows(conn, "ingest/insert_quarantine_tip_event.sql", ds, rejected)
         rules = {"end_ms": window.end_ms, "require_text": int(cfg.require_author_text),
-                 "require_image": int(cfg.require_author_image)}
+                 "require_image": int(cfg.require_author_image), "blank_chars": BLANK_CHARS}
         run_sql(conn, "ingest/quarantine_authors.sql", {"ds": ds, **rules})
         authors = fetch_arrow(conn, "ingest/select_kept_authors.sql", rules,
                               schema=AUTHORS_SCHEMA)

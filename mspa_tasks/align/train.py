@@ -121,7 +121,7 @@ def grpo_args(cfg: AlignConfig, output_dir: str) -> Any:
         mask_truncated_completions=cfg.mask_truncated_completions,
         use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(),
+        bf16=precision(cfg).bf16, use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
 
@@ -135,19 +135,66 @@ def sft_args(cfg: AlignConfig, output_dir: str) -> Any:
     return SFTConfig(
         output_dir=output_dir, max_steps=cfg.sft_max_steps, learning_rate=cfg.sft_learning_rate,
         per_device_train_batch_size=cfg.sft_batch_size, completion_only_loss=True,
-        max_length=None, seed=cfg.seed, bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(),
+        max_length=None, seed=cfg.seed, bf16=precision(cfg).bf16, use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=1,
         save_strategy="no", report_to="none", disable_tqdm=True)
 
 
-def weights_dtype(cfg: AlignConfig) -> Any:
-    """The dtype the model is loaded in. With ``bf16`` on a GPU: bf16 weights (DeepSpeed keeps
-    fp32 master copies). On a CPU: fp32 weights and bf16 autocast (the trainer's mixed
-    precision): a bf16 weight would round away most updates at a 1e-5 learning rate, while
-    bf16 matmuls still run ~1.5x faster than fp32 on an AVX-512-BF16 CPU (measured here)."""
+@dataclass(frozen=True)
+class Precision:
+    """Whether this run computes in bf16, and why (logged, and kept in ``metrics.json``)."""
+
+    bf16: bool
+    reason: str
+
+
+def choose_precision(requested: bool, cuda: bool, cpu_native_bf16: bool) -> Precision:
+    """bf16 where it is asked for and the hardware runs it natively: any GPU we deploy on, a
+    CPU with AVX-512-BF16 or AMX. On a CPU without them PyTorch emulates bf16 matmuls, and
+    autocast makes a step slower, not faster (an LM head's forward and backward: 15x slower
+    on an AVX2 CPU, 3.8x on an AVX-512 CPU without BF16, measured), so the run stays fp32.
+
+    >>> choose_precision(True, cuda=False, cpu_native_bf16=False).bf16
+    False
+    >>> choose_precision(True, cuda=False, cpu_native_bf16=True).bf16
+    True
+    """
+    if not requested:
+        return Precision(False, "align.bf16 is off: fp32")
+    if cuda:
+        return Precision(True, "align.bf16 on a GPU: bf16 weights")
+    if cpu_native_bf16:
+        return Precision(True, "align.bf16 on a CPU with native bf16 (AVX-512-BF16 or AMX): "
+                               "fp32 weights, bf16 autocast")
+    return Precision(False, "align.bf16 asked, but this CPU has no native bf16 (no "
+                            "AVX-512-BF16, no AMX) and would emulate it, several times "
+                            "slower: fp32")
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (AVX-512-BF16 or AMX tiles)."""
     import torch
 
-    return torch.bfloat16 if cfg.bf16 and torch.cuda.is_available() else torch.float32
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def precision(cfg: AlignConfig) -> Precision:
+    """The precision of this run on this machine (see :func:`choose_precision`)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return choose_precision(cfg.bf16, cuda, not cuda and cpu_native_bf16())
+
+
+def weights_dtype(cfg: AlignConfig) -> Any:
+    """The dtype the model is loaded in. In bf16 on a GPU: bf16 weights (DeepSpeed keeps
+    fp32 master copies). On a CPU: always fp32 weights (bf16, where chosen, is autocast):
+    a bf16 weight would round away most updates at a 1e-5 learning rate."""
+    import torch
+
+    return torch.bfloat16 if precision(cfg).bf16 and torch.cuda.is_available() \
+        else torch.float32
 
 
 def _weights_moved(before: list | None, model: Any) -> dict[str, Any] | None:
@@ -211,6 +258,14 @@ def train(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
           out_dir: Path) -> dict[str, Any]:
     """Train ``rows`` by the run's recipe; the trained model is saved to ``out_dir/model``.
     Returns the metrics."""
+    recipe = run.align.recipe
+    chosen = precision(run.align)
+    log.info("precision: %s", chosen.reason)
+    return {**_train(run, rows, model_path, out_dir), "precision": dataclasses.asdict(chosen)}
+
+
+def _train(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
+           out_dir: Path) -> dict[str, Any]:
     recipe = run.align.recipe
     if recipe == "grpo":
         return {"recipe": recipe, **grpo(run, rows, model_path, out_dir)}
@@ -320,6 +375,7 @@ def run_training(run: RunConfig) -> dict[str, Any]:
                                    "new", n_boot=1000, seed=cfg.seed)
     report = {"version": run.version, "ds": run.ds, "model_uri": model_uri,
               "intervals": intervals, "recipe": metrics.get("recipe"),
+              "precision": metrics.get("precision"),
               # GRPO's health per step: the share of groups whose completions all scored alike
               "zero_std_share": metrics.get("zero_std_share"),
               "model_ref": f"artifact:{run.output}/model", "base_version": run.champion_version,

@@ -70,3 +70,27 @@ def test_read_table_detects_tampering(store):
     store.put_bytes(f"ds_test/ds=2026-11-21/{entry['file']}", b"garbage")
     with pytest.raises(ChecksumMismatch):
         read_table(store, "ds_test", "2026-11-21", "t")
+
+
+@pytest.mark.parametrize(("uri", "message"), [
+    ("file://var/artifacts", "names the host 'var', so its files would land in '/artifacts'"),
+    ("file://../../tmp/X", "names the host '..'"),
+    ("file:X", "relative path"),
+    ("file:///a/../b", "steps out"),
+])
+def test_a_local_store_refuses_a_uri_that_names_another_place(uri, message):
+    from mspa_tasks.artifacts import StoreURIError
+
+    with pytest.raises(StoreURIError, match=message):
+        open_store(uri)
+
+
+def test_a_local_store_keeps_url_characters_in_its_folder(tmp_path):
+    from mspa_tasks.artifacts import file_uri
+
+    root = tmp_path / "x#y?z%41"
+    store = open_store(file_uri(root))
+    uri = store.put_text("a b/c#d.txt", "ok")
+    assert (root / "a b" / "c#d.txt").read_text() == "ok"
+    assert uri == f"{file_uri(root)}/a%20b/c%23d.txt"  # the printed URI names that file
+    assert store.list() == ["a b/c#d.txt"]

@@ -92,6 +92,12 @@ def _plant_authors(engine: sa.Engine, store, sqlite: bool) -> dict[str, tuple[in
     kinds = {  # kind: (intro, nickname, frame uri or None, fate)
         "empty_intro": ("   ", "Empty", good_frame, "no_text"),
         "null_intro": (None, "NullIntro", good_frame, "no_text"),
+        # blank-looking: mspa_tasks.text.BLANK_CHARS, the same rule in SQL and Python
+        "newline_intro": ("\n", "Newline", good_frame, "no_text"),
+        "tab_intro": ("\t", "Tab", good_frame, "no_text"),
+        "fullwidth_space_intro": ("\u3000", "Fullwidth", good_frame, "no_text"),
+        "invisible_intro": (" \u200b\u00a0\r\n", "Invisible", good_frame, "no_text"),
+        "fullwidth_padded_intro": ("\u3000唱歌\u3000", "Padded", good_frame, "kept"),
         "no_media": ("calm piano covers", "NoMedia", None, "no_image"),
         "huge_intro": (HUGE, "Huge", good_frame, "kept"),
         "emoji_rtl": ("cozy singing late at night", EMOJI_RTL, good_frame, "kept"),

@@ -178,3 +178,59 @@ def test_dag_params_take_their_bounds_from_the_settings_model():
     assert groups.schema["minimum"] == 2
     assert param_overrides({"window_days": "14", "min_authors": None}, "ingest",
                            ("window_days", "min_authors")) == {"window_days": 14}
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    # "var" is read as the URI's host: the files would land in /artifacts
+    ('artifacts_uri = "file://var/artifacts"\n', "names the host 'var'"),
+    ('artifacts_uri = "file://tmp/X"\n', "names the host 'tmp'"),
+    ('artifacts_uri = "file://./X"\n', "names the host '.'"),
+    ('artifacts_uri = "file://../../tmp/X"\n', "names the host '..'"),
+    ('artifacts_uri = "file:relative/X"\n', "start it with file://"),
+    ('artifacts_uri = "file:///srv/../etc/X"\n', "steps out with '..'"),
+    ('artifacts_uri = "file:///srv/a#b"\n', "has a query or fragment"),
+    ('env = "prod"\n', "setting env='prod' is invalid: it must stay 'local', the environment "
+     "MSPA_ENV picks"),
+])
+def test_a_uri_that_would_write_elsewhere_is_refused_before_anything_runs(
+        monkeypatch, tmp_path, toml, message):
+    override = tmp_path / "bad.toml"
+    override.write_text(toml)
+    monkeypatch.setenv("MSPA_CONFIG", str(override))
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings("local", home=tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["a#b", "a%41", "a?b", "a b"])
+def test_a_home_with_url_characters_keeps_every_file_inside_it(tmp_path, name):
+    """'#', '?' and '%' end or escape a URL's path: the home is percent-encoded in the URLs
+    built from it, and the warehouse, artifacts and models land inside it, nowhere else."""
+    import sqlalchemy as sa
+
+    from mspa_tasks.artifacts import open_store
+
+    home = tmp_path / name
+    settings = load_settings("local", home=home)
+    store = open_store(settings.artifacts_uri)
+    store.put_text("probe.txt", "x")
+    engine = sa.create_engine(settings.warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE probe (x INTEGER)"))
+    engine.dispose()
+    assert (home / "artifacts" / "probe.txt").read_text() == "x"
+    assert (home / "warehouse.db").is_file() and settings.models_dir == home / "models"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no sibling folder
+    assert store.get_text("probe.txt") == "x" and open_store(store.uri("")).exists("probe.txt")
+
+
+def test_a_home_or_models_dir_that_is_a_file_is_refused(monkeypatch, tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    with pytest.raises(ConfigError, match="MSPA_HOME=.* is a file"):
+        load_settings("local", home=a_file)
+    override = tmp_path / "o.toml"
+    override.write_text(f'models_dir = "{a_file}"\n')
+    monkeypatch.setenv("MSPA_CONFIG", str(override))
+    with pytest.raises(ConfigError, match="models_dir=.* must be a folder"):
+        load_settings("local", home=tmp_path / "home")

@@ -78,6 +78,38 @@ def test_the_chosen_grpo_options_reach_trl(tmp_path):
     assert prod.scale_rewards == "none"
 
 
+@pytest.mark.parametrize(("requested", "cuda", "native", "bf16"), [
+    (True, True, False, True),     # a GPU: bf16 weights
+    (True, False, True, True),     # a CPU with AVX-512-BF16 or AMX: bf16 autocast
+    (True, False, False, False),   # AVX2 or AVX-512 without BF16: emulated, slower, so fp32
+    (False, True, True, False),    # not asked: never
+    (False, False, True, False),
+])
+def test_bf16_is_chosen_only_where_the_hardware_runs_it(requested, cuda, native, bf16):
+    from mspa_tasks.align.train import choose_precision
+
+    chosen = choose_precision(requested, cuda=cuda, cpu_native_bf16=native)
+    assert chosen.bf16 is bf16 and chosen.reason
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_precision_choice_follows_this_cpus_capability(monkeypatch, tmp_path, native):
+    """What TRL's configs get on a CPU is the capability probe's answer, not align.bf16."""
+    import torch
+
+    from mspa_tasks.align import train
+    from mspa_tasks.config import AlignConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cfg = AlignConfig(bf16=True)
+    assert train.cpu_native_bf16() is native
+    assert train.grpo_args(cfg, str(tmp_path)).bf16 is native
+    assert train.sft_args(cfg, str(tmp_path)).bf16 is native
+    assert train.weights_dtype(cfg) == torch.float32  # fp32 weights on a CPU either way
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["max_step=3"], "expected KEY=VALUE with KEY one of"),
     (["num_generations=1"], "num_generations=1 is invalid"),
@@ -108,10 +140,13 @@ def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings
     config = _run_file(tmp_path, settings, recipe="sft+grpo", sft_max_steps=4, sft_batch_size=4,
                        sft_learning_rate=1e-4, max_steps=2, num_generations=4,
                        per_device_train_batch_size=4, max_completion_length=72,
-                       eval_max_new_tokens=48, eval_batch_size=4)
+                       eval_max_new_tokens=48, eval_batch_size=4, bf16=True)
     assert main(["--config", config]) == 0
     metrics = json.loads(store.get_text(f"{model_prefix('t1')}/metrics.json"))
     assert metrics["recipe"] == "sft+grpo"
+    from mspa_tasks.align.train import cpu_native_bf16
+
+    assert metrics["precision"]["bf16"] is cpu_native_bf16()  # bf16 asked: the CPU decides
     sft = metrics["sft"]
     assert len(sft["steps"]) == 4 and all(s["loss"] > 0 for s in sft["steps"])
     assert sft["steps"][-1]["loss"] < sft["steps"][0]["loss"]  # it learns the answers

@@ -1,0 +1,25 @@
+"""What counts as blank text: one definition for Python and for SQL on every dialect.
+
+A profile whose intro is only whitespace says nothing, whatever the whitespace: the ASCII
+kinds, the no-break and full-width spaces (U+3000 is common in Chinese text), line and
+paragraph separators, and the invisible zero-width characters. SQL gets the same set as a
+bound parameter, ``TRIM(text, :blank_chars) = ''``, which SQLite and PostgreSQL both run.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Every character Python calls whitespace, plus the zero-width ones that render as nothing.
+# NUL is left out: PostgreSQL refuses it in text, and it is removed where text is published.
+BLANK_CHARS = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()) \
+    + "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def is_blank(text: str | None) -> bool:
+    """Whether ``text`` is missing or only blank characters.
+
+    >>> [is_blank(t) for t in (None, "", " \\n\\t", "\\u3000", "\\u200b", "a\\u3000")]
+    [True, True, True, True, True, False]
+    """
+    return text is None or not text.strip(BLANK_CHARS)
