@@ -258,7 +258,6 @@ def train(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
           out_dir: Path) -> dict[str, Any]:
     """Train ``rows`` by the run's recipe; the trained model is saved to ``out_dir/model``.
     Returns the metrics."""
-    recipe = run.align.recipe
     chosen = precision(run.align)
     log.info("precision: %s", chosen.reason)
     return {**_train(run, rows, model_path, out_dir), "precision": dataclasses.asdict(chosen)}
