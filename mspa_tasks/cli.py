@@ -73,7 +73,8 @@ def cmd_import_kuailive(args: argparse.Namespace) -> int:
     from mspa_tasks.kuailive import import_kuailive
 
     url = args.warehouse or _settings(args).warehouse_url
-    summary = import_kuailive(args.folder, url)
+    summary = import_kuailive(args.folder, url, force=args.force,
+                              max_reject_share=args.max_reject_share)
     print(json.dumps(dataclasses.asdict(summary), indent=2))
     if summary.days:
         print(f"\nnext: MSPA_CONFIG={CONF_DIR / 'sources' / 'kuailive.toml'} airflow dags test "
@@ -249,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_world_stats)
     p = sub.add_parser("import-kuailive", help="load the KuaiLive CSVs into the warehouse")
     p.add_argument("folder", help="the unzipped archive: user.csv, streamer.csv, room.csv, ...")
+    p.add_argument("--max-reject-share", type=float, default=0.1, metavar="SHARE",
+                   help="fail (nothing written) when more than this share of a file's lines "
+                        "is rejected (default 0.1)")
+    p.add_argument("--force", action="store_true",
+                   help="import even when a file is mostly rejected or a table would be "
+                        "emptied")
     p.add_argument("--warehouse", default=None,
                    help="SQLAlchemy URL (default: the environment's warehouse)")
     p.set_defaults(func=cmd_import_kuailive)

@@ -26,12 +26,18 @@ What goes where:
   here) are validated and counted only.
 
 A row that cannot be loaded is never dropped silently: it goes to ``import_rejects``
-(``file``, ``line``, ``reason``, the raw line) — a missing field, a value that is not an
-integer, a timestamp that is not in milliseconds, a non-positive gift, a user, streamer or
-room the archive does not know, a repeated key or an exact repeat of a line. A file without
-a required column, or a missing required file, fails the import before anything is written.
-The import is one transaction that replaces the source tables: rerun it and the warehouse
-holds the same rows; a failure midway leaves the previous tables in place.
+(``file``, the file's own ``line`` where the record starts — blank lines and quoted newlines
+counted —, ``reason``, the raw text) — a line that is not UTF-8 or holds a NUL byte, a quote
+never closed, a wrong number of fields, a missing field, a value that is not an integer, an
+id too large for a request id, a timestamp that is not in milliseconds, a non-positive gift,
+a user, streamer or room the archive does not know, an interaction naming another streamer's
+room, a repeated key or an exact repeat of a line. A whole-file defect fails the import
+before anything is written: a missing required file or column, an empty file, a header that
+names the streamer column twice. The import is one transaction that replaces the source
+tables: rerun it and the warehouse holds the same rows; a failure midway leaves the previous
+tables in place. It also fails, with the counts, rather than wipe good data: when more than
+``max_reject_share`` of a file's lines are rejected, or a table that holds rows would be
+replaced by none (``force=True``, ``--force``, accepts either).
 
 KuaiLive has no frames: the paper's "no image" filter would drop every streamer, so the
 source's settings (``conf/sources/kuailive.toml``, through ``MSPA_CONFIG``) turn
@@ -40,9 +46,11 @@ source's settings (``conf/sources/kuailive.toml``, through ``MSPA_CONFIG``) turn
 
 from __future__ import annotations
 
+import csv
+import itertools
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,12 +68,22 @@ DAY_MS = 86_400_000
 # microseconds) or corrupt.
 MS_RANGE = (1_000_000_000_000, 9_999_999_999_999)
 CHUNK_ROWS = 500_000
+# A quoted field spanning more physical lines than this is a quote never closed: its first
+# line is rejected and the lines after it are read again.
+MAX_RECORD_LINES = 64
+MAX_REJECT_SHARE = 0.1
+# request_id = user_id * 100000 + day must fit a signed 64-bit integer
+MAX_REQUEST_USER = (2**63 - 1) // 100_000 - 1
 STREAMER = "streamer_id"
 ALIASES = {"author_id": STREAMER}
 
 
 class KuaiLiveFormatError(ValueError):
     """The folder is not a KuaiLive archive as published (a file or a column is missing)."""
+
+
+class ImportRefused(KuaiLiveFormatError):
+    """The import would replace good data with too little: nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,11 @@ class CsvSpec:
     timestamps: tuple[str, ...] = ()    # of those, epoch milliseconds
     key: tuple[str, ...] = ()           # unique per row (a repeat is rejected)
     required: bool = True
+    values: tuple[str, ...] = ()        # other required columns
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.ints + self.values
 
 
 SPECS = {s.file: s for s in (
@@ -82,7 +105,8 @@ SPECS = {s.file: s for s in (
     CsvSpec("streamer.csv", (STREAMER,), key=(STREAMER,)),
     CsvSpec("room.csv", ("live_id", STREAMER, "start_timestamp"), ("start_timestamp",),
             key=("live_id",)),
-    CsvSpec("gift.csv", ("user_id", "live_id", STREAMER, "timestamp"), ("timestamp",)),
+    CsvSpec("gift.csv", ("user_id", "live_id", STREAMER, "timestamp"), ("timestamp",),
+            values=("gift_price",)),
     CsvSpec("click.csv", ("user_id", "live_id", STREAMER, "timestamp"), ("timestamp",)),
     CsvSpec("negative.csv", ("user_id", "live_id", STREAMER, "timestamp"), ("timestamp",)),
     CsvSpec("comment.csv", ("user_id", "live_id", STREAMER, "timestamp"), ("timestamp",),
@@ -107,11 +131,12 @@ class ImportSummary:
     seconds: float = 0.0
 
 
-def import_kuailive(folder: str | Path, warehouse_url: str) -> ImportSummary:
+def import_kuailive(folder: str | Path, warehouse_url: str, *, force: bool = False,
+                    max_reject_share: float = MAX_REJECT_SHARE) -> ImportSummary:
     """Load the archive in ``folder`` into ``warehouse_url``'s source tables (module doc)."""
     started = time.perf_counter()
     folder = Path(folder)
-    _check_archive(folder)
+    headers = _check_archive(folder)
     engine = make_engine(warehouse_url)
     summary = ImportSummary(str(folder), engine.url.render_as_string(hide_password=True))
     imported_at = int(time.time() * 1000)
@@ -119,17 +144,35 @@ def import_kuailive(folder: str | Path, warehouse_url: str) -> ImportSummary:
         with engine.begin() as conn:
             run_sql(conn, "ddl/warehouse.sql")
             run_sql(conn, "ddl/imports.sql")
+            before = dict(run_sql(conn, "imports/source_counts.sql")[-1].all())
             run_sql(conn, "imports/replace_sources.sql", {"source": SOURCE})
-            _Importer(folder, conn, summary, imported_at).run()
+            _Importer(folder, conn, summary, imported_at, headers,
+                      None if force else max_reject_share).run()
+            emptied = [f"{t} ({before[t]:,} rows -> 0)" for t in LOADED_TABLES
+                       if before[t] and not summary.loaded.get(t)]
+            if emptied and not force:
+                raise ImportRefused(
+                    f"{folder}: the import would empty {', '.join(emptied)}; nothing was "
+                    f"written (read {summary.read}, rejected {_totals(summary.rejected)}); "
+                    "fix the files, or pass --force to replace them anyway")
     finally:
         engine.dispose()
     summary.seconds = round(time.perf_counter() - started, 2)
     log.info("KuaiLive imported in %.1fs: loaded %s; rejected %s", summary.seconds,
-             summary.loaded, {f: sum(r.values()) for f, r in summary.rejected.items()})
+             summary.loaded, _totals(summary.rejected))
     return summary
 
 
-def _check_archive(folder: Path) -> None:
+LOADED_TABLES = ("authors", "author_media", "tip_events", "impressions")
+
+
+def _totals(rejected: dict[str, dict[str, int]]) -> dict[str, int]:
+    return {f: sum(r.values()) for f, r in rejected.items()}
+
+
+def _check_archive(folder: Path) -> dict[str, list[str]]:
+    """Every file's header (the streamer column under one name), or the one whole-file
+    defect that stops the import before anything is written."""
     if not folder.is_dir():
         raise KuaiLiveFormatError(f"{folder} is not a folder: unzip KuaiLive.zip and pass the "
                                   "folder holding user.csv, streamer.csv, room.csv, ...")
@@ -137,24 +180,135 @@ def _check_archive(folder: Path) -> None:
     if missing:
         raise KuaiLiveFormatError(f"{folder} is not a KuaiLive archive: {', '.join(missing)} "
                                   f"missing (expected {', '.join(SPECS)}); nothing was written")
+    headers = {}
     for spec in SPECS.values():
         path = folder / spec.file
-        if not path.is_file():
-            continue
-        header = [ALIASES.get(c.strip(), c.strip()) for c in
-                  pd.read_csv(path, nrows=0, dtype=str).columns]
-        absent = [c for c in spec.ints if c not in header]
-        if absent:
-            raise KuaiLiveFormatError(
-                f"{path}: column(s) {', '.join(absent)} missing (header: {', '.join(header)}; "
-                f"the streamer column may be named author_id or streamer_id); nothing was "
-                "written")
+        if path.is_file():
+            headers[spec.file] = _header(path, spec)
+    return headers
+
+
+def _header(path: Path, spec: CsvSpec) -> list[str]:
+    with path.open("rb") as fh:
+        records = _Records(fh)
+        first = next(records, None)
+    if first is None:
+        raise KuaiLiveFormatError(f"{path} is empty: a KuaiLive file starts with its header "
+                                  "line; nothing was written")
+    if first.defect:
+        raise KuaiLiveFormatError(f"{path}: its header line is unreadable ({first.defect}); "
+                                  "nothing was written")
+    names = [c.strip() for c in first.fields]
+    if "author_id" in names and STREAMER in names:
+        raise KuaiLiveFormatError(f"{path}: the header names the streamer column twice "
+                                  f"(author_id and {STREAMER}); keep one; nothing was written")
+    header = [ALIASES.get(c, c) for c in names]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise KuaiLiveFormatError(f"{path}: column(s) {', '.join(repeated)} appear twice in "
+                                  "the header; nothing was written")
+    absent = [c for c in spec.columns if c not in header]
+    if absent:
+        raise KuaiLiveFormatError(
+            f"{path}: column(s) {', '.join(absent)} missing (header: {', '.join(header)}; "
+            f"the streamer column may be named author_id or streamer_id); nothing was "
+            "written")
+    return header
+
+
+@dataclass
+class _Record:
+    line: int                # the file's line where the record starts (the header is 1)
+    fields: list[str]
+    raw: str                 # the record's text as in the file, without its line ending
+    defect: str | None       # a reason that rejects the record whatever its fields say
+
+
+class _RunawayQuote(Exception):
+    pass
+
+
+class _Lines:
+    """The physical lines of a file read as bytes, numbered, decoded as UTF-8 (a line that is
+    not is decoded with replacement and flagged), with lines to read again in front."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.count = 0
+        self.back: deque[tuple[int, str, bool]] = deque()
+        self.taken: list[tuple[int, str, bool]] = []   # the lines of the record being read
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.back:
+            item = self.back.popleft()
+        else:
+            raw = self.fh.readline()
+            if not raw:
+                raise StopIteration
+            self.count += 1
+            try:
+                item = (self.count, raw.decode("utf-8"), False)
+            except UnicodeDecodeError:
+                item = (self.count, raw.decode("utf-8", "replace"), True)
+        self.taken.append(item)
+        if len(self.taken) > MAX_RECORD_LINES:
+            raise _RunawayQuote
+        return item[1]
+
+
+class _Records:
+    """The records of a CSV file, each with the file line it starts on. A line that is not
+    UTF-8, a NUL byte or a quote never closed rejects that record only (its ``defect``);
+    after a broken quote the reading goes on at the next line."""
+
+    def __init__(self, fh: Any) -> None:
+        self.lines = _Lines(fh)
+        self.reader = csv.reader(self.lines, strict=True)
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def _broken_quote(self) -> _Record:
+        first, *rest = self.lines.taken
+        self.lines.back.extendleft(reversed(rest))
+        self.lines.taken = []
+        self.reader = csv.reader(self.lines, strict=True)  # a fresh parser state
+        return _Record(first[0], [], first[1].rstrip("\r\n"), "unbalanced_quote")
+
+    def __next__(self) -> _Record:
+        while True:
+            try:
+                fields = next(self.reader)
+            except StopIteration:
+                if not self.lines.taken:
+                    raise
+                return self._broken_quote()
+            except _RunawayQuote:
+                return self._broken_quote()
+            except csv.Error as exc:
+                record = self._broken_quote()
+                if "field larger" in str(exc):
+                    record.defect = "field_too_large"
+                return record
+            taken, self.lines.taken = self.lines.taken, []
+            if not fields:  # a blank line
+                continue
+            raw = "".join(text for _, text, _ in taken).rstrip("\r\n")
+            defect = ("not_utf8" if any(bad for _, _, bad in taken)
+                      else "nul_byte" if "\x00" in raw else None)
+            return _Record(taken[0][0], fields, raw, defect)
 
 
 class _Importer:
-    def __init__(self, folder: Path, conn: Any, summary: ImportSummary, imported_at: int):
+    def __init__(self, folder: Path, conn: Any, summary: ImportSummary, imported_at: int,
+                 headers: dict[str, list[str]], max_reject_share: float | None):
         self.folder, self.conn, self.summary, self.imported_at = folder, conn, summary, imported_at
+        self.headers, self.max_reject_share = headers, max_reject_share
         self.keys: dict[str, np.ndarray] = {}        # sorted known ids per key file
+        self.rooms = (np.empty(0, np.int64), np.empty(0, np.int64))  # live_id, its streamer
         self.gifted: set[tuple[int, int]] = set()    # (user_id, live_id) with a gift
         self.span = [None, None]
         self.seq = 0
@@ -174,23 +328,62 @@ class _Importer:
 
     def load(self, name: str) -> None:
         spec = SPECS[name]
-        path = self.folder / name
+        header = self.headers[name]
         seen = {"h": np.empty(0, np.uint64)}
-        line = 1
         read = 0
-        for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS):
-            chunk.columns = [ALIASES.get(c.strip(), c.strip()) for c in chunk.columns]
-            lines = np.arange(line + 1, line + 1 + len(chunk))
-            line += len(chunk)
-            read += len(chunk)
-            good, ints = self.validate(spec, chunk, lines, seen)
-            self.write(name, chunk[good].reset_index(drop=True),
-                       {c: v[good] for c, v in ints.items()})
-            log.info("%s: %s lines read, %s loaded so far", name, f"{read:,}",
-                     f"{sum(self.summary.loaded.values()):,}")
+        with (self.folder / name).open("rb") as fh:
+            records = _Records(fh)
+            next(records)  # the header, checked before the import began
+            while batch := list(itertools.islice(records, CHUNK_ROWS)):
+                read += len(batch)
+                shaped = self.reject_misshapen(spec, header, batch)
+                chunk = pd.DataFrame([r.fields for r in shaped], columns=header, dtype=str)
+                lines = np.array([r.line for r in shaped], dtype=np.int64)
+                raw = np.array([r.raw for r in shaped], dtype=object)
+                good, ints = self.validate(spec, chunk, lines, raw, seen)
+                self.write(name, chunk[good].reset_index(drop=True),
+                           {c: v[good] for c, v in ints.items()})
+                log.info("%s: %s lines read, %s loaded so far", name, f"{read:,}",
+                         f"{sum(self.summary.loaded.values()):,}")
         self.summary.read[name] = read
+        rejected = self.summary.rejected.get(name, {})
+        share = sum(rejected.values()) / read if read else 0.0
+        if self.max_reject_share is not None and share > self.max_reject_share:
+            raise ImportRefused(
+                f"{self.folder / name}: {sum(rejected.values()):,} of {read:,} lines rejected "
+                f"({share:.0%}: {dict(sorted(rejected.items()))}), more than the "
+                f"{self.max_reject_share:.0%} allowed; nothing was written; fix the file, or "
+                "pass --force (or a larger --max-reject-share) to import the rest anyway")
 
-    def validate(self, spec: CsvSpec, chunk: pd.DataFrame, lines: np.ndarray,
+    def reject_misshapen(self, spec: CsvSpec, header: list[str],
+                         batch: list[_Record]) -> list[_Record]:
+        """The records whose bytes and shape are sound; the others go to import_rejects."""
+        bad = []
+        for r in batch:
+            if r.defect is None and len(r.fields) != len(header):
+                r.defect = "wrong_field_count"
+            if r.defect:
+                bad.append(r)
+        if bad:
+            self.record_rejects(spec, [
+                (r.line, r.defect, f"{len(r.fields)} fields, header has {len(header)}"
+                 if r.defect == "wrong_field_count" else None, r.raw) for r in bad])
+        return [r for r in batch if not r.defect]
+
+    def record_rejects(self, spec: CsvSpec, rows: list[tuple[int, str, Any, str]]) -> None:
+        """``(line, reason, detail, raw)`` rows into import_rejects, counted in the summary.
+        NUL bytes are written as U+FFFD: PostgreSQL refuses them in text."""
+        bulk_insert(self.conn, "import_rejects", ["source", "file", "line", "reason", "detail",
+                                                  "raw", "imported_at"],
+                    [(SOURCE, spec.file, int(line), why,
+                      None if detail is None else str(detail).replace("\x00", "\ufffd"),
+                      raw.replace("\x00", "\ufffd"), self.imported_at)
+                     for line, why, detail, raw in rows])
+        counts = self.summary.rejected.setdefault(spec.file, {})
+        for why, k in Counter(why for _, why, _, _ in rows).items():
+            counts[why] = counts.get(why, 0) + k
+
+    def validate(self, spec: CsvSpec, chunk: pd.DataFrame, lines: np.ndarray, raw: np.ndarray,
                  seen: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         n = len(chunk)
         reason = np.full(n, None, dtype=object)
@@ -226,6 +419,13 @@ class _Importer:
                 known = np.isin(ints[col], self.keys[keys])
                 reject(~known, UNKNOWN[col],
                        np.char.add(f"{col}=", ints[col].astype(str)))
+            owner = self.room_owner(ints["live_id"])
+            hosted_by = np.char.add(" is hosted by streamer_id=", owner.astype(str))
+            reject(owner != ints[STREAMER], "room_of_another_streamer",
+                   np.char.add(np.char.add("live_id=", ints["live_id"].astype(str)), hosted_by))
+        if spec.file in ("click.csv", "negative.csv"):
+            reject((ints["user_id"] < 0) | (ints["user_id"] > MAX_REQUEST_USER), "id_out_of_range",
+                   np.char.add("user_id=", ints["user_id"].astype(str)))
         if spec.file == "room.csv":
             known = np.isin(ints[STREAMER], self.keys["streamer.csv"])
             reject(~known, "unknown_streamer",
@@ -246,14 +446,8 @@ class _Importer:
 
         bad = reason != None  # noqa: E711
         if bad.any():
-            raw = chunk[bad].astype(str).agg(",".join, axis=1).to_numpy()
-            rows = [(SOURCE, spec.file, int(lines[i]), reason[i], detail[i], raw[j],
-                     self.imported_at) for j, i in enumerate(np.flatnonzero(bad))]
-            bulk_insert(self.conn, "import_rejects", ["source", "file", "line", "reason",
-                                                      "detail", "raw", "imported_at"], rows)
-            counts = self.summary.rejected.setdefault(spec.file, {})
-            for why, k in Counter(reason[bad].tolist()).items():
-                counts[why] = counts.get(why, 0) + k
+            self.record_rejects(spec, [(lines[i], reason[i], detail[i], raw[i])
+                                       for i in np.flatnonzero(bad)])
         return ~bad, ints
 
     # -- writing ------------------------------------------------------------------------
@@ -266,6 +460,14 @@ class _Importer:
             lo, hi = int(ts.min()), int(ts.max())
             self.span = [lo if self.span[0] is None else min(lo, self.span[0]),
                          hi if self.span[1] is None else max(hi, self.span[1])]
+
+    def room_owner(self, live_ids: np.ndarray) -> np.ndarray:
+        """The streamer hosting each room (-1 where room.csv does not know it)."""
+        ids, owners = self.rooms
+        at = np.clip(np.searchsorted(ids, live_ids), 0, max(len(ids) - 1, 0))
+        found = (at < len(ids)) & (ids[at] == live_ids) if len(ids) else np.zeros(
+            len(live_ids), bool)
+        return np.where(found, owners[at] if len(ids) else -1, -1)
 
     def _add_keys(self, name: str, ids: np.ndarray) -> None:
         self.keys[name] = np.union1d(self.keys.get(name, np.empty(0, np.int64)), ids)
@@ -283,6 +485,9 @@ class _Importer:
                 "author_id", "nickname", "location", "intro", "category", "updated_at"], rows))
         elif name == "room.csv":
             self._add_keys(name, v["live_id"])
+            ids = np.concatenate([self.rooms[0], v["live_id"]])
+            order = np.argsort(ids, kind="stable")
+            self.rooms = (ids[order], np.concatenate([self.rooms[1], v[STREAMER]])[order])
             category = df.get("live_content_category", pd.Series([""] * n)).str.strip()
             rows = [(int(a), int(live), int(ts), None, room_caption(c), None) for a, live, ts, c
                     in zip(v[STREAMER], v["live_id"], v["start_timestamp"], category, strict=True)]
