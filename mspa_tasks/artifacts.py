@@ -24,6 +24,14 @@ class StoreURIError(ValueError):
     """An artifact URI that would send data somewhere other than what it seems to name."""
 
 
+class KeyOutsideStore(StoreURIError):
+    """A key (a dataset name, a day) that would step out of the store's root."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The object store cannot be reached or refuses us: credentials, endpoint, bucket."""
+
+
 def file_uri(path: str | Path) -> str:
     """The ``file://`` URI of the absolute local folder ``path``, percent-encoded so that a
     ``#``, ``?`` or ``%`` in a folder name stays part of the path.
@@ -111,7 +119,7 @@ class LocalStore(ArtifactStore):
     def _path(self, key: str) -> Path:
         path = (self.root / key.lstrip("/")).resolve()
         if self.root.resolve() not in path.parents and path != self.root.resolve():
-            raise ValueError(f"key {key!r} escapes the store root {self.root}")
+            raise KeyOutsideStore(f"key {key!r} escapes the store root {self.root}")
         return path
 
     def put_bytes(self, key: str, data: bytes) -> str:
@@ -163,22 +171,61 @@ class S3Store(ArtifactStore):
         self.prefix = parsed.path.strip("/")
         if client is None:
             import boto3  # credentials from boto3's default chain (a pod's role, env)
+            from botocore.exceptions import BotoCoreError
 
-            client = boto3.client("s3")
+            try:
+                client = boto3.client("s3")
+            except BotoCoreError as exc:  # a named profile that does not exist, no region
+                raise StoreUnavailable(f"{root_uri}: no S3 client ({exc}); fix the AWS "
+                                       "settings of this environment") from None
         self.client = client
 
     def _key(self, key: str) -> str:
         key = key.lstrip("/")
+        if ".." in key.split("/"):
+            raise KeyOutsideStore(f"key {key!r} escapes the store root {self.root_uri}")
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        """A client call whose failure an operator can fix (no credentials, a dead endpoint,
+        a missing bucket, access denied) raised as one :class:`StoreUnavailable` line."""
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
+
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except NoCredentialsError:
+            raise StoreUnavailable(
+                f"{self.root_uri}: no AWS credentials found; set them in the Airflow connection "
+                "(artifacts_conn_id) or the AWS_* environment variables") from None
+        except EndpointConnectionError as exc:
+            raise StoreUnavailable(
+                f"{self.root_uri}: the S3 endpoint cannot be reached ({exc}); check the "
+                "connection's endpoint_url and the network") from None
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise
+            raise StoreUnavailable(f"{self.root_uri}: S3 refused {method} ({code}: "
+                                   f"{exc.response.get('Error', {}).get('Message', '')}); "
+                                   "check the bucket and the connection's rights") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"{self.root_uri}: S3 {method} failed ({exc})") from None
+
     def put_bytes(self, key: str, data: bytes) -> str:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        self._call("put_object", Bucket=self.bucket, Key=self._key(key), Body=data)
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey as exc:
+            response = self._call("get_object", Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:  # NoSuchKey (the others are StoreUnavailable)
             raise ArtifactNotFound(self.uri(key)) from exc
         return response["Body"].read()
 
@@ -186,24 +233,25 @@ class S3Store(ArtifactStore):
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+            self._call("head_object", Bucket=self.bucket, Key=self._key(key))
+        except ClientError:  # 404 (the others are StoreUnavailable)
+            return False
         return True
 
     def list(self, prefix: str = "") -> list[str]:
         full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
         strip = f"{self.prefix}/" if self.prefix else ""
         keys = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_objects_v2", Bucket=self.bucket, Prefix=full, **token)
             keys.extend(obj["Key"][len(strip):] for obj in page.get("Contents", []))
-        return sorted(keys)
+            if not page.get("IsTruncated"):
+                return sorted(keys)
+            token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        self._call("delete_object", Bucket=self.bucket, Key=self._key(key))
 
 
 def open_store(root_uri: str, s3_client: Any | None = None) -> ArtifactStore:

@@ -94,9 +94,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_show_manifest(args: argparse.Namespace) -> int:
+    from mspa_tasks.datasets import dataset
     from mspa_tasks.publish import read_manifest
     from mspa_tasks.summaries import manifest_summary, texts_summary, vectors_summary
 
+    dataset(args.dataset)  # a name the catalog knows, never a path
     settings = _settings(args)
     store = open_store(settings.artifacts_uri)
     manifest = read_manifest(store, args.dataset, args.ds)
@@ -301,19 +303,22 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     """What a user can cause or fix (bad input, a missing day, a gate breach, a held lite
     file): reported as one line, never as a traceback. Anything else is a bug and keeps its
     traceback."""
-    from mspa_tasks.artifacts import ArtifactNotFound
+    from mspa_tasks.artifacts import ArtifactNotFound, StoreUnavailable, StoreURIError
     from mspa_tasks.config import ConfigError
+    from mspa_tasks.datasets import UnknownDataset
     from mspa_tasks.ingest import InvalidPartition, NotStaged
     from mspa_tasks.kuailive import KuaiLiveFormatError
     from mspa_tasks.publish import ChecksumMismatch, EmptyInput
     from mspa_tasks.quality import GateError
+    from mspa_tasks.replay.results import ReportUnreadable
     from mspa_tasks.vectors.encode import InputsMissing
     from mspa_tasks.vectors.milvus import MilvusUnavailable, PublishRefused
-    from mspa_tasks.warehouse import MissingSourceTable
+    from mspa_tasks.warehouse import MissingSourceTable, WarehouseURLError
 
     return (ConfigError, InvalidPartition, NotStaged, ArtifactNotFound, ChecksumMismatch,
             EmptyInput, GateError, InputsMissing, MilvusUnavailable, PublishRefused,
-            MissingSourceTable, KuaiLiveFormatError)
+            MissingSourceTable, KuaiLiveFormatError, StoreURIError, StoreUnavailable,
+            UnknownDataset, ReportUnreadable, WarehouseURLError)
 
 
 def one_line(exc: BaseException) -> str:
@@ -338,10 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "ds", None):
-            from mspa_tasks.ingest import window_for
+        from mspa_tasks.ingest import window_for
 
-            window_for(args.ds, 1)  # a bad --ds is refused before anything runs
+        for name in ("ds", "end_ds"):  # a bad day is refused before anything runs
+            if getattr(args, name, None):
+                window_for(getattr(args, name), 1)
         return args.func(args)
     except expected_errors() as exc:
         print(f"mspa: error: {one_line(exc)}", file=sys.stderr)

@@ -392,13 +392,21 @@ WORLD_TRUTH = Dataset(
 EXTERNAL: dict[str, Dataset] = {WORLD_TRUTH.name: WORLD_TRUTH}
 
 
+class UnknownDataset(KeyError):
+    """A dataset name the catalog does not hold; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def dataset(name: str) -> Dataset:
-    """The catalog entry ``name`` (a KeyError lists the known ones)."""
+    """The catalog entry ``name`` (:class:`UnknownDataset`, a KeyError, lists the known ones)."""
     known = {**CATALOG, **EXTERNAL}
     try:
         return known[name]
     except KeyError:
-        raise KeyError(f"no dataset {name!r} in the catalog; known: {sorted(known)}") from None
+        raise UnknownDataset(f"no dataset {name!r} in the catalog; known: "
+                             f"{', '.join(sorted(known))}") from None
 
 
 def catalog_markdown() -> str:

@@ -93,7 +93,12 @@ DROPPED_USERS_SCHEMA = SESSIONS.tables["dropped_users"]
 
 
 class InvalidPartition(ValueError):
-    """``ds`` is not a calendar date in ``YYYY-MM-DD`` form."""
+    """``ds`` is not a calendar date in ``YYYY-MM-DD`` form, or not a day we serve."""
+
+
+# Epoch-millisecond days that logs can hold: a typo such as 0001-01-01 or 9999-12-31 (whose
+# next day overflows) is refused before anything runs.
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2199, 12, 31)
 
 
 class NotStaged(RuntimeError):
@@ -138,6 +143,9 @@ def window_for(ds: str, days: int) -> Window:
         raise InvalidPartition(f"ds={ds!r} is not a date in YYYY-MM-DD form") from exc
     if day.isoformat() != ds:
         raise InvalidPartition(f"ds={ds!r} is not a date in YYYY-MM-DD form")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidPartition(f"ds={ds!r} is outside the days this pipeline serves "
+                               f"({FIRST_DAY}..{LAST_DAY}): give the run's logical date")
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
     end_ms = int(end.timestamp() * 1000)
     return Window(ds=ds, days=days, start_ms=end_ms - days * DAY_MS, end_ms=end_ms)

@@ -68,9 +68,31 @@ def _lenient_text(raw: bytes) -> str:
         return raw.decode("utf-8", "replace")
 
 
+class WarehouseURLError(ValueError):
+    """A warehouse URL SQLAlchemy cannot use here: unparseable, an unknown dialect, a driver
+    that is not installed."""
+
+
 def make_engine(url: str | sa.URL) -> sa.Engine:
-    """An engine for ``url``; SQLite files get WAL and foreign-key-free fast settings."""
-    engine = sa.create_engine(url, future=True)
+    """An engine for ``url``; SQLite files get WAL and foreign-key-free fast settings.
+    A URL that cannot work here is one :class:`WarehouseURLError` line with the fix."""
+    shown = url.render_as_string(hide_password=True) if isinstance(url, sa.URL) \
+        else _redacted(str(url))
+    try:
+        engine = sa.create_engine(url, future=True)
+    except sa.exc.NoSuchModuleError as exc:
+        raise WarehouseURLError(
+            f"warehouse URL {shown!r}: SQLAlchemy has no dialect for it ({exc}); use "
+            "sqlite:///<path> or postgresql+psycopg2://<host>/<db> (or install the dialect's "
+            "package)") from None
+    except ImportError as exc:
+        raise WarehouseURLError(
+            f"warehouse URL {shown!r} needs the driver module {exc.name!r}, which is not "
+            f"installed: pip install it, or name an installed driver (postgresql+psycopg2)"
+        ) from None
+    except sa.exc.ArgumentError as exc:
+        raise WarehouseURLError(f"warehouse URL {shown!r} is not a SQLAlchemy URL ({exc}); "
+                                "e.g. sqlite:///<absolute path>") from None
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if database and database != ":memory:":
@@ -88,6 +110,15 @@ def make_engine(url: str | sa.URL) -> sa.Engine:
             dbapi_conn.text_factory = _lenient_text
 
     return engine
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any password replaced (for messages).
+
+    >>> _redacted("postgresql://me:secret@db/x")
+    'postgresql://me:***@db/x'
+    """
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 @cache

@@ -45,8 +45,23 @@ def list_reports(store: ArtifactStore, settings: Settings) -> list[str]:
     return sorted(days, reverse=True)
 
 
+class ReportUnreadable(ValueError):
+    """A day's ``report.json`` exists but is not a readable report (truncated, corrupt)."""
+
+
 def read_report(store: ArtifactStore, settings: Settings, ds: str) -> dict[str, Any]:
-    return json.loads(store.get_text(f"{report_prefix(settings, ds)}/{REPORT_JSON}"))
+    """The report of ``ds``; :class:`ReportUnreadable` names the file and the fix when it
+    is there but broken (``ArtifactNotFound`` when it is not there)."""
+    key = f"{report_prefix(settings, ds)}/{REPORT_JSON}"
+    try:
+        body = json.loads(store.get_bytes(key).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportUnreadable(f"{store.uri(key)} is not a readable report ({exc}); rerun that "
+                               f"day's replay to write it again (make replay DS={ds})") from None
+    if not isinstance(body, dict):
+        raise ReportUnreadable(f"{store.uri(key)} holds a JSON {type(body).__name__}, not a "
+                               f"report; rerun that day's replay (make replay DS={ds})")
+    return body
 
 
 def _kind(model: str) -> str:

@@ -123,6 +123,12 @@ def milvus_client(target: MilvusTarget) -> Iterator[Any]:
                 "likely holds it (a lite file is one process's at a time; on Airflow the "
                 "mspa_milvus pool has one slot). Wait for that task or stop the process "
                 f"(`fuser {target.uri}` names it)") from exc
+        from pymilvus.exceptions import MilvusException
+
+        if isinstance(exc, MilvusException):
+            raise MilvusUnavailable(
+                f"Milvus at {target.uri} could not be opened: {exc.message}; check the server "
+                "and the mspa_milvus connection (a local file must end in .db)") from exc
         raise
     try:
         yield client

@@ -90,7 +90,8 @@ def _list_page(rows: list[dict[str, Any]]) -> str:
     """The reports list, from ``templates/reports_list.html.j2``."""
     return _templates().get_template("reports_list.html.j2").render(
         title=VIEW_NAME, headline=HEADLINE,
-        rows=[{"ds": r["ds"], "champion": str(r["report"].get("champion") or ""),
+        rows=[{"ds": r["ds"], "error": r["error"]} if r.get("error") else
+              {"ds": r["ds"], "error": None, "champion": str(r["report"].get("champion") or ""),
                "values": [(_value(r["report"], m, "mspa"), _value(r["report"], m, "als"))
                           for m in HEADLINE]} for r in rows])
 
@@ -112,11 +113,20 @@ def create_app() -> FastAPI:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     def _reports() -> list[dict[str, Any]]:
-        from mspa_tasks.replay.results import list_reports, read_report
+        """Every day's report; a day whose report cannot be read is listed with why, and
+        never takes the other days down with it."""
+        from mspa_tasks.replay.results import ReportUnreadable, list_reports, read_report
 
         settings, store = _context()
-        return [{"ds": ds, "report": read_report(store, settings, ds)}
-                for ds in list_reports(store, settings)]
+        rows = []
+        for ds in list_reports(store, settings):
+            try:
+                rows.append({"ds": ds, "report": read_report(store, settings, ds),
+                             "error": None})
+            except ReportUnreadable as exc:
+                log.warning("replay report of %s unreadable: %s", ds, exc)
+                rows.append({"ds": ds, "report": None, "error": str(exc)})
+        return rows
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -140,15 +150,17 @@ def create_app() -> FastAPI:
 
     @app.get("/api/reports")
     async def api_list() -> list[dict[str, Any]]:
-        return [{"ds": r["ds"], "champion": r["report"].get("champion"),
+        return [{"ds": r["ds"], "error": r["error"]} if r["error"] else
+                {"ds": r["ds"], "champion": r["report"].get("champion"),
                  "headline": {m: {k: v.get("value") for k, v in
-                                  r["report"]["metrics"].get(m, {}).items()} for m in HEADLINE}}
+                                  r["report"].get("metrics", {}).get(m, {}).items()}
+                              for m in HEADLINE}}
                 for r in await asyncio.to_thread(_reports)]
 
     @app.get("/api/reports/{ds}")
     async def api_report(ds: str) -> dict[str, Any]:
         from mspa_tasks.artifacts import ArtifactNotFound
-        from mspa_tasks.replay.results import read_report
+        from mspa_tasks.replay.results import ReportUnreadable, read_report
 
         def read() -> dict[str, Any]:
             settings, store = _context()
@@ -158,5 +170,7 @@ def create_app() -> FastAPI:
             return await asyncio.to_thread(read)
         except ArtifactNotFound as exc:
             raise HTTPException(status_code=404, detail=f"no report for {ds}") from exc
+        except ReportUnreadable as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
 
     return app

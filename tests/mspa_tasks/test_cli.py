@@ -42,6 +42,61 @@ def test_expected_errors_print_one_line_and_exit_non_zero(tmp_path, args, toml, 
     assert message in result.stderr
 
 
+def _free_port() -> int:
+    from tests.conftest import _free_port as free
+
+    return free()
+
+
+@pytest.mark.parametrize("args, toml, env, message", [
+    (["ingest", "--ds", "9999-12-31"], None, {}, "is outside the days this pipeline serves"),
+    (["ingest", "--ds", "0001-01-01"], None, {}, "is outside the days this pipeline serves"),
+    (["seed-world", "--preset", "tiny", "--end-ds", "DROP"], None, {},
+     "ds='DROP' is not a date in YYYY-MM-DD form"),
+    (["show-manifest", "--ds", DS, "--dataset", "../../../etc"], None, {},
+     "no dataset '../../../etc' in the catalog; known: align_examples"),
+    (["show-manifest", "--ds", DS], 'artifacts_uri = "s3://bucket/x"\n',
+     {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+      "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"},
+     "s3://bucket/x: no AWS credentials found"),
+    (["show-manifest", "--ds", DS], 'artifacts_uri = "s3://bucket/x"\n',
+     {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_DEFAULT_REGION": "us-east-1",
+      "AWS_ENDPOINT_URL": "http://127.0.0.1:{port}"}, "the S3 endpoint cannot be reached"),
+    (["ingest", "--ds", DS], 'warehouse_url = "postgresql+pg8000://db/x"\n', {},
+     "needs the driver module 'pg8000', which is not installed"),
+    (["ingest", "--ds", DS], 'warehouse_url = "nosuchdb://db/x"\n', {},
+     "SQLAlchemy has no dialect for it"),
+    (["vectors", "list"], '[vectors]\nmilvus_uri = "http://127.0.0.1:{port}"\n', {},
+     "could not be opened: Fail connecting to server"),
+    (["vectors", "list"], '[vectors]\nmilvus_uri = "{home}/a-folder"\n', {},
+     "a-folder could not be opened: uri: "),
+    (["ingest", "--ds", DS], 'artifacts_uri = "file://var/artifacts"\n', {},
+     "names the host 'var', so its files would land in '/artifacts'"),
+    (["replay", "show", "--ds", DS], None, {}, "is not a readable report"),
+])
+def test_an_operators_mistake_is_one_line_never_a_traceback(tmp_path, args, toml, env,
+                                                            message):
+    from mspa_tasks.config import load_settings
+    from mspa_tasks.replay.results import REPORT_JSON, report_prefix
+
+    home = tmp_path / "home"
+    (home / "a-folder").mkdir(parents=True)
+    report = home / "artifacts" / report_prefix(load_settings("local", home=home), DS) / \
+        REPORT_JSON
+    report.parent.mkdir(parents=True)
+    report.write_text('{"metrics": {"auc_cl')  # truncated mid-write
+    port = str(_free_port())
+    full_env = {"MSPA_HOME": str(home), **{k: v.replace("{port}", port) for k, v in env.items()}}
+    if toml:
+        (tmp_path / "bad.toml").write_text(toml.replace("{port}", port))
+        full_env["MSPA_CONFIG"] = str(tmp_path / "bad.toml")
+    result = _cli(*args, env=full_env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mspa: error: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+
+
 @pytest.fixture
 def seeded(tmp_path, monkeypatch):
     monkeypatch.setenv("MSPA_HOME", str(tmp_path / "home"))

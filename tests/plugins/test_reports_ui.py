@@ -193,3 +193,36 @@ def test_the_list_page_escapes_what_report_files_carry():
     assert "<td class='num'>0.8123 / -</td>" in page
     assert "<a href='report/2026-11-20'>2026-11-20</a>" in page
     assert "No replay report yet" in _list_page([])
+
+
+def test_one_corrupt_report_is_listed_as_unreadable_and_the_others_still_show(tmp_path,
+                                                                               monkeypatch):
+    """The app in process (its login is checked against a real api-server above): a
+    truncated report.json is one row saying so, never a 500 for every reader."""
+    from fastapi.testclient import TestClient
+
+    from mspa_airflow.reports_ui import create_app, require_user
+    from mspa_tasks.config import load_settings
+    from mspa_tasks.replay.results import REPORT_JSON, report_prefix
+
+    home = tmp_path / "mspa"
+    monkeypatch.setenv("MSPA_HOME", str(home))
+    monkeypatch.setenv("MSPA_ENV", "local")
+    _write_reports(home)
+    settings = load_settings("local", home=home)
+    broken = home / "artifacts" / report_prefix(settings, YESTERDAY) / REPORT_JSON
+    broken.write_bytes(broken.read_bytes()[:100])
+    app = create_app()
+    app.dependency_overrides[require_user] = lambda: "analyst"
+    client = TestClient(app)
+
+    page = client.get("/")
+    assert page.status_code == 200
+    assert f"<a href='report/{DS}'>{DS}</a>" in page.text
+    assert f"<td>{YESTERDAY}</td>" in page.text and "unreadable: " in page.text
+    listed = client.get("/api/reports")
+    assert listed.status_code == 200
+    by_day = {r["ds"]: r for r in listed.json()}
+    assert by_day[DS]["headline"] and "is not a readable report" in by_day[YESTERDAY]["error"]
+    assert client.get(f"/api/reports/{YESTERDAY}").status_code == 422
+    assert client.get(f"/api/reports/{DS}").status_code == 200
