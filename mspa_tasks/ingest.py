@@ -191,6 +191,7 @@ def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
             "start_ms": window.start_ms, "end_ms": window.end_ms,
             "future_tolerance_ms": cfg.future_tolerance_minutes * 60_000,
             "earliest_ms": min(earliest_ms(cfg), window.start_ms),
+            "start_s": window.start_ms // 1000, "end_s": window.end_ms // 1000,
             "max_amount": cfg.max_amount,
         }, schema=CANDIDATES_SCHEMA)
         events = mark_duplicates(events)

@@ -496,7 +496,9 @@ def _require_collection(client: Any, name: str) -> None:
 
 def publish_collection(ds: str, name: str, target: MilvusTarget,
                        settings: Settings) -> dict[str, Any]:
-    """Point the alias at ``name`` (one ``alter_alias``) and apply the retention rule."""
+    """Point the alias at ``name`` (one ``alter_alias``) and apply the retention rule. The
+    collection's own day decides whether the alias moves: a ``ds`` that is not that day is
+    refused (a move back is only ever a recorded :func:`rollback`)."""
     cfg = settings.vectors
     with milvus_client(target) as client:
         _require_collection(client, name)
@@ -504,6 +506,12 @@ def publish_collection(ds: str, name: str, target: MilvusTarget,
         if status not in ("validated", "published"):
             raise PublishRefused(f"{name} has status {status!r}: an alias only ever points to "
                                  "a validated collection (docs/decisions.md)")
+        own_ds = _properties(client, name).get("mspa.ds")
+        if own_ds != ds:
+            raise PublishRefused(
+                f"{name} holds the vectors of ds={own_ds}, not ds={ds}: a collection is "
+                f"published under its own day (--ds {own_ds}); to serve an older day, roll "
+                f"back: mspa vectors rollback --to {name} --reason '...'")
         previous = serving_collection(client, cfg.alias)
         newer = _properties(client, previous).get("mspa.ds", "") if previous else ""
         if previous and previous != name and newer > ds:

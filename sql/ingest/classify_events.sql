@@ -1,8 +1,10 @@
 -- Candidate events of the window [:start_ms, :end_ms), each with its rejection reason
 -- (NULL = valid). Candidates: events timed inside the window, plus rows that landed inside
 -- the window with an event time at or after its end, before :earliest_ms (a time in the
--- wrong unit: seconds, or negative), or none at all. So every row that lands in some day's
--- window is judged by that day: kept, filtered or quarantined, never lost.
+-- wrong unit: seconds, or negative), or none at all; and rows whose landing time itself is in
+-- seconds (a loader that wrote seconds in both columns), judged by the day they landed read
+-- in seconds (:start_s, :end_s). So every row that lands in some day's window is judged by
+-- that day: kept, filtered or quarantined, never lost.
 -- The rules and their order are documented in sql/README.md. The last rule,
 -- duplicate_event, is applied to these rows by mspa_tasks.ingest.mark_duplicates (a sort in
 -- memory; SQLite's ROW_NUMBER over the window cost more than the whole plain SELECT).
@@ -39,6 +41,10 @@ FROM (
     SELECT * FROM tip_events
     WHERE ingested_at >= :start_ms AND ingested_at < :end_ms
       AND (ts IS NULL OR ts >= :end_ms OR ts < :earliest_ms)
+    UNION ALL
+    SELECT * FROM tip_events
+    WHERE ingested_at >= :start_s AND ingested_at < :end_s AND ingested_at < :earliest_ms
+      AND (ts IS NULL OR ts < :earliest_ms)
 ) e
 LEFT JOIN (SELECT DISTINCT author_id FROM authors WHERE author_id IS NOT NULL) known
     ON known.author_id = e.author_id;

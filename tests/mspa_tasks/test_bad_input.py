@@ -55,6 +55,9 @@ def _tip_corpus(user: int, author: int, seq: int, event: int) -> list[tuple[str,
          "out_of_window"),
         # a loader that wrote seconds (or garbage) lands in the window with an "old" time
         ("ts_in_seconds", {"ts": mid // 1000}, "implausible_timestamp"),
+        # both columns in seconds: judged by the day it landed, read in seconds
+        ("ts_and_landing_in_seconds", {"ts": mid // 1000, "ingested_at": (mid + 60_000) // 1000},
+         "implausible_timestamp"),
         ("negative_ts", {"ts": -mid}, "implausible_timestamp"),
         ("ts_in_microseconds", {"ts": mid * 1000}, "future_timestamp"),
         ("infinite_amount", {"amount": float("inf")}, "invalid_amount"),

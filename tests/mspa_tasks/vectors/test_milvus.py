@@ -231,3 +231,23 @@ def test_validating_a_dropped_collection_says_so(milvus_settings, local_store):
         milvus.validate_collection(D1, name, target, local_store, settings)
     with pytest.raises(PublishRefused, match="does not exist"):
         milvus.publish_collection(D1, name, target, settings)
+
+
+def test_publishing_under_another_day_is_refused_and_a_move_back_is_a_recorded_rollback(
+        milvus_settings, local_store):
+    """`vectors publish --ds 2026-12-31` with 11-19's collection would otherwise move the
+    alias back from 11-20 with no rollback recorded."""
+    settings, target = milvus_settings
+    for i, ds in enumerate((D1, D2)):
+        publish_vectors(local_store, ds, seed=i)
+    older = refresh(D1, target, local_store, settings)
+    newest = refresh(D2, target, local_store, settings)
+    with pytest.raises(PublishRefused, match=f"holds the vectors of ds={D1}, not "
+                                             "ds=2026-12-31"):
+        milvus.publish_collection("2026-12-31", older, target, settings)
+    with milvus_client(target) as client:
+        assert client.describe_alias("mspa_authors")["collection_name"] == newest
+    result = milvus.rollback(target, settings, to=older, reason="11-20 texts were bad")
+    assert (result["from"], result["to"]) == (newest, older)
+    versions = {v["collection"]: v for v in milvus.list_versions(target, settings)}
+    assert versions[newest]["status"] == "rolled_back"
