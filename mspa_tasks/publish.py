@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mspa_tasks.artifacts import ArtifactStore
@@ -62,10 +63,27 @@ def partition_prefix(dataset: str, ds: str) -> str:
     return f"{dataset}/ds={ds}"
 
 
+def without_nul(table: pa.Table) -> pa.Table:
+    """``table`` with NUL characters removed from its text columns: PostgreSQL refuses them,
+    Milvus VARCHAR fields and most readers of a published file choke on them, and no text
+    means anything by them.
+
+    >>> without_nul(pa.table({"t": ["a\x00b", None], "n": [1, 2]})).column("t").to_pylist()
+    ['ab', None]
+    """
+    for i, column in enumerate(table.columns):
+        if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) \
+                and pc.any(pc.match_substring(column, "\x00")).as_py():
+            table = table.set_column(i, table.field(i),
+                                     pc.replace_substring(column, "\x00", ""))
+    return table
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
-    """Deterministic Parquet bytes for ``table`` (same rows and schema -> same bytes)."""
+    """Deterministic Parquet bytes for ``table`` (same rows and schema -> same bytes), text
+    without NUL characters (:func:`without_nul`)."""
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd", write_statistics=True)
+    pq.write_table(without_nul(table), buffer, compression="zstd", write_statistics=True)
     return buffer.getvalue()
 
 

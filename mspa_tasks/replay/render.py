@@ -67,7 +67,8 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def summary_text(report: dict[str, Any]) -> str:
     """The headline table as text (task log, CLI, closing notes)."""
     models = [m for m in report["models"]]
-    lines = [f"{'metric':<24}" + "".join(f"{m:>12}" for m in models) + f"{'n':>8}"]
+    lines = [f"WARNING: {w}" for w in report.get("warnings") or []]
+    lines.append(f"{'metric':<24}" + "".join(f"{m:>12}" for m in models) + f"{'n':>8}")
     for metric, by_model in report["metrics"].items():
         if not any(m in by_model for m in models):
             continue

@@ -111,6 +111,28 @@ def history(warehouse_url: str, first_ds: str, last_ds: str) -> list[dict[str, A
         engine.dispose()
 
 
+def coverage_warnings(coverage: dict[str, Any]) -> list[str]:
+    """What a reader must know before reading any figure: a day whose offline replay scored
+    no impression has no figure to read.
+
+    >>> coverage_warnings({"impressions": 120, "impressions_scored": 0})[0][:47]
+    'no impression of this day was scored (0 of 120)'
+    >>> coverage_warnings({"impressions": 120, "impressions_scored": 80})
+    []
+    """
+    total, scored = coverage.get("impressions"), coverage.get("impressions_scored")
+    if total is None:
+        return []
+    if not total:
+        return ["the warehouse holds no impression of this day: no offline figure could be "
+                "computed (are impressions loaded for it?)"]
+    if not scored:
+        return [f"no impression of this day was scored (0 of {total}): none had both a user "
+                "with a preference vector and a kept author, so every offline figure is "
+                "empty; check the day before's compose and vectors"]
+    return []
+
+
 def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
                    settings: Settings) -> dict[str, Any]:
     """Steps 1-3 of the module doc. Returns the report (the JSON's content)."""
@@ -139,6 +161,7 @@ def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
         "metrics": table, "coverage": offline.get("coverage", {}),
         "n_authors": offline.get("n_authors"), "a2a": offline.get("a2a"),
         "model_day": offline.get("model_day"), "offline_note": offline.get("note"),
+        "warnings": coverage_warnings(offline.get("coverage", {})),
         "segments": offline.get("segments", []),
         "segment_counts": offline.get("segment_counts", {}),
         "bootstrap": offline.get("bootstrap", {}),
@@ -162,6 +185,8 @@ def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
     log.info("replay report of %s: %s (%d metric rows; previous day %s)", ds, uri, len(rows),
              previous or "none")
     log.info("replay %s summary:\n%s", ds, summary_text(report))
+    for warning in report["warnings"]:
+        log.warning("replay %s: %s", ds, warning)
     if report["segments"]:
         log.info("replay %s, MSPA against each baseline (paired bootstrap, 95%%):\n%s", ds,
                  "\n".join(verdicts(report)))

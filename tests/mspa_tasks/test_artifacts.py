@@ -94,3 +94,12 @@ def test_a_local_store_keeps_url_characters_in_its_folder(tmp_path):
     assert (root / "a b" / "c#d.txt").read_text() == "ok"
     assert uri == f"{file_uri(root)}/a%20b/c%23d.txt"  # the printed URI names that file
     assert store.list() == ["a b/c#d.txt"]
+
+
+def test_published_text_carries_no_nul_bytes(store):
+    """A NUL in a source text (SQLite stores it) never reaches a published file, and so
+    neither Milvus nor a consumer reading the Parquet."""
+    table = pa.table({"author_id": [1, 2], "nickname": ["Mei\x00Mei", None]})
+    publish_partition(store, "ds_test", "2026-11-20", {"t": table}, {})
+    got = read_table(store, "ds_test", "2026-11-20", "t")
+    assert got.column("nickname").to_pylist() == ["MeiMei", None]
