@@ -21,8 +21,9 @@ import json
 import logging
 import os
 import sys
+from urllib.parse import quote
 
-from mspa_tasks.artifacts import open_store
+from mspa_tasks.artifacts import file_uri, open_store
 from mspa_tasks.config import load_settings
 
 
@@ -61,8 +62,8 @@ def cmd_world_stats(args: argparse.Namespace) -> int:
     args.preset = args.preset or ["demo", "default"]
     for name in args.preset:
         with tempfile.TemporaryDirectory() as scratch:
-            url = f"sqlite:///{scratch}/world.db"
-            generate_world(PRESETS[name], url, open_store(f"file://{scratch}/artifacts"))
+            url = f"sqlite:///{quote(str(scratch))}/world.db"
+            generate_world(PRESETS[name], url, open_store(file_uri(f"{scratch}/artifacts")))
             measured[name] = measure(url, PRESETS[name])
     print(markdown(measured), end="")
     return 0
