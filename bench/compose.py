@@ -39,13 +39,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _inputs(n_users: int):
     """Settings, prompt spec, users, their section requests (the first ``n_users`` users of
     the ``tiny`` world on 2026-11-20, rendered exactly as the composer does) and the model."""
-    from mspa_tasks import ingest
+    from mspa_tasks import days
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.compose.backends import Request, model_version, resolve_model_path
     from mspa_tasks.compose.content import load_author_content
     from mspa_tasks.compose.prompting import load_prompt
     from mspa_tasks.compose.shards import tipped_authors
     from mspa_tasks.config import load_settings
+    from mspa_tasks.ingest import run_ingest
     from mspa_tasks.publish import read_table
     from mspa_tasks.world.generate import PRESETS, generate_world
 
@@ -54,13 +55,13 @@ def _inputs(n_users: int):
     ds = "2026-11-20"
     store = open_store(settings.artifacts_uri)
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=ds), settings.warehouse_url, store)
-    ingest.run_ingest(ds, settings.warehouse_url, store, settings)
+    run_ingest(ds, settings.warehouse_url, store, settings)
     cfg = settings.compose
     spec = load_prompt(cfg.preference_prompt)
     tipped = tipped_authors(read_table(store, "sessions", ds, "sessions"))
     users = sorted(tipped)[:n_users]
     content, _ = load_author_content(settings.warehouse_url, {a for u in users for a, _ in tipped[u]},
-                                     ingest.window_for(ds, 30).end_ms)
+                                     days.window_for(ds, 30).end_ms)
     from mspa_tasks.compose.prompting import render_user
 
     version = model_version(cfg, settings)

@@ -62,13 +62,14 @@ ENGINES_DIR = REPO / "var" / "models" / "engines"
 def prompts(n: int) -> list[str]:
     from transformers import AutoTokenizer
 
-    from mspa_tasks import ingest
+    from mspa_tasks import days
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.compose.backends import Request
     from mspa_tasks.compose.content import load_author_content
     from mspa_tasks.compose.prompting import load_prompt, render_user
     from mspa_tasks.compose.shards import tipped_authors
     from mspa_tasks.config import load_settings
+    from mspa_tasks.ingest import run_ingest
     from mspa_tasks.models import convert_smollm2
     from mspa_tasks.publish import read_table
     from mspa_tasks.world.generate import PRESETS, generate_world
@@ -78,13 +79,13 @@ def prompts(n: int) -> list[str]:
     ds = "2026-11-20"
     store = open_store(settings.artifacts_uri)
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=ds), settings.warehouse_url, store)
-    ingest.run_ingest(ds, settings.warehouse_url, store, settings)
+    run_ingest(ds, settings.warehouse_url, store, settings)
     cfg, spec = settings.compose, load_prompt(settings.compose.preference_prompt)
     tipped = tipped_authors(read_table(store, "sessions", ds, "sessions"))
     users = sorted(tipped)[: (n + 3) // 4]
     content, _ = load_author_content(settings.warehouse_url,
                                      {a for u in users for a, _ in tipped[u]},
-                                     ingest.window_for(ds, 30).end_ms)
+                                     days.window_for(ds, 30).end_ms)
     tokenizer = AutoTokenizer.from_pretrained(convert_smollm2(REPO / "var" / "models"))
     out = []
     for u in users:

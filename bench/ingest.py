@@ -61,7 +61,7 @@ def child_reference(home: Path, ds: str) -> dict:
     import pandas as pd
     import sqlalchemy as sa
 
-    from mspa_tasks.ingest import window_for
+    from mspa_tasks.days import window_for
     from mspa_tasks.warehouse import make_engine
 
     w = window_for(ds, 30)

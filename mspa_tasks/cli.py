@@ -307,7 +307,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from mspa_tasks.artifacts import ArtifactNotFound, StoreUnavailable, StoreURIError
     from mspa_tasks.config import ConfigError
     from mspa_tasks.datasets import UnknownDataset
-    from mspa_tasks.ingest import InvalidPartition, NotStaged
+    from mspa_tasks.days import InvalidPartition
+    from mspa_tasks.ingest import NotStaged
     from mspa_tasks.kuailive import KuaiLiveFormatError
     from mspa_tasks.publish import ChecksumMismatch, EmptyInput
     from mspa_tasks.quality import GateError
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
     try:
-        from mspa_tasks.ingest import window_for
+        from mspa_tasks.days import window_for
 
         for name in ("ds", "end_ds"):  # a bad day is refused before anything runs
             if getattr(args, name, None):

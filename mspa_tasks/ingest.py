@@ -35,12 +35,10 @@ Rejection reasons are documented in ``sql/README.md``.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,10 +46,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from mspa_tasks import __version__
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import IngestConfig, QualityConfig, Settings
 from mspa_tasks.datasets import SESSIONS
+from mspa_tasks.days import DAY_MS, Window, code_version, window_for
 from mspa_tasks.publish import Published, partition_prefix
 from mspa_tasks.quality import (
     CheckResult,
@@ -69,14 +67,12 @@ from mspa_tasks.warehouse import (
     make_engine,
     require_tables,
     run_sql,
-    sql_fingerprint,
 )
 
 log = logging.getLogger(__name__)
 
 DATASET = "sessions"
 DRAFT = "_staged.json"
-DAY_MS = 86_400_000
 SPLITS = (("train", 7), ("val", 2), ("test", 1))
 # The warehouse's inputs (sql/README.md). The pipeline reads them and never creates them.
 SOURCE_TABLES = ("tip_events", "authors", "author_media", "live_comments", "impressions")
@@ -92,35 +88,8 @@ AUTHORS_SCHEMA = SESSIONS.tables["authors"]
 DROPPED_USERS_SCHEMA = SESSIONS.tables["dropped_users"]
 
 
-class InvalidPartition(ValueError):
-    """``ds`` is not a calendar date in ``YYYY-MM-DD`` form, or not a day we serve."""
-
-
-# Epoch-millisecond days that logs can hold: a typo such as 0001-01-01 or 9999-12-31 (whose
-# next day overflows) is refused before anything runs.
-FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2199, 12, 31)
-
-
 class NotStaged(RuntimeError):
     """A step needs what an earlier step of the same ``ds`` should have produced."""
-
-
-@dataclass(frozen=True)
-class Window:
-    """The half-open window ``[start_ms, end_ms)`` of ``days`` days ending with day ``ds``."""
-
-    ds: str
-    days: int
-    start_ms: int
-    end_ms: int
-
-    @property
-    def day_start_ms(self) -> int:
-        return self.end_ms - DAY_MS
-
-    @property
-    def prev_day_start_ms(self) -> int:
-        return self.end_ms - 2 * DAY_MS
 
 
 @dataclass(frozen=True)
@@ -128,36 +97,6 @@ class FilterResult:
     kept: pa.Table            # valid events of kept users to kept authors, session order
     dropped_users: pa.Table   # DROPPED_USERS_SCHEMA
     filtered: dict[str, int]  # valid events removed: author_dropped, user_dropped
-
-
-def window_for(ds: str, days: int) -> Window:
-    """The window of ``days`` days ending with day ``ds`` (UTC), in epoch milliseconds.
-
-    >>> w = window_for("2026-11-20", 30)
-    >>> (w.end_ms - w.start_ms) // 86_400_000, dt.datetime.fromtimestamp(w.start_ms / 1000, dt.UTC).date()
-    (30, datetime.date(2026, 10, 22))
-    """
-    try:
-        day = dt.date.fromisoformat(ds)
-    except (TypeError, ValueError) as exc:
-        raise InvalidPartition(f"ds={ds!r} is not a date in YYYY-MM-DD form") from exc
-    if day.isoformat() != ds:
-        raise InvalidPartition(f"ds={ds!r} is not a date in YYYY-MM-DD form")
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise InvalidPartition(f"ds={ds!r} is outside the days this pipeline serves "
-                               f"({FIRST_DAY}..{LAST_DAY}): give the run's logical date")
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-    end_ms = int(end.timestamp() * 1000)
-    return Window(ds=ds, days=days, start_ms=end_ms - days * DAY_MS, end_ms=end_ms)
-
-
-def code_version() -> str:
-    """Package version plus a hash of the library's Python and SQL sources."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return f"{__version__}+py.{digest.hexdigest()[:12]}.sql.{sql_fingerprint()[:12]}"
 
 
 def prepare_tables(warehouse_url: str) -> None:

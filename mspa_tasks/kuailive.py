@@ -58,12 +58,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mspa_tasks.days import DAY_MS
 from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
 
 log = logging.getLogger(__name__)
 
 SOURCE = "kuailive"
-DAY_MS = 86_400_000
 # Epoch milliseconds between 2001-09-09 and 2286-11-20: a value outside is in seconds (or
 # microseconds) or corrupt.
 MS_RANGE = (1_000_000_000_000, 9_999_999_999_999)

@@ -47,7 +47,7 @@ from mspa_tasks.datasets import (
     SchemaMismatch,
     example_schema,
 )
-from mspa_tasks.ingest import code_version, window_for
+from mspa_tasks.days import code_version, window_for
 from mspa_tasks.publish import Published
 from mspa_tasks.sampling import stable_sample
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, profile_text, read_vectors

@@ -28,7 +28,7 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.compose.shards import KINDS, shard_key, staging_prefix, tipped_authors
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import CATALOG, SESSIONS
-from mspa_tasks.ingest import code_version
+from mspa_tasks.days import code_version
 from mspa_tasks.markdown import markdown_env
 from mspa_tasks.publish import require_rows
 from mspa_tasks.sampling import stable_digest

@@ -35,7 +35,7 @@ from mspa_tasks.compose.prompting import (
 )
 from mspa_tasks.config import ComposeConfig, Settings
 from mspa_tasks.datasets import CATALOG, SESSIONS, text_schema
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 from mspa_tasks.publish import parquet_bytes, partition_prefix, require_rows
 from mspa_tasks.sampling import stable_int
 

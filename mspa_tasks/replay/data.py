@@ -17,7 +17,7 @@ import pyarrow as pa
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import CATALOG, SESSIONS
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 from mspa_tasks.replay.baselines import Scorer, als, fuse, popularity
 from mspa_tasks.replay.parts import FUSED, MSPA
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mspa_tasks.days import DAY_MS
+
 COLD_DAYS = 3
-DAY_MS = 86_400_000
 FAMILIES: dict[str, tuple[str, ...]] = {
     "novelty": ("new_to_user", "repeat"),
     "freshness": ("cold", "established"),

@@ -53,7 +53,7 @@ import pyarrow as pa
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import EncoderAlignConfig, Settings
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 from mspa_tasks.vectors.lineage import EncoderLeak, check_encoder_before, fusion_weight
 
 log = logging.getLogger(__name__)

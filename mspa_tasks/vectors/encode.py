@@ -41,7 +41,7 @@ from mspa_tasks.datasets import (
     vector_schema,
 )
 from mspa_tasks.datasets import InputsMissing as InputsMissing  # re-exported: the one error
-from mspa_tasks.ingest import code_version
+from mspa_tasks.days import code_version
 from mspa_tasks.progress import Progress
 from mspa_tasks.publish import EmptyInput, require_rows
 

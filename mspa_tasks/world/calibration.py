@@ -14,10 +14,8 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import DAY_MS, window_for
 from mspa_tasks.world.generate import WorldSpec
-
-DAY_MS = 86_400_000
 
 # KuaiLive's published totals (21 days, 2025-05-05..05-25).
 KUAILIVE = {"users": 23_772, "streamers": 452_621, "rooms": 11_613_708, "clicks": 4_909_515,

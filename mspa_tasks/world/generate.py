@@ -39,12 +39,12 @@ import pyarrow as pa
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.datasets import WORLD_TRUTH
+from mspa_tasks.days import DAY_MS
 from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
 from mspa_tasks.world import vocab as V
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
 AUTHOR_ID0 = 10_000
 USER_ID0 = 1_000_000
 # Evening-heavy diurnal curve of tipping (UTC hours; the demo world lives in one zone).

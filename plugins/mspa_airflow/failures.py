@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 def permanent_errors() -> tuple[type[BaseException], ...]:
     from mspa_tasks.config import ConfigError
-    from mspa_tasks.ingest import InvalidPartition
+    from mspa_tasks.days import InvalidPartition
     from mspa_tasks.publish import EmptyInput
     from mspa_tasks.quality import GateError
     from mspa_tasks.vectors.milvus import PublishRefused

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]

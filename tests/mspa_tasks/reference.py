@@ -8,7 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mspa_tasks.config import IngestConfig
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 
 
 def reference_ingest(url: str, ds: str, cfg: IngestConfig) -> dict:

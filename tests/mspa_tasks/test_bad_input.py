@@ -14,7 +14,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import compose, ingest
+from mspa_tasks import compose, days, ingest
 from mspa_tasks.compose.backends import KeywordBackend
 from mspa_tasks.compose.prompting import load_prompt, render_author
 from mspa_tasks.compose.shards import frame_images
@@ -23,7 +23,7 @@ from mspa_tasks.warehouse import make_engine
 from mspa_tasks.world.generate import PRESETS, generate_world
 
 DS = "2026-11-20"
-W = ingest.window_for(DS, 30)
+W = days.window_for(DS, 30)
 DAY, HOUR = 86_400_000, 3_600_000
 A0 = 990_000  # planted author ids
 HUGE = "cozy acoustic singing " * 12_000  # ~260 KB

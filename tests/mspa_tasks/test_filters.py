@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 
 from mspa_tasks.config import IngestConfig
-from mspa_tasks.ingest import CANDIDATES_SCHEMA, DAY_MS, apply_filters, mark_duplicates
+from mspa_tasks.days import DAY_MS
+from mspa_tasks.ingest import CANDIDATES_SCHEMA, apply_filters, mark_duplicates
 
 
 def _events(rows: list[tuple]) -> pa.Table:

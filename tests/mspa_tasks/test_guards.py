@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import compose, ingest
+from mspa_tasks import compose, days, ingest
 from mspa_tasks.compose.backends import KeywordBackend
 from mspa_tasks.compose.shards import shard_key
 from mspa_tasks.datasets import text_schema
@@ -182,7 +182,7 @@ def test_a_dropped_source_table_is_an_error_not_an_empty_table(table, warehouse_
         assert table not in sa.inspect(conn).get_table_names()  # not recreated
     engine.dispose()
     with pytest.raises(MissingSourceTable, match=table):  # the composer checks for itself
-        compose.load_author_content(warehouse_url, {1}, ingest.window_for(D2, 30).end_ms)
+        compose.load_author_content(warehouse_url, {1}, days.window_for(D2, 30).end_ms)
 
 
 @pytest.mark.parametrize("store", ["file"], indirect=True)
@@ -215,7 +215,7 @@ def test_ingest_and_the_composer_pick_the_same_profile_row_known_by_the_window_e
     collation orders one way and bytes another) and a profile updated after the window's
     end: every stage takes the same row, and never the later one."""
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=D2), warehouse_url, store)
-    window = ingest.window_for(D1, 30)
+    window = days.window_for(D1, 30)
     first = ingest.run_ingest(D1, warehouse_url, store, settings)
     tied, later = read_table(store, "sessions", D1, "authors").column("author_id").to_pylist()[:2]
     insert = ("INSERT INTO authors (author_id, nickname, location, intro, category, updated_at) "

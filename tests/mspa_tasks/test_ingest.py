@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import ingest
+from mspa_tasks import days, ingest
 from mspa_tasks.publish import read_manifest, read_table
 from mspa_tasks.quality import DataQualityError
 from mspa_tasks.world.generate import PRESETS, generate_world
@@ -94,7 +94,7 @@ def test_split_is_7_2_1_and_stable_across_days(world, warehouse_url, store, sett
 
 def test_quality_gate_stops_before_publishing_and_says_why(world, warehouse_url, store, settings):
     good = ingest.run_ingest(DS, warehouse_url, store, settings)
-    day_start = ingest.window_for(DS, 1).start_ms
+    day_start = days.window_for(DS, 1).start_ms
     engine = sa.create_engine(warehouse_url)
     with engine.begin() as conn:  # the day's feed stops two-thirds of the way through
         conn.execute(sa.text("DELETE FROM tip_events WHERE ts >= :t"),
@@ -124,5 +124,5 @@ def test_window_days_param_changes_the_window(world, warehouse_url, store, setti
 
 @pytest.mark.parametrize("bad", ["2026-13-01", "20261120", "2026-11-20T00:00", "", None])
 def test_bad_ds_is_refused_with_a_clear_error(bad):
-    with pytest.raises(ingest.InvalidPartition, match="YYYY-MM-DD"):
-        ingest.window_for(bad, 30)
+    with pytest.raises(days.InvalidPartition, match="YYYY-MM-DD"):
+        days.window_for(bad, 30)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.datasets import WORLD_TRUTH
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 from mspa_tasks.world.generate import PRESETS, WorldSpec, generate_world
 
 SPEC = dataclasses.replace(PRESETS["tiny"], end_ds="2026-11-20")

@@ -7,7 +7,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mspa_airflow.failures import fail_fast
 from mspa_tasks.config import ConfigError
-from mspa_tasks.ingest import InvalidPartition
+from mspa_tasks.days import InvalidPartition
 from mspa_tasks.publish import EmptyInput
 from mspa_tasks.quality import CheckResult, DataQualityError
 from mspa_tasks.vectors.milvus import MilvusUnavailable, PublishRefused

@@ -17,7 +17,7 @@ from mspa_tasks.align.examples import (
 from mspa_tasks.align.rewards import format_reward, parse_recommended
 from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.prompting import render_user
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 from mspa_tasks.publish import read_table
 from mspa_tasks.vectors.encode import read_vectors
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from mspa_tasks import compose as run
-from mspa_tasks import ingest
+from mspa_tasks import days, ingest
 from mspa_tasks.compose.validate import has_structure
 from mspa_tasks.publish import read_manifest, read_table
 from mspa_tasks.world.generate import PRESETS, generate_world
@@ -80,7 +80,7 @@ def test_changing_five_percent_of_sessions_regenerates_those_users(world, wareho
     first_author = {}
     for r in sessions:
         first_author.setdefault(r["user_id"], r)
-    day_end = ingest.window_for(DS, 1).end_ms
+    day_end = days.window_for(DS, 1).end_ms
     engine = sa.create_engine(warehouse_url)
     with engine.begin() as conn:  # each changed user tips a known author once more today
         top = conn.execute(sa.text("SELECT MAX(load_seq), MAX(event_id) FROM tip_events")).one()

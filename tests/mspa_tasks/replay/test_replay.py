@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from mspa_tasks import replay
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 from mspa_tasks.vectors import milvus
 from tests.mspa_tasks.align.conftest import D0, DS, publish_day
 

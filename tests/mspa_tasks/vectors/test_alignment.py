@@ -9,7 +9,7 @@ import pytest
 
 from mspa_tasks.align import registry as R
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
-from mspa_tasks.ingest import window_for
+from mspa_tasks.days import window_for
 from mspa_tasks.vectors.alignment import (
     CANDIDATE,
     CHAMPION,
