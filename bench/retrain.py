@@ -156,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from mspa_tasks.align.evaluate import accuracy_intervals, generate_answers
     from mspa_tasks.align.examples import build_examples, read_examples
-    from mspa_tasks.align.store import resolve_model
     from mspa_tasks.align.train import RunConfig, grpo, warm_start
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
+    from mspa_tasks.model_store import resolve_model
     from mspa_tasks.replay.data import load_day, scorers
     from mspa_tasks.replay.u2a import baseline_answers
 

@@ -186,7 +186,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from mspa_tasks.align import registry
+    from mspa_tasks import registry
 
     settings = _settings(args)
     url = settings.warehouse_url

@@ -22,14 +22,14 @@ import subprocess
 import sys
 from typing import Any
 
-from mspa_tasks.align import registry
-from mspa_tasks.align.champion import base_version, serving_settings  # noqa: F401
+from mspa_tasks import registry
 from mspa_tasks.align.examples import build_examples
-from mspa_tasks.align.store import model_prefix
 from mspa_tasks.align.train import EVAL, METRICS, RunConfig
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
+from mspa_tasks.champion import base_version, serving_settings  # noqa: F401
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import CATALOG
+from mspa_tasks.model_store import model_prefix
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS
 
 log = logging.getLogger(__name__)

@@ -62,7 +62,7 @@ class RunConfig:
 
     @property
     def output(self) -> str:
-        from mspa_tasks.align.store import model_prefix
+        from mspa_tasks.model_store import model_prefix
 
         return model_prefix(self.version)
 
@@ -341,8 +341,8 @@ def run_training(run: RunConfig) -> dict[str, Any]:
     """The whole run (see module doc); returns ``eval.json``'s content."""
     from mspa_tasks.align.evaluate import accuracy_intervals, evaluate_model
     from mspa_tasks.align.examples import read_examples
-    from mspa_tasks.align.store import resolve_model, upload_folder
     from mspa_tasks.artifacts import open_store
+    from mspa_tasks.model_store import resolve_model, upload_folder
 
     store = open_store(run.artifacts_uri)
     cfg = run.align

@@ -19,8 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from mspa_tasks.align.champion import serving_settings
 from mspa_tasks.artifacts import ArtifactStore
+from mspa_tasks.champion import serving_settings
 from mspa_tasks.compose.backends import Backend, model_version
 from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.engine import backend_for

@@ -39,10 +39,10 @@ def baseline_answers(scorer: Scorer, rows: list[dict[str, Any]],
 def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
                settings: Settings) -> dict[str, Any]:
     """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
-    from mspa_tasks.align.champion import champion_model
     from mspa_tasks.align.evaluate import accuracy_report, evaluate_model
     from mspa_tasks.align.examples import ensure_examples, read_examples
-    from mspa_tasks.align.store import resolve_model
+    from mspa_tasks.champion import champion_model
+    from mspa_tasks.model_store import resolve_model
 
     cfg = settings.replay
     ensure_examples(ds, warehouse_url, store, settings)

@@ -21,7 +21,7 @@ encoder learnt from is on record.
 the new encoder and by the champion, scored on ``ds``'s impressions of validation users
 (UAUC on clicks) and their requests (HR@K, ``gate_hr_k``), with 95% paired bootstrap
 intervals over users. Promoted only if neither figure trails the champion's by more than
-``tolerance``. Promotion is the ``encoder_registry``'s (:mod:`mspa_tasks.align.registry`);
+``tolerance``. Promotion is the ``encoder_registry``'s (:mod:`mspa_tasks.registry`);
 ``encode`` then serves the champion (:func:`.encode.serving_encoder`): its version is the
 ``encoder_version`` of every vector and is in every Milvus collection's name.
 
@@ -335,8 +335,8 @@ def align_encoder(ds: str, warehouse_url: str, store: ArtifactStore,
                   settings: Settings) -> dict[str, Any]:
     """Pairs, training, gate, registry and the ``encoder_alignment`` partition of ``ds``.
     Returns what happened (``skipped`` with the reason when nothing could be done)."""
-    from mspa_tasks.align import registry as R
-    from mspa_tasks.align.store import upload_folder
+    from mspa_tasks import registry as R
+    from mspa_tasks.model_store import upload_folder
     from mspa_tasks.replay.data import NoEarlierDay, model_day
     from mspa_tasks.vectors.encode import Encoder, resolve_encoder, serving_encoder
 

@@ -90,8 +90,8 @@ def serving_encoder(settings: Settings, store: ArtifactStore | None = None,
     encoder that saw ``ds + 1`` would leak it)."""
     cfg = settings.vectors
     if cfg.encoder_from_registry and warehouse_url and store is not None:
-        from mspa_tasks.align.registry import ENCODER_REGISTRY, list_models
-        from mspa_tasks.align.store import download_folder
+        from mspa_tasks.model_store import download_folder
+        from mspa_tasks.registry import ENCODER_REGISTRY, list_models
 
         models = list_models(warehouse_url, ENCODER_REGISTRY)
         usable = [m for m in models if m.model_ref.startswith("artifact:") and m.ds

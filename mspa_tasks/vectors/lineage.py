@@ -15,7 +15,7 @@ class EncoderLeak(RuntimeError):
 def check_encoder_before(warehouse_url: str, encoder_version: str, ds: str) -> None:
     """Raise :class:`EncoderLeak` when ``encoder_version`` is a registered aligned encoder
     whose pairs include day ``ds`` or a later one (the replay of ``ds`` calls this)."""
-    from mspa_tasks.align import registry as R
+    from mspa_tasks import registry as R
 
     for m in R.list_models(warehouse_url, R.ENCODER_REGISTRY):
         if m.version == encoder_version and m.ds and m.ds >= ds:

@@ -144,7 +144,7 @@ class BatchGenerateOperator(KubernetesPodOperator):
             batch.run_locally(ds, ctx.store, batch.ResultsBackend({}, ""))
             return exported
         if cfg.batch_launcher == "local":
-            from mspa_tasks.align.champion import serving_settings
+            from mspa_tasks.champion import serving_settings
             from mspa_tasks.compose.backends import model_version
 
             settings = serving_settings(ctx.settings, ctx.warehouse_url, ctx.store)

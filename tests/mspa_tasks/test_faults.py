@@ -23,8 +23,7 @@ from urllib.parse import unquote
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import compose, ingest, replay
-from mspa_tasks.align import registry
+from mspa_tasks import compose, ingest, registry, replay
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.compose.backends import KeywordBackend
 from mspa_tasks.config import load_settings

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from mspa_tasks.align.examples import DATASET, build_prompt, candidate_line, example_schema
-from mspa_tasks.align.store import IncompleteModel, download_folder, model_prefix
 from mspa_tasks.align.train import load_run_config, main
 from mspa_tasks.artifacts import open_store
+from mspa_tasks.model_store import IncompleteModel, download_folder, model_prefix
 from mspa_tasks.publish import publish_partition
 
 DS = "2026-11-20"
@@ -131,7 +131,7 @@ def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings
     import torch
     from transformers import AutoModelForCausalLM
 
-    from mspa_tasks.align.store import resolve_model
+    from mspa_tasks.model_store import resolve_model
 
     store = open_store(f"file://{tmp_path / 'artifacts'}")
     _publish_examples(store)

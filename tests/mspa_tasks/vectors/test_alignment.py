@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mspa_tasks.align import registry as R
+from mspa_tasks import registry as R
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
 from mspa_tasks.days import window_for
 from mspa_tasks.vectors.alignment import (

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from mspa_tasks.align import registry
+from mspa_tasks import registry
 from mspa_tasks.align.retrain import base_version, ensure_champion, register_run
-from mspa_tasks.align.store import model_prefix
+from mspa_tasks.model_store import model_prefix
 
 
 @pytest.mark.parametrize(("new", "champ", "tol", "promote"), [

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from mspa_tasks.align import registry
-from mspa_tasks.align.store import resolve_model
+from mspa_tasks import registry
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
+from mspa_tasks.model_store import resolve_model
 
 log = logging.getLogger(__name__)
 
