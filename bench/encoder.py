@@ -8,7 +8,7 @@ Day ``D = --ds`` is scored with what was published for the model day ``M = D - 1
   preference texts of ``M - 1`` paired with the authors they tipped or clicked on ``M``),
   encoding ``M``'s texts: the reference of every paired interval;
 * **mspa_base** — the off-the-shelf encoder (``vectors.encoder``) on the same texts;
-* **fused** / **fused_base** — each fused with ALS (:func:`mspa_tasks.replay.baselines.fuse`),
+* **fused** / **fused_base** — each fused with ALS (:func:`mspa_tasks.scoring.baselines.fuse`),
   MSPA's weight chosen on validation users of ``M``'s forward replay;
 * **popularity** and **als** — trained on the window ending ``M``.
 
@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
-    from mspa_tasks.replay.baselines import fuse
     from mspa_tasks.replay.data import load_day, model_day, scorers
     from mspa_tasks.replay.offline import offline_body
+    from mspa_tasks.scoring.baselines import fuse
     from mspa_tasks.vectors.alignment import (
         CANDIDATE,
         CHAMPION,
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         u_texts = [r["text"] for r in ok_users if r["user_id"] in u_index]
         import numpy as np
 
-        from mspa_tasks.replay.baselines import Scorer
+        from mspa_tasks.scoring.baselines import Scorer
 
         models = {}
         for name, enc in (("mspa", aligned), ("mspa_base", base)):

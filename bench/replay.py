@@ -62,7 +62,7 @@ def raw_topk(queries: np.ndarray, authors: np.ndarray, k: int, batch: int) -> No
 
 
 def bench_hr(args) -> dict:
-    from mspa_tasks.replay import metrics as M
+    from mspa_tasks.scoring import metrics as M
 
     authors, queries, positives = vectors(args.authors, args.requests, args.dim)
     M.hit_rate_at_k(queries[:64], authors, positives[:64], (args.k,), args.batch)  # warm-up
@@ -85,7 +85,7 @@ def bench_hr(args) -> dict:
 def bench_uauc(args) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    from mspa_tasks.replay import metrics as M
+    from mspa_tasks.scoring import metrics as M
 
     rng = np.random.default_rng(1)
     users = rng.integers(0, args.users, args.impressions)
@@ -113,8 +113,8 @@ def bench_uauc(args) -> dict:
 
 
 def bench_bootstrap(args) -> dict:
-    from mspa_tasks.replay import metrics as M
-    from mspa_tasks.replay import uncertainty as U
+    from mspa_tasks.scoring import metrics as M
+    from mspa_tasks.scoring import uncertainty as U
 
     n_users, n_requests = args.boot_users, 3 * args.boot_users
     authors, queries, positives = vectors(args.boot_authors, n_requests, args.dim, seed=2)

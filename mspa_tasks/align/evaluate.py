@@ -14,7 +14,7 @@ whether the user tipped the ground truth earlier in the window at all (shown or 
 
 :func:`accuracy_intervals` gives every figure a 95% bootstrap interval over users and each
 model's paired difference against a reference model (the replay's bootstrap,
-:mod:`mspa_tasks.replay.uncertainty`).
+:mod:`mspa_tasks.scoring.uncertainty`).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def accuracy_intervals(answers: Mapping[str, Sequence[str]], rows: Sequence[dict
     ...  if r["metric"] == "acc" and r["segment"] == "all"]
     [('a', 1.0, None, None), ('b', 0.0, -1.0, True)]
     """
-    from mspa_tasks.replay.uncertainty import user_bootstrap
+    from mspa_tasks.scoring.uncertainty import user_bootstrap
 
     per_model = {name: outcomes(list(a), rows) for name, a in answers.items()}
     sizes = np.array([int(r["m"]) for r in rows])

@@ -10,7 +10,8 @@ Three independent parts, each written to ``reports/replay/ds=<ds>/parts/<part>.j
 * :mod:`.ann` — sampled requests through the published Milvus alias against exact search.
 
 :mod:`.data` reads the day (vectors, sessions, impressions) and builds the scorers
-(:mod:`.baselines`: popularity, ALS); :mod:`.metrics` holds the metric functions;
+(:mod:`mspa_tasks.scoring.baselines`: popularity, ALS); :mod:`mspa_tasks.scoring.metrics`
+holds the metric functions;
 :mod:`.results` records and publishes the report, which :mod:`.render` shows as text and
 HTML. The names below are the stage's API.
 """

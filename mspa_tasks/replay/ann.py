@@ -13,7 +13,6 @@ import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.replay import metrics as M
 from mspa_tasks.replay.data import (
     NoEarlierDay,
     load_day,
@@ -21,6 +20,7 @@ from mspa_tasks.replay.data import (
     scored_impressions,
 )
 from mspa_tasks.replay.parts import MSPA, row, write_part
+from mspa_tasks.scoring import metrics as M
 
 log = logging.getLogger(__name__)
 

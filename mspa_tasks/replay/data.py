@@ -18,8 +18,8 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import CATALOG, SESSIONS
 from mspa_tasks.days import window_for
-from mspa_tasks.replay.baselines import Scorer, als, fuse, popularity
 from mspa_tasks.replay.parts import FUSED, MSPA
+from mspa_tasks.scoring.baselines import Scorer, als, fuse, popularity
 from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 from mspa_tasks.warehouse import fetch_arrow, make_engine
 
@@ -220,12 +220,6 @@ def scored_impressions(data: ReplayData) -> Scored:
     col = lambda name: imp.column(name).to_numpy()[ok]  # noqa: E731
     return Scored(col("request_id"), users[ok], authors[ok], col("clicked").astype(bool),
                   col("gifted").astype(bool), imp.num_rows)
-
-
-def pair_scores(scorer: Scorer, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
-    """``scorer.users[u] @ scorer.items[a]`` for each pair, row-wise (no full matrix)."""
-    return np.einsum("ij,ij->i", scorer.users[users].astype(np.float64),
-                     scorer.items[authors].astype(np.float64))
 
 
 def requests_with_positives(s: Scored, watched: np.ndarray) -> tuple[np.ndarray, list]:

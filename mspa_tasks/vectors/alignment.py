@@ -25,7 +25,7 @@ intervals over users. Promoted only if neither figure trails the champion's by m
 ``encode`` then serves the champion (:func:`.encode.serving_encoder`): its version is the
 ``encoder_version`` of every vector and is in every Milvus collection's name.
 
-**Fusion weight**: MSPA's weight in the fused score (:func:`mspa_tasks.replay.baselines.fuse`)
+**Fusion weight**: MSPA's weight in the fused score (:func:`mspa_tasks.scoring.baselines.fuse`)
 is chosen here too, on the same validation users (the best UAUC over ``fusion_weights``), for
 the champion and for the new encoder; the replay of ``ds + 1`` reads the weight of the
 encoder that encoded ``ds``'s vectors.
@@ -223,7 +223,7 @@ def train_encoder(pairs: Pairs, base_path: str, cfg: EncoderAlignConfig,
 
 
 def _mean_uauc(s, scores: np.ndarray) -> float:
-    from mspa_tasks.replay import metrics as M
+    from mspa_tasks.scoring import metrics as M
 
     per = M.grouped_auc(s.user, scores, s.clicked)
     return float(np.mean(per.auc[per.valid])) if per.valid.any() else float("nan")
@@ -233,8 +233,7 @@ def choose_weight(mspa, ids, s, rows: np.ndarray, grid: tuple[float, ...]
                   ) -> tuple[float, dict[str, float]]:
     """MSPA's weight in the fused score with the best UAUC (clicks) on the impressions ``s``
     (ties: the larger MSPA weight), and the UAUC of every weight tried."""
-    from mspa_tasks.replay.baselines import fuse
-    from mspa_tasks.replay.data import pair_scores
+    from mspa_tasks.scoring.baselines import fuse, pair_scores
 
     tried = {}
     for w in grid:
@@ -250,15 +249,14 @@ def evaluate_encoders(ds: str, warehouse_url: str, store: ArtifactStore, setting
     (name -> :class:`.encode.Encoder`; :data:`CHAMPION` is the reference of the paired
     intervals), ALS and popularity trained on the window ending the model day, and the fused
     score of each encoder at its chosen weight."""
-    from mspa_tasks.replay import metrics as M
-    from mspa_tasks.replay import uncertainty as U
-    from mspa_tasks.replay.baselines import Scorer, als, fuse, popularity
     from mspa_tasks.replay.data import (
         load_day,
-        pair_scores,
         requests_with_positives,
         scored_impressions,
     )
+    from mspa_tasks.scoring import metrics as M
+    from mspa_tasks.scoring import uncertainty as U
+    from mspa_tasks.scoring.baselines import Scorer, als, fuse, pair_scores, popularity
     from mspa_tasks.vectors.encode import author_texts, preference_texts
 
     cfg, rcfg = settings.vectors.align, settings.replay

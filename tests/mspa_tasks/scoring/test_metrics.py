@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mspa_tasks.replay import metrics as M
+from mspa_tasks.scoring import metrics as M
 
 
 def _tied_scores(rng: np.random.Generator, n: int) -> np.ndarray:

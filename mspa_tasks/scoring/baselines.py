@@ -121,3 +121,9 @@ def als(user_rows: np.ndarray, item_rows: np.ndarray, n_users: int, n_items: int
              cfg.als_factors, cfg.als_iterations, n_users, n_items, matrix.nnz)
     return Scorer("als", np.asarray(model.user_factors, np.float32),
                   np.asarray(model.item_factors, np.float32))
+
+
+def pair_scores(scorer: Scorer, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
+    """``scorer.users[u] @ scorer.items[a]`` for each pair, row-wise (no full matrix)."""
+    return np.einsum("ij,ij->i", scorer.users[users].astype(np.float64),
+                     scorer.items[authors].astype(np.float64))

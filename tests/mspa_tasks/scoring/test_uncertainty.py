@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mspa_tasks.replay import uncertainty as U
+from mspa_tasks.scoring import uncertainty as U
 
 
 def _loop_replicates(seed, n_boot, users, fn):
