@@ -219,12 +219,12 @@ def tokens(args: argparse.Namespace) -> dict:
 
 
 def quality(args: argparse.Namespace) -> dict:
+    from mspa_tasks import vocab
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.compose.evaluate import category_share
     from mspa_tasks.config import load_settings
     from mspa_tasks.datasets import WORLD_TRUTH
     from mspa_tasks.publish import read_table
-    from mspa_tasks.world import vocab
 
     settings = load_settings("local", home=args.home)
     store = open_store(settings.artifacts_uri)

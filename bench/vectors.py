@@ -97,14 +97,9 @@ def main() -> int:
 
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
+    from mspa_tasks.datasets import AUTHOR_VECTORS, USER_VECTORS, read_vectors
     from mspa_tasks.vectors import milvus
-    from mspa_tasks.vectors.encode import (
-        AUTHOR_VECTORS,
-        USER_VECTORS,
-        Encoder,
-        encode_day,
-        read_vectors,
-    )
+    from mspa_tasks.vectors.encode import Encoder, encode_day
 
     ds = "2026-11-20"
     authors, texts = world_texts(args.preset)

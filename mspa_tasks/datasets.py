@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from mspa_tasks import vocab as V
+
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from mspa_tasks.artifacts import ArtifactStore
@@ -356,8 +359,6 @@ ENCODER_ALIGNMENT = Dataset(
 def _world_truth() -> dict[str, pa.Schema]:
     import pyarrow as pa
 
-    from mspa_tasks.world import vocab as V
-
     return {
         "authors": pa.schema([
             ("author_id", pa.int64()), ("category", pa.string()), ("region", pa.string()),
@@ -420,3 +421,14 @@ def catalog_markdown() -> str:
         lines.append(f"| `{d.name}` — {d.description} | {tables} | `{d.producer}` | "
                      f"{'<br>'.join(f'`{r}`' for r in d.readers)} | {asset} |")
     return "\n".join(lines)
+
+
+def read_vectors(store: ArtifactStore, dataset: Dataset, ds: str) -> tuple[pa.Table, np.ndarray]:
+    """A published vector partition of ``dataset`` (author or user vectors): its table and its
+    vectors as an ``(n, dim)`` float32 array."""
+    import numpy as np  # pyarrow and numpy stay out of the DAG files' parse-time imports
+
+    table = dataset.read(store, ds, "vectors")
+    dim = table.schema.field("vector").type.list_size
+    flat = table.column("vector").combine_chunks().flatten()
+    return table, np.asarray(flat, dtype=np.float32).reshape(table.num_rows, dim)

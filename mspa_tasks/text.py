@@ -23,3 +23,13 @@ def is_blank(text: str | None) -> bool:
     [True, True, True, True, True, False]
     """
     return text is None or not text.strip(BLANK_CHARS)
+
+
+def profile_text(row: dict) -> str:
+    """The fallback text of an author whose feature text failed: its own profile.
+
+    >>> profile_text({"category": "singing", "nickname": "Mia", "location": "Chengdu"})
+    'singing streamer Mia in Chengdu'
+    """
+    who = f"{row.get('category') or 'unknown'} streamer {row.get('nickname') or ''}".strip()
+    return who + (f" in {row['location']}" if row.get("location") else "")

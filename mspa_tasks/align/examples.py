@@ -41,16 +41,17 @@ from mspa_tasks.config import Settings
 from mspa_tasks.datasets import (
     ALIGN_EXAMPLES,
     AUTHOR_TEXTS,
-    CATALOG,
+    AUTHOR_VECTORS,
     SESSIONS,
     InputsMissing,
     SchemaMismatch,
     example_schema,
+    read_vectors,
 )
 from mspa_tasks.days import code_version, window_for
 from mspa_tasks.publish import Published
 from mspa_tasks.sampling import stable_sample
-from mspa_tasks.vectors.encode import AUTHOR_VECTORS, profile_text, read_vectors
+from mspa_tasks.text import profile_text
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                    settings: Settings) -> Published:
     """Build and publish ``align_examples/ds=<ds>/`` (see module doc)."""
     cfg = settings.align
-    for dataset in (SESSIONS, AUTHOR_TEXTS, CATALOG[AUTHOR_VECTORS]):
+    for dataset in (SESSIONS, AUTHOR_TEXTS, AUTHOR_VECTORS):
         dataset.require(store, ds, READER)
     sessions = SESSIONS.read(store, ds, "sessions")
     split = dict(zip(*(SESSIONS.read(store, ds, "user_split").column(c).to_pylist()

@@ -28,9 +28,8 @@ from mspa_tasks.align.train import EVAL, METRICS, RunConfig
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.champion import base_version, serving_settings  # noqa: F401
 from mspa_tasks.config import Settings
-from mspa_tasks.datasets import CATALOG
+from mspa_tasks.datasets import AUTHOR_VECTORS
 from mspa_tasks.model_store import model_prefix
-from mspa_tasks.vectors.encode import AUTHOR_VECTORS
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +49,10 @@ def run_version(ds: str, run_id: str) -> str:
 
 def latest_ready_day(store: ArtifactStore, on_or_before: str | None = None) -> str:
     """The newest ``ds`` whose author vectors are published (what the examples need)."""
-    days = [d for d in CATALOG[AUTHOR_VECTORS].days(store)
+    days = [d for d in AUTHOR_VECTORS.days(store)
             if on_or_before is None or d <= on_or_before]
     if not days:
-        raise RunIncomplete(f"no published {AUTHOR_VECTORS} partition"
+        raise RunIncomplete(f"no published {AUTHOR_VECTORS.name} partition"
                             + (f" on or before {on_or_before}" if on_or_before else "")
                             + "; run mspa_daily first")
     return days[-1]

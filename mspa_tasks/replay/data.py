@@ -16,11 +16,10 @@ import pyarrow as pa
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.datasets import CATALOG, SESSIONS
+from mspa_tasks.datasets import AUTHOR_VECTORS, SESSIONS, USER_VECTORS, read_vectors
 from mspa_tasks.days import window_for
 from mspa_tasks.replay.parts import FUSED, MSPA
 from mspa_tasks.scoring.baselines import Scorer, als, fuse, popularity
-from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 from mspa_tasks.warehouse import fetch_arrow, make_engine
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ class ReplayData:
 def model_day(ds: str, store: ArtifactStore) -> str:
     """The newest day before ``ds`` whose ``sessions``, ``author_vectors`` and
     ``user_vectors`` are all published (:class:`NoEarlierDay` when none is)."""
-    inputs = (SESSIONS, CATALOG[AUTHOR_VECTORS], CATALOG[USER_VECTORS])
+    inputs = (SESSIONS, AUTHOR_VECTORS, USER_VECTORS)
     days = set.intersection(*(set(d for d in x.days(store) if d < ds) for x in inputs))
     if not days:
         raise NoEarlierDay(f"nothing is published before {ds}: the forward replay of {ds} "
@@ -162,7 +161,7 @@ def load_day(ds: str, warehouse_url: str, store: ArtifactStore, window_days: int
     return ReplayData(ds, day, author_ids, a_vectors, user_ids, vectors, has_vector, split,
                       u_rows[keep], a_rows[keep], impressions, seen, interactions, first,
                       since_ms, history.end_ms,
-                      CATALOG[AUTHOR_VECTORS].manifest(store, day).get("encoder_version", ""))
+                      AUTHOR_VECTORS.manifest(store, day).get("encoder_version", ""))
 
 
 DEFAULT_FUSION_WEIGHT = 0.5

@@ -35,20 +35,22 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings, VectorsConfig
 from mspa_tasks.datasets import (
     AUTHOR_TEXTS,
-    CATALOG,
+    AUTHOR_VECTORS,
     PREFERENCE_TEXTS,
     SESSIONS,
+    USER_VECTORS,
+    Dataset,
+    read_vectors,
     vector_schema,
 )
 from mspa_tasks.datasets import InputsMissing as InputsMissing  # re-exported: the one error
 from mspa_tasks.days import code_version
 from mspa_tasks.progress import Progress
 from mspa_tasks.publish import EmptyInput, require_rows
+from mspa_tasks.text import profile_text
 
 log = logging.getLogger(__name__)
 
-AUTHOR_VECTORS = "author_vectors"
-USER_VECTORS = "user_vectors"
 PACKAGED_ENCODER = "packaged:all-minilm-l6-v2"
 READER = "vectors.encode"
 
@@ -144,21 +146,11 @@ class EncodeResult:
     counts: dict[str, Any]
 
 
-def profile_text(row: dict[str, Any]) -> str:
-    """The fallback text of an author whose feature text failed: its own profile.
-
-    >>> profile_text({"category": "singing", "nickname": "Mia", "location": "Chengdu"})
-    'singing streamer Mia in Chengdu'
-    """
-    who = f"{row.get('category') or 'unknown'} streamer {row.get('nickname') or ''}".strip()
-    return who + (f" in {row['location']}" if row.get("location") else "")
-
-
-def _previous_vectors(store: ArtifactStore, dataset: str, ds: str,
+def _previous_vectors(store: ArtifactStore, dataset: Dataset, ds: str,
                       encoder_version: str) -> dict[str, np.ndarray]:
     """text_hash -> vector from the latest published partition at or before ``ds``."""
-    day = CATALOG[dataset].latest(store, ds)
-    if day is None or CATALOG[dataset].manifest(store, day).get("encoder_version") \
+    day = dataset.latest(store, ds)
+    if day is None or dataset.manifest(store, day).get("encoder_version") \
             != encoder_version:
         return {}
     table, vectors = read_vectors(store, dataset, day)
@@ -272,9 +264,9 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
     u_counts = {"total": user_table.num_rows, "reused": int(u_reused.sum()),
                 "encoded": int((~u_reused).sum()),
                 "skipped_failed_text": len(user_texts) - len(ok_users)}
-    a_pub = CATALOG[AUTHOR_VECTORS].publish(store, ds, {"vectors": author_table},
+    a_pub = AUTHOR_VECTORS.publish(store, ds, {"vectors": author_table},
                                             {**common, "counts": a_counts})
-    u_pub = CATALOG[USER_VECTORS].publish(store, ds, {"vectors": user_table},
+    u_pub = USER_VECTORS.publish(store, ds, {"vectors": user_table},
                                           {**common, "counts": u_counts})
     if a_counts["profile_fallback"]:
         log.warning("%d authors have no ok feature text; their profile was encoded instead",
@@ -283,11 +275,3 @@ def encode_day(ds: str, store: ArtifactStore, settings: Settings,
              u_counts)
     return EncodeResult(a_pub.manifest_uri, u_pub.manifest_uri,
                         {"authors": a_counts, "users": u_counts})
-
-
-def read_vectors(store: ArtifactStore, dataset: str, ds: str) -> tuple[pa.Table, np.ndarray]:
-    """A published vector partition: its table and its vectors as an ``(n, dim)`` array."""
-    table = CATALOG[dataset].read(store, ds, "vectors")
-    dim = table.schema.field("vector").type.list_size
-    flat = table.column("vector").combine_chunks().flatten()
-    return table, np.asarray(flat, dtype=np.float32).reshape(table.num_rows, dim)

@@ -42,12 +42,11 @@ import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings, VectorsConfig
-from mspa_tasks.datasets import CATALOG
+from mspa_tasks.datasets import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 from mspa_tasks.progress import Progress
 from mspa_tasks.publish import require_rows
 from mspa_tasks.quality import CheckResult, GateError
 from mspa_tasks.sampling import stable_positions
-from mspa_tasks.vectors.encode import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +225,8 @@ def build_collection(ds: str, target: MilvusTarget, store: ArtifactStore,
     cfg = settings.vectors
     started = time.perf_counter()
     table, vectors = read_vectors(store, AUTHOR_VECTORS, ds)
-    require_rows(table, AUTHOR_VECTORS, ds, "build_collection")
-    manifest = CATALOG[AUTHOR_VECTORS].manifest(store, ds, "vectors.build_collection")
+    require_rows(table, AUTHOR_VECTORS.name, ds, "build_collection")
+    manifest = AUTHOR_VECTORS.manifest(store, ds, "vectors.build_collection")
     check = _check_vectors(vectors)
     if not check.passed:  # refuse before creating anything
         raise VectorGateError(f"author_vectors/ds={ds}", [check])
@@ -347,7 +346,7 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
         _require_collection(client, name)
         if not len(ids):  # nothing to judge: the collection can never serve
             _set_properties(client, name, status="failed", reason="empty author_vectors")
-            require_rows(table, AUTHOR_VECTORS, ds, "validate_collection")
+            require_rows(table, AUTHOR_VECTORS.name, ds, "validate_collection")
         status = _properties(client, name).get(STATUS)
         if status not in ("built", "validated", "failed"):
             raise PublishRefused(f"{name} has status {status!r}; only a built collection can "

@@ -37,11 +37,11 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from mspa_tasks import vocab as V
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.datasets import WORLD_TRUTH
 from mspa_tasks.days import DAY_MS
 from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
-from mspa_tasks.world import vocab as V
 
 log = logging.getLogger(__name__)
 

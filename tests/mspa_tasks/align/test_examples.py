@@ -17,9 +17,9 @@ from mspa_tasks.align.examples import (
 from mspa_tasks.align.rewards import format_reward, parse_recommended
 from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.prompting import render_user
+from mspa_tasks.datasets import AUTHOR_VECTORS, read_vectors
 from mspa_tasks.days import window_for
 from mspa_tasks.publish import read_table
-from mspa_tasks.vectors.encode import read_vectors
 
 from .conftest import DS
 
@@ -48,7 +48,7 @@ def test_each_example_holds_the_last_tipped_author_once_and_no_other_tipped_auth
     sessions = _sessions(store)
     split = dict(zip(*(read_table(store, "sessions", DS, "user_split").column(c).to_pylist()
                        for c in ("user_id", "split")), strict=True))
-    ids, vectors = read_vectors(store, "author_vectors", DS)
+    ids, vectors = read_vectors(store, AUTHOR_VECTORS, DS)
     row_of = {a: i for i, a in enumerate(ids.column("author_id").to_pylist())}
     rows = read_table(store, DATASET, DS, "examples").to_pylist()
     assert {r["m"] for r in rows} == {4, 10}

@@ -6,16 +6,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mspa_tasks.datasets import AUTHOR_TEXTS, PREFERENCE_TEXTS
-from mspa_tasks.publish import publish_partition, read_manifest
-from mspa_tasks.vectors.encode import (
+from mspa_tasks.datasets import (
+    AUTHOR_TEXTS,
     AUTHOR_VECTORS,
+    PREFERENCE_TEXTS,
     USER_VECTORS,
-    Encoder,
-    InputsMissing,
-    encode_day,
     read_vectors,
 )
+from mspa_tasks.publish import publish_partition, read_manifest
+from mspa_tasks.vectors.encode import Encoder, InputsMissing, encode_day
 
 DS, NEXT = "2026-11-20", "2026-11-21"
 AUTHORS = [(1, "Mia", "Chengdu", "singing"), (2, "Kai", "Shanghai", "gaming"),
@@ -69,7 +68,7 @@ def test_every_kept_author_gets_one_unit_vector(store, settings, encoder):
     assert users.column("user_id").to_pylist() == [7, 8]
     # The real encoder puts the singing fan nearest the singer, the gamer nearest the gamer.
     assert int(np.argmax(u[0] @ vectors.T)) == 0 and int(np.argmax(u[1] @ vectors.T)) == 1
-    assert read_manifest(store, AUTHOR_VECTORS, DS)["encoder_version"].startswith(
+    assert read_manifest(store, AUTHOR_VECTORS.name, DS)["encoder_version"].startswith(
         "all-minilm-l6-v2-")
 
 
