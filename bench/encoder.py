@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
-    from mspa_tasks.replay.data import load_day, model_day, scorers
+    from mspa_tasks.forward_day import load_day, model_day, scorers
     from mspa_tasks.replay.offline import offline_body
     from mspa_tasks.scoring.baselines import fuse
     from mspa_tasks.vectors.alignment import (

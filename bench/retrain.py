@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     from mspa_tasks.align.train import RunConfig, grpo, warm_start
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
+    from mspa_tasks.forward_day import load_day, scorers
     from mspa_tasks.model_store import resolve_model
-    from mspa_tasks.replay.data import load_day, scorers
     from mspa_tasks.replay.u2a import baseline_answers
 
     settings = load_settings(home=args.home)

@@ -13,7 +13,7 @@ import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.replay.data import (
+from mspa_tasks.forward_day import (
     NoEarlierDay,
     load_day,
     requests_with_positives,

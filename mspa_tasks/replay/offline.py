@@ -31,19 +31,19 @@ import numpy as np
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import WORLD_TRUTH
-from mspa_tasks.replay import segments as S
-from mspa_tasks.replay.data import (
+from mspa_tasks.encoder_lineage import check_encoder_before
+from mspa_tasks.forward_day import (
     NoEarlierDay,
     load_day,
     requests_with_positives,
     scored_impressions,
     scorers,
 )
+from mspa_tasks.replay import segments as S
 from mspa_tasks.replay.parts import row, write_part
 from mspa_tasks.scoring import metrics as M
 from mspa_tasks.scoring import uncertainty as U
 from mspa_tasks.scoring.baselines import pair_scores
-from mspa_tasks.vectors.lineage import check_encoder_before
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ import numpy as np
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import InputsMissing
+from mspa_tasks.scoring.baselines import BASELINES, FUSED, MODELS, MSPA
+
+__all__ = ["BASELINES", "FUSED", "MODELS", "MSPA", "PARTS", "ReplayInputsMissing", "part_key",
+           "row", "write_part"]
 
 log = logging.getLogger(__name__)
 
-MSPA = "mspa"
-FUSED = "fused"  # MSPA's cosine fused with ALS's score (replay.baselines.fuse)
-BASELINES = ("popularity", "als")
-MODELS = (MSPA, FUSED, *BASELINES)
 PARTS = ("offline", "u2a", "ann")
 ReplayInputsMissing = InputsMissing  # the catalog's one error for an unpublished input
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.replay.data import ReplayData, load_day, scorers
+from mspa_tasks.forward_day import ReplayData, load_day, scorers
 from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
 from mspa_tasks.sampling import stable_sample
 from mspa_tasks.scoring.baselines import Scorer

@@ -29,6 +29,12 @@ from mspa_tasks.config import ReplayConfig
 
 log = logging.getLogger(__name__)
 
+# The scorers a replay compares, by name (the rows of every report).
+MSPA = "mspa"
+FUSED = "fused"  # MSPA's cosine fused with ALS's score (:func:`fuse`)
+BASELINES = ("popularity", "als")
+MODELS = (MSPA, FUSED, *BASELINES)
+
 
 @dataclass(frozen=True)
 class Scorer:

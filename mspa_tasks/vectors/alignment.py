@@ -54,7 +54,7 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import EncoderAlignConfig, Settings
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
 from mspa_tasks.days import window_for
-from mspa_tasks.vectors.lineage import EncoderLeak, check_encoder_before, fusion_weight
+from mspa_tasks.encoder_lineage import EncoderLeak, check_encoder_before, fusion_weight
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def evaluate_encoders(ds: str, warehouse_url: str, store: ArtifactStore, setting
     (name -> :class:`.encode.Encoder`; :data:`CHAMPION` is the reference of the paired
     intervals), ALS and popularity trained on the window ending the model day, and the fused
     score of each encoder at its chosen weight."""
-    from mspa_tasks.replay.data import (
+    from mspa_tasks.forward_day import (
         load_day,
         requests_with_positives,
         scored_impressions,
@@ -334,8 +334,8 @@ def align_encoder(ds: str, warehouse_url: str, store: ArtifactStore,
     """Pairs, training, gate, registry and the ``encoder_alignment`` partition of ``ds``.
     Returns what happened (``skipped`` with the reason when nothing could be done)."""
     from mspa_tasks import registry as R
+    from mspa_tasks.forward_day import NoEarlierDay, model_day
     from mspa_tasks.model_store import upload_folder
-    from mspa_tasks.replay.data import NoEarlierDay, model_day
     from mspa_tasks.vectors.encode import Encoder, resolve_encoder, serving_encoder
 
     cfg = settings.vectors.align

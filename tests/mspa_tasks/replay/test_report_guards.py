@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from mspa_tasks import replay
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
-from mspa_tasks.replay.data import IMPRESSIONS_SCHEMA
+from mspa_tasks.forward_day import IMPRESSIONS_SCHEMA
 from mspa_tasks.replay.results import REPORT_HTML, report_prefix
 from mspa_tasks.warehouse import fetch_arrow, make_engine, run_sql
 

@@ -18,8 +18,8 @@ from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import AUTHOR_VECTORS, SESSIONS, USER_VECTORS, read_vectors
 from mspa_tasks.days import window_for
-from mspa_tasks.replay.parts import FUSED, MSPA
-from mspa_tasks.scoring.baselines import Scorer, als, fuse, popularity
+from mspa_tasks.encoder_lineage import fusion_weight
+from mspa_tasks.scoring.baselines import FUSED, MSPA, Scorer, als, fuse, popularity
 from mspa_tasks.warehouse import fetch_arrow, make_engine
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,6 @@ DEFAULT_FUSION_WEIGHT = 0.5
 def fusion_weight_for(data: ReplayData, store: ArtifactStore | None) -> tuple[float, str]:
     """MSPA's weight in the fused score for the model day's vectors: the one the encoder
     alignment of that day chose on validation users, else :data:`DEFAULT_FUSION_WEIGHT`."""
-    from mspa_tasks.vectors.lineage import fusion_weight
 
     if store is None:
         return DEFAULT_FUSION_WEIGHT, "no store given: the default weight"

@@ -1,9 +1,10 @@
 """Which encoder's vectors may score which day, and the fused score's weight for a day's
-vectors: what the replay asks of the encoder alignment (:mod:`.alignment`), without
-importing it (the alignment imports the replay)."""
+vectors: what the replay and the encoder alignment both ask of the encoder registry and the
+``encoder_alignment`` dataset."""
 
 from __future__ import annotations
 
+from mspa_tasks import registry as R
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.datasets import ENCODER_ALIGNMENT
 
@@ -15,8 +16,6 @@ class EncoderLeak(RuntimeError):
 def check_encoder_before(warehouse_url: str, encoder_version: str, ds: str) -> None:
     """Raise :class:`EncoderLeak` when ``encoder_version`` is a registered aligned encoder
     whose pairs include day ``ds`` or a later one (the replay of ``ds`` calls this)."""
-    from mspa_tasks import registry as R
-
     for m in R.list_models(warehouse_url, R.ENCODER_REGISTRY):
         if m.version == encoder_version and m.ds and m.ds >= ds:
             raise EncoderLeak(f"the vectors that score {ds} were encoded by {m.version}, "
