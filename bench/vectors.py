@@ -95,6 +95,7 @@ def main() -> int:
 
     args = parser.parse_args()
 
+    from mspa_tasks import vector_store
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
     from mspa_tasks.datasets import AUTHOR_VECTORS, USER_VECTORS, read_vectors
@@ -117,7 +118,7 @@ def main() -> int:
         settings = load_settings("local", home=home)
         store = open_store(settings.artifacts_uri)
         publish_inputs(store, ds, authors, texts)
-        target = milvus.MilvusTarget(str(home / "milvus.db"))
+        target = vector_store.MilvusTarget(str(home / "milvus.db"))
         started = time.perf_counter()
         encode_day(ds, store, settings, encoder=encoder)
         name = milvus.build_collection(ds, target, store, settings).collection
@@ -134,14 +135,14 @@ def main() -> int:
         s = settings.replaced(vectors={"index_type": index_type, "index_params": params,
                                        "search_params": search})
         name = milvus.build_collection(ds, target, store, s, build_id=f"r{index_type}").collection
-        with milvus.milvus_client(target) as client:
-            milvus.ensure_loaded(client, name)
+        with vector_store.milvus_client(target) as client:
+            vector_store.ensure_loaded(client, name)
             ids = read_vectors(store, AUTHOR_VECTORS, ds)[0].column("author_id").to_pylist()
             index_of = {int(a): i for i, a in enumerate(ids)}
             started = time.perf_counter()
-            found = milvus.search_positions(client, name, queries, k, s.vectors, index_of)
+            found = vector_store.search_positions(client, name, queries, k, s.vectors, index_of)
             seconds = time.perf_counter() - started
-        recalls[index_type] = {"recall": milvus.recall_at_k(exact, found, k),
+        recalls[index_type] = {"recall": vector_store.recall_at_k(exact, found, k),
                                "queries_per_s": len(queries) / seconds,
                                "index_params": params, "search_params": search}
         print(f"{index_type}: recall@{k} {recalls[index_type]['recall']:.4f}, "

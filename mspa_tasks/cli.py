@@ -106,9 +106,10 @@ def cmd_show_manifest(args: argparse.Namespace) -> int:
     if args.dataset == "sessions":
         print(manifest_summary(manifest, store, settings))
     elif args.dataset in ("author_vectors", "user_vectors"):
+        from mspa_tasks import vector_store
         from mspa_tasks.vectors import milvus
 
-        versions = milvus.list_versions(milvus.MilvusTarget(settings.vectors.milvus_uri),
+        versions = milvus.list_versions(vector_store.MilvusTarget(settings.vectors.milvus_uri),
                                         settings) if settings.vectors.milvus_uri else []
         print(vectors_summary(manifest, store, versions, settings.vectors.alias))
     else:
@@ -135,6 +136,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_vectors(args: argparse.Namespace) -> int:
+    from mspa_tasks import vector_store
     from mspa_tasks.vectors import milvus
     from mspa_tasks.vectors.encode import encode_day
 
@@ -145,7 +147,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     if not uri:
         print("no Milvus URI: pass --uri (and the token in $MILVUS_TOKEN)", file=sys.stderr)
         return 2
-    target = milvus.MilvusTarget(uri, os.environ.get("MILVUS_TOKEN", ""), args.db_name)
+    target = vector_store.MilvusTarget(uri, os.environ.get("MILVUS_TOKEN", ""), args.db_name)
     store = open_store(settings.artifacts_uri)
     needs_ds = {"align", "encode", "build", "validate", "publish", "refresh"}
     if args.action in needs_ds and not args.ds:
@@ -313,8 +315,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from mspa_tasks.publish import ChecksumMismatch, EmptyInput
     from mspa_tasks.quality import GateError
     from mspa_tasks.replay.results import ReportUnreadable
+    from mspa_tasks.vector_store import MilvusUnavailable
     from mspa_tasks.vectors.encode import InputsMissing
-    from mspa_tasks.vectors.milvus import MilvusUnavailable, PublishRefused
+    from mspa_tasks.vectors.milvus import PublishRefused
     from mspa_tasks.warehouse import MissingSourceTable, WarehouseURLError
 
     return (ConfigError, InvalidPartition, NotStaged, ArtifactNotFound, ChecksumMismatch,

@@ -30,7 +30,7 @@ def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Sett
     """The ``ann`` part: a sample of day ``ds``'s requests through the collection that
     served them (the model day's: the alias itself when it still serves that day, else that
     day's own collection) vs exact search on the same vectors."""
-    from mspa_tasks.vectors import milvus
+    from mspa_tasks import vector_store
 
     cfg = settings.replay
     try:
@@ -48,24 +48,24 @@ def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Sett
     pick = np.sort(rng.choice(len(req_users), min(cfg.ann_sample, len(req_users)),
                               replace=False))
     queries = data.user_vectors[req_users[pick]]
-    k = milvus.clamp_k(cfg.hr_k, len(data.author_ids))  # as the vector gate
-    with milvus.milvus_client(target) as client:
+    k = vector_store.clamp_k(cfg.hr_k, len(data.author_ids))  # as the vector gate
+    with vector_store.milvus_client(target) as client:
         # the alias itself when it serves the model day; else that day's own collection
-        serving = milvus.collection_of_day(client, settings.vectors.alias, day)
+        serving = vector_store.collection_of_day(client, settings.vectors.alias, day)
         if serving is None:
             return write_part(store, settings, ds, "ann", {
                 "metrics": [], "note": f"no collection of ds={day} behind "
                                        f"{settings.vectors.alias} (never published, or "
                                        "dropped by retention)"})
-        through = (settings.vectors.alias if serving == milvus.serving_collection(
+        through = (settings.vectors.alias if serving == vector_store.serving_collection(
             client, settings.vectors.alias) else serving)
-        milvus.ensure_loaded(client, through)
+        vector_store.ensure_loaded(client, through)
         started = time.perf_counter()
-        ann = milvus.search_positions(client, through, queries, k,
+        ann = vector_store.search_positions(client, through, queries, k,
                                        settings.vectors, data.author_index)
         seconds = time.perf_counter() - started
     exact_scores = queries @ data.author_vectors.T
-    recall = milvus.recall_at_k(exact_scores, ann, k)
+    recall = vector_store.recall_at_k(exact_scores, ann, k)
     sample_pos = [positives[i] for i in pick]
     hr_ann = float(np.mean([bool(set(p.tolist()) & set(a)) for p, a in
                             zip(sample_pos, ann, strict=True)]))

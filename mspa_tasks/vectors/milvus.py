@@ -20,7 +20,10 @@ a token), through pymilvus ``MilvusClient``. Consumers search the stable alias
    newer day serves leaves the alias where it is.
 4. :func:`rollback` points the alias back at the previous published version.
 
-State lives in Milvus itself, as collection properties (``mspa.status``, ``mspa.ds``,
+The client, the properties and the reads any stage needs are in
+:mod:`mspa_tasks.vector_store`; their names are also this module's (the CLI, the DAGs and the
+tests call ``milvus.milvus_client``, ``milvus.MilvusTarget``). State lives in Milvus itself,
+as collection properties (``mspa.status``, ``mspa.ds``,
 ``mspa.encoder_version``, ``mspa.published_at``, …), so what is served and what is kept can
 always be read from the one system consumers use. A milvus-lite file is held by one process
 at a time: every function opens its client and closes it before returning.
@@ -33,9 +36,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,12 +48,26 @@ from mspa_tasks.progress import Progress
 from mspa_tasks.publish import require_rows
 from mspa_tasks.quality import CheckResult, GateError
 from mspa_tasks.sampling import stable_positions
+from mspa_tasks.vector_store import (
+    SERVABLE,
+    STATUS,
+    MilvusTarget,
+    Version,
+    clamp_k,
+    ensure_loaded,
+    milvus_client,
+    properties,
+    recall_at_k,
+    search_positions,
+    serving_collection,
+    set_properties,
+)
+from mspa_tasks.vector_store import (
+    versions as collection_versions,
+)
 
 log = logging.getLogger(__name__)
 
-STATUS = "mspa.status"          # building | built | validated | published | failed | rolled_back
-PUBLISHED_AT = "mspa.published_at"
-SERVABLE = ("published",)
 VARCHAR_LIMITS = {"encoder_version": 128, "composer_version": 256, "text_hash": 64,
                   "text_source": 16, "category": 64, "location": 128}
 
@@ -68,77 +83,6 @@ class VectorGateError(GateError):
 
 class PublishRefused(RuntimeError):
     """An alias swap or rollback that would serve an unvalidated or unknown collection."""
-
-
-class MilvusUnavailable(RuntimeError):
-    """The Milvus target could not be opened (a milvus-lite file held by another process)."""
-
-
-@dataclass(frozen=True)
-class MilvusTarget:
-    """Where Milvus is: a lite file path or a server URI, plus credentials from a connection."""
-
-    uri: str
-    token: str = field(default="", repr=False)
-    db_name: str = ""
-
-    @property
-    def is_lite(self) -> bool:
-        """A milvus-lite file (pymilvus's rule: a URI ending in ``.db``)."""
-        return self.uri.endswith(".db")
-
-
-class _LiteUnimplementedFilter(logging.Filter):
-    """milvus-lite's in-process gRPC server answers RPCs it does not implement (asked for by
-    pymilvus on connect) with an ERROR and a traceback; harmless, and alarming in task logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Method not implemented" not in record.getMessage() and not (
-            record.exc_info and "Method not implemented" in str(record.exc_info[1]))
-
-
-_LITE_FILTER = _LiteUnimplementedFilter()
-
-
-@contextmanager
-def milvus_client(target: MilvusTarget) -> Iterator[Any]:
-    """An open ``MilvusClient``, always closed on exit (a lite file is one process's)."""
-    from pymilvus import MilvusClient
-
-    if target.is_lite and _LITE_FILTER not in logging.getLogger("grpc._server").filters:
-        logging.getLogger("grpc._server").addFilter(_LITE_FILTER)
-
-    kwargs: dict[str, Any] = {"uri": target.uri}
-    if target.token:
-        kwargs["token"] = target.token
-    if target.db_name:
-        kwargs["db_name"] = target.db_name
-    try:
-        client = MilvusClient(**kwargs)
-    except Exception as exc:
-        if target.is_lite and "Open local milvus failed" in str(exc):
-            raise MilvusUnavailable(
-                f"milvus-lite file {target.uri} could not be opened: another process most "
-                "likely holds it (a lite file is one process's at a time; on Airflow the "
-                "mspa_milvus pool has one slot). Wait for that task or stop the process "
-                f"(`fuser {target.uri}` names it)") from exc
-        from pymilvus.exceptions import MilvusException
-
-        if isinstance(exc, MilvusException):
-            raise MilvusUnavailable(
-                f"Milvus at {target.uri} could not be opened: {exc.message}; check the server "
-                "and the mspa_milvus connection (a local file must end in .db)") from exc
-        raise
-    try:
-        yield client
-    finally:
-        client.close()
-        if target.is_lite:
-            # Closing the client leaves milvus-lite's in-process server (and its lock on the
-            # file) alive until the process exits; release it so the next task can open it.
-            from milvus_lite.server_manager import server_manager_instance
-
-            server_manager_instance.release_server(target.uri)
 
 
 def collection_name(alias: str, ds: str, encoder_version: str, build_id: str) -> str:
@@ -172,36 +116,8 @@ def index_spec(cfg: VectorsConfig) -> dict[str, Any]:
             "params": dict(cfg.index_params)}
 
 
-def search_params(cfg: VectorsConfig) -> dict[str, Any]:
-    return {"metric_type": "IP", "params": dict(cfg.search_params)}
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _set_properties(client: Any, name: str, **props: Any) -> None:
-    client.alter_collection_properties(name, properties={f"mspa.{k}": str(v)
-                                                         for k, v in props.items()})
-
-
-def _properties(client: Any, name: str) -> dict[str, str]:
-    return dict(client.describe_collection(name).get("properties") or {})
-
-
-def ensure_loaded(client: Any, name: str) -> None:
-    """Load ``name`` into memory if it is not (a restarted milvus-lite releases everything;
-    a server keeps collections loaded, so this is a no-op there)."""
-    state = str(client.get_load_state(name).get("state", ""))
-    if "Loaded" not in state:
-        client.load_collection(name)
-
-
-def serving_collection(client: Any, alias: str) -> str | None:
-    """The collection the alias points to, or None before the first publish."""
-    if alias not in (client.list_aliases().get("aliases") or []):
-        return None
-    return client.describe_alias(alias)["collection_name"]
 
 
 def _check_vectors(vectors: np.ndarray) -> CheckResult:
@@ -258,7 +174,7 @@ def build_collection(ds: str, target: MilvusTarget, store: ArtifactStore,
             progress.update(len(batch))
         client.flush(name)
         client.load_collection(name)
-        _set_properties(client, name, status="built")
+        set_properties(client, name, status="built")
     seconds = time.perf_counter() - started
     log.info("built %s: %d rows in %.1fs", name, len(rows), seconds)
     return BuildResult(name, len(rows), seconds)
@@ -284,34 +200,6 @@ def _present_ids(client: Any, name: str, ids: list[int], chunk: int = 1000) -> s
     return found
 
 
-def recall_at_k(exact_scores: np.ndarray, ann_positions: list[list[int]], k: int) -> float:
-    """Mean recall@k of ANN results against exact search, tie-aware: an ANN hit counts when
-    its exact score reaches the k-th best exact score (equal vectors tie; none is "wrong").
-    Position -1 (an id outside the day's author set) is a miss.
-
-    >>> scores = np.array([[0.9, 0.8, 0.8, 0.1]])
-    >>> recall_at_k(scores, [[0, 2]], 2), recall_at_k(scores, [[0, 3]], 2)
-    (1.0, 0.5)
-    """
-    kth = -np.sort(-exact_scores, axis=1)[:, k - 1]
-    hits = [sum(p >= 0 and exact_scores[q, p] >= kth[q] - 1e-6 for p in positions[:k])
-            for q, positions in enumerate(ann_positions)]
-    return float(np.mean([min(h, k) / k for h in hits])) if hits else 1.0
-
-
-def search_positions(client: Any, name: str, queries: np.ndarray, limit: int,
-                     cfg: VectorsConfig, index_of: dict[int, int]) -> list[list[int]]:
-    """Top-``limit`` positions (in ``index_of``) of each query through ``name`` (a collection
-    or the alias), in batches that keep results under gRPC's message cap."""
-    out: list[list[int]] = []
-    for start in range(0, len(queries), cfg.search_batch):  # results stay under gRPC's cap
-        hits = client.search(name, data=queries[start:start + cfg.search_batch].tolist(),
-                             limit=limit, anns_field="vector", search_params=search_params(cfg))
-        # An id the day does not keep maps to -1: never a hit, never "self".
-        out += [[index_of.get(int(h["author_id"]), -1) for h in row] for row in hits]
-    return out
-
-
 def effective_k(cfg: VectorsConfig, n: int) -> int:
     """recall@K's K: the configured K, at most a quarter of the collection so that the
     check still measures ranking (top-n of n is trivially complete).
@@ -321,16 +209,6 @@ def effective_k(cfg: VectorsConfig, n: int) -> int:
     (1000, 100)
     """
     return clamp_k(cfg.recall_k, n)
-
-
-def clamp_k(k: int, n: int) -> int:
-    """``k``, at most a quarter of a catalogue of ``n`` (at least 1): a top-K that still
-    measures ranking, for the vector gate and the replay's ANN parity alike.
-
-    >>> clamp_k(1000, 100_000), clamp_k(1000, 400), clamp_k(5, 2)
-    (1000, 100, 1)
-    """
-    return max(1, min(k, n // 4))
 
 
 def validate_collection(ds: str, name: str, target: MilvusTarget, store: ArtifactStore,
@@ -345,9 +223,9 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
     with milvus_client(target) as client:
         _require_collection(client, name)
         if not len(ids):  # nothing to judge: the collection can never serve
-            _set_properties(client, name, status="failed", reason="empty author_vectors")
+            set_properties(client, name, status="failed", reason="empty author_vectors")
             require_rows(table, AUTHOR_VECTORS.name, ds, "validate_collection")
-        status = _properties(client, name).get(STATUS)
+        status = properties(client, name).get(STATUS)
         if status not in ("built", "validated", "failed"):
             raise PublishRefused(f"{name} has status {status!r}; only a built collection can "
                                  "be validated (rerun build_collection)")
@@ -391,10 +269,10 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
                                   f"not first: {lost[:5]}"))
         failures = [c for c in checks if not c.passed]
         if failures:
-            _set_properties(client, name, status="failed",
+            set_properties(client, name, status="failed",
                             reason="; ".join(f.name for f in failures)[:500])
         else:
-            _set_properties(client, name, status="validated", recall=f"{recall:.4f}",
+            set_properties(client, name, status="validated", recall=f"{recall:.4f}",
                             validated_at=_now_ms())
     report = {"ds": ds, "collection": name, "checks": [c.as_dict() for c in checks],
               "passed": not failures}
@@ -407,39 +285,10 @@ def validate_collection(ds: str, name: str, target: MilvusTarget, store: Artifac
     return checks
 
 
-@dataclass(frozen=True)
-class Version:
-    collection: str
-    ds: str
-    status: str
-    published_at: int
-    serving: bool
-    properties: dict[str, str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"collection": self.collection, "ds": self.ds, "status": self.status,
-                "published_at": self.published_at, "serving": self.serving,
-                "recall": self.properties.get("mspa.recall"),
-                "encoder_version": self.properties.get("mspa.encoder_version"),
-                "reason": self.properties.get("mspa.reason")}
-
-
-def _versions(client: Any, alias: str) -> list[Version]:
-    serving = serving_collection(client, alias)
-    out = []
-    for name in client.list_collections():
-        if not name.startswith(f"{alias}__"):
-            continue
-        props = _properties(client, name)
-        out.append(Version(name, props.get("mspa.ds", ""), props.get(STATUS, "unknown"),
-                           int(props.get(PUBLISHED_AT, 0) or 0), name == serving, props))
-    return sorted(out, key=lambda v: (v.published_at, v.collection), reverse=True)
-
-
 def list_versions(target: MilvusTarget, settings: Settings) -> list[dict[str, Any]]:
     """Every collection of the alias's family, newest published first."""
     with milvus_client(target) as client:
-        return [v.as_dict() for v in _versions(client, settings.vectors.alias)]
+        return [v.as_dict() for v in collection_versions(client, settings.vectors.alias)]
 
 
 IN_FLIGHT = ("building", "built", "validated")
@@ -501,18 +350,18 @@ def publish_collection(ds: str, name: str, target: MilvusTarget,
     cfg = settings.vectors
     with milvus_client(target) as client:
         _require_collection(client, name)
-        status = _properties(client, name).get(STATUS)
+        status = properties(client, name).get(STATUS)
         if status not in ("validated", "published"):
             raise PublishRefused(f"{name} has status {status!r}: an alias only ever points to "
                                  "a validated collection (docs/decisions.md)")
-        own_ds = _properties(client, name).get("mspa.ds")
+        own_ds = properties(client, name).get("mspa.ds")
         if own_ds != ds:
             raise PublishRefused(
                 f"{name} holds the vectors of ds={own_ds}, not ds={ds}: a collection is "
                 f"published under its own day (--ds {own_ds}); to serve an older day, roll "
                 f"back: mspa vectors rollback --to {name} --reason '...'")
         previous = serving_collection(client, cfg.alias)
-        newer = _properties(client, previous).get("mspa.ds", "") if previous else ""
+        newer = properties(client, previous).get("mspa.ds", "") if previous else ""
         if previous and previous != name and newer > ds:
             # A backfill or a rerun of a past day: consumers keep the newer vectors. The
             # collection stays validated (the day's replay measures it); retention drops it.
@@ -526,10 +375,10 @@ def publish_collection(ds: str, name: str, target: MilvusTarget,
             client.create_alias(name, cfg.alias)
         elif previous != name:
             client.alter_alias(name, cfg.alias)
-        _set_properties(client, name, status="published", published_at=_now_ms())
+        set_properties(client, name, status="published", published_at=_now_ms())
         log.info("alias %s -> %s (was %s)", cfg.alias, name, previous)
-        made = int(_properties(client, name).get("mspa.created_at", 0) or 0)
-        kept, dropped = retention_plan(_versions(client, cfg.alias), cfg.keep_versions,
+        made = int(properties(client, name).get("mspa.created_at", 0) or 0)
+        kept, dropped = retention_plan(collection_versions(client, cfg.alias), cfg.keep_versions,
                                        now_ms=_now_ms(),
                                        grace_ms=int(cfg.inflight_grace_hours * 3_600_000),
                                        published_ds=ds, published_at=made)
@@ -540,27 +389,13 @@ def publish_collection(ds: str, name: str, target: MilvusTarget,
             "dropped": dropped, "ds": ds, "moved": True, "built": name}
 
 
-def collection_of_day(client: Any, alias: str, ds: str) -> str | None:
-    """What serves ``ds``: the alias when it points at a collection of ``ds``, else the
-    newest built validated or published collection of ``ds`` (a backfilled past day), else
-    None."""
-    serving = serving_collection(client, alias)
-    if serving and _properties(client, serving).get("mspa.ds") == ds:
-        return serving
-    days = [v for v in _versions(client, alias)
-            if v.ds == ds and v.status in ("validated", "published")]
-    days.sort(key=lambda v: (int(v.properties.get("mspa.created_at", 0) or 0), v.collection),
-              reverse=True)
-    return days[0].collection if days else None
-
-
 def rollback(target: MilvusTarget, settings: Settings, to: str | None = None,
              reason: str = "manual rollback") -> dict[str, Any]:
     """Point the alias back at ``to`` or at the newest other published version; the version
     rolled away from is marked ``rolled_back`` (retention drops it at the next publish)."""
     cfg = settings.vectors
     with milvus_client(target) as client:
-        versions = _versions(client, cfg.alias)
+        versions = collection_versions(client, cfg.alias)
         current = next((v for v in versions if v.serving), None)
         if current is None:
             raise PublishRefused(f"alias {cfg.alias!r} does not exist yet: nothing to roll back")
@@ -575,7 +410,7 @@ def rollback(target: MilvusTarget, settings: Settings, to: str | None = None,
         chosen = candidates[0]
         ensure_loaded(client, chosen.collection)
         client.alter_alias(chosen.collection, cfg.alias)
-        _set_properties(client, current.collection, status="rolled_back", reason=reason[:500])
+        set_properties(client, current.collection, status="rolled_back", reason=reason[:500])
         log.warning("alias %s rolled back: %s -> %s (%s)", cfg.alias, current.collection,
                     chosen.collection, reason)
     return {"alias": cfg.alias, "from": current.collection, "to": chosen.collection,

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from mspa_tasks.artifacts import ArtifactStore, open_store
 from mspa_tasks.config import Settings, load_settings
-from mspa_tasks.vectors.milvus import MilvusTarget
+from mspa_tasks.vector_store import MilvusTarget
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mspa_tasks import vector_store
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
 from mspa_tasks.vectors import milvus
@@ -25,7 +26,7 @@ def test_rollback_dag_moves_the_alias_back_and_records_why(tmp_path):
     home = tmp_path / "mspa"
     settings = load_settings("local", home=home)
     store = open_store(settings.artifacts_uri)
-    target = milvus.MilvusTarget(settings.vectors.milvus_uri)
+    target = vector_store.MilvusTarget(settings.vectors.milvus_uri)
     publish_vectors(store, "2026-11-19", seed=1)
     first = refresh("2026-11-19", target, store, settings)
     publish_vectors(store, "2026-11-20", seed=2)

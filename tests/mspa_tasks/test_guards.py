@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import compose, days, ingest
+from mspa_tasks import compose, days, ingest, vector_store
 from mspa_tasks.compose.backends import KeywordBackend
 from mspa_tasks.compose.shards import shard_key
 from mspa_tasks.datasets import text_schema
@@ -64,7 +64,7 @@ def day_settings(settings, tmp_path):
     settings = settings.replaced(vectors={"milvus_uri": str(tmp_path / "milvus.db"),
                                           "spot_checks": 5, "recall_sample": 10},
                                  compose={"backend": "keywords"})
-    return settings, milvus.MilvusTarget(settings.vectors.milvus_uri)
+    return settings, vector_store.MilvusTarget(settings.vectors.milvus_uri)
 
 
 EMPTY = {"kept_users", "kept_authors", "kept_event_share", "kept_users_vs_previous_day",
@@ -114,8 +114,8 @@ def test_an_empty_day_stops_at_the_gate_and_yesterday_keeps_serving(
     for dataset in DATASETS:  # nothing of D2 anywhere, D1 byte for byte
         assert published_days(store, dataset) == [D1], dataset
         assert store.get_text(f"{dataset}/ds={D1}/manifest.json") == before[dataset]
-    with milvus.milvus_client(target) as client:
-        assert milvus.serving_collection(client, settings.vectors.alias) == served
+    with vector_store.milvus_client(target) as client:
+        assert vector_store.serving_collection(client, settings.vectors.alias) == served
         client.load_collection(settings.vectors.alias)
         count = client.query(settings.vectors.alias, filter="", output_fields=["count(*)"])
     assert count[0]["count(*)"] == read_table(store, "sessions", D1, "authors").num_rows
@@ -159,9 +159,9 @@ def test_every_stage_refuses_an_empty_partition(store, day_settings):
         milvus.build_collection(D2, target, store, settings)
     with pytest.raises(EmptyInput, match="validate_collection refuses"):
         milvus.validate_collection(D2, name, target, store, settings)
-    with milvus.milvus_client(target) as client:
+    with vector_store.milvus_client(target) as client:
         assert client.list_collections() == [name]  # the refused build created nothing
-        assert milvus._properties(client, name)[milvus.STATUS] == "failed"
+        assert vector_store.properties(client, name)[vector_store.STATUS] == "failed"
     with pytest.raises(milvus.PublishRefused, match="status 'failed'"):
         milvus.publish_collection(D2, name, target, settings)
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from mspa_tasks import replay
+from mspa_tasks import replay, vector_store
 from mspa_tasks.days import window_for
 from mspa_tasks.vectors import milvus
 from tests.mspa_tasks.align.conftest import D0, DS, publish_day
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def _publish_alias(settings, store, tmp_path):
-    target = milvus.MilvusTarget(uri=str(tmp_path / "milvus.db"))
+    target = vector_store.MilvusTarget(uri=str(tmp_path / "milvus.db"))
     for ds in (D0, DS):  # DS's requests were served by D0's collection
         built = milvus.build_collection(ds, target, store, settings)
         milvus.validate_collection(ds, built.collection, target, store, settings)

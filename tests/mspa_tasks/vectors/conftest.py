@@ -9,10 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from mspa_tasks.datasets import AUTHOR_VECTORS, USER_VECTORS
 from mspa_tasks.publish import publish_partition
 from mspa_tasks.vectors.encode import (
-    AUTHOR_VECTORS,
-    USER_VECTORS,
     _vector_column,
     text_hash,
     vector_schema,
@@ -48,8 +47,8 @@ def publish_vectors(store, ds: str, n_authors: int = 300, n_users: int = 60, dim
          pa.array([False] * len(users))],
         schema=vector_schema("user_id", dim, with_fields=False))
     manifest = {"encoder_version": ENCODER, "dim": dim}
-    publish_partition(store, AUTHOR_VECTORS, ds, {"vectors": a}, manifest)
-    publish_partition(store, USER_VECTORS, ds, {"vectors": u}, manifest)
+    publish_partition(store, AUTHOR_VECTORS.name, ds, {"vectors": a}, manifest)
+    publish_partition(store, USER_VECTORS.name, ds, {"vectors": u}, manifest)
     return authors
 
 
@@ -57,7 +56,7 @@ def publish_vectors(store, ds: str, n_authors: int = 300, n_users: int = 60, dim
 def milvus_settings(settings, tmp_path):
     """Local settings with the milvus-lite file in this test's folder."""
 
-    from mspa_tasks.vectors.milvus import MilvusTarget
+    from mspa_tasks.vector_store import MilvusTarget
 
     settings = settings.replaced(vectors={"milvus_uri": str(tmp_path / "milvus.db"),
                                           "spot_checks": 10, "recall_sample": 20})

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from mspa_tasks import vector_store
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
 from mspa_tasks.vectors import milvus
@@ -25,7 +26,7 @@ PROGRESS = re.compile(r"insert (\S+): (\d+)/(\d+) rows")
 def test_kill_during_insert_keeps_serving_and_the_rerun_publishes(tmp_path):
     home = tmp_path / "home"
     settings = load_settings("local", home=home)
-    target = milvus.MilvusTarget(settings.vectors.milvus_uri)
+    target = vector_store.MilvusTarget(settings.vectors.milvus_uri)
     store = open_store(settings.artifacts_uri)
     served = publish_vectors(store, D1, n_authors=300)
     first = refresh(D1, target, store, settings)
@@ -48,7 +49,7 @@ def test_kill_during_insert_keeps_serving_and_the_rerun_publishes(tmp_path):
     # Consumers still get yesterday's version, unchanged.
     hits = consumer_search(target, served[5])
     assert hits[0]["author_id"] == 60
-    with milvus.milvus_client(target) as client:
+    with vector_store.milvus_client(target) as client:
         assert client.describe_alias("mspa_authors")["collection_name"] == first
         assert client.query("mspa_authors", filter="", output_fields=["count(*)"])[0][
             "count(*)"] == 300
@@ -63,7 +64,7 @@ def test_kill_during_insert_keeps_serving_and_the_rerun_publishes(tmp_path):
     assert [(v["ds"], v["status"], v["serving"]) for v in versions] == [
         (D2, "published", True), (D1, "published", False)]
     assert partial not in {v["collection"] for v in versions}
-    with milvus.milvus_client(target) as client:
+    with vector_store.milvus_client(target) as client:
         assert client.query("mspa_authors", filter="", output_fields=["count(*)"])[0][
             "count(*)"] == 6000
 

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from mspa_tasks import vector_store
+from mspa_tasks.vector_store import milvus_client
 from mspa_tasks.vectors import milvus
-from mspa_tasks.vectors.milvus import PublishRefused, VectorGateError, milvus_client
+from mspa_tasks.vectors.milvus import PublishRefused, VectorGateError
 
 from .conftest import publish_vectors
 
@@ -84,9 +86,9 @@ def test_a_past_day_rerun_never_moves_the_alias_back(milvus_settings, local_stor
     assert result["moved"] is False and result["collection"] == newest
     with milvus_client(target) as client:
         assert client.describe_alias("mspa_authors")["collection_name"] == newest
-        assert milvus.collection_of_day(client, "mspa_authors", D1) == rerun  # its replay
-        assert milvus.collection_of_day(client, "mspa_authors", D2) == newest
-        assert milvus.collection_of_day(client, "mspa_authors", D3) is None
+        assert vector_store.collection_of_day(client, "mspa_authors", D1) == rerun  # its replay
+        assert vector_store.collection_of_day(client, "mspa_authors", D2) == newest
+        assert vector_store.collection_of_day(client, "mspa_authors", D3) is None
 
 
 def test_failed_gate_leaves_the_alias_on_the_previous_version(milvus_settings, local_store):
@@ -163,8 +165,8 @@ def test_rollback_before_any_publish_is_refused(milvus_settings):
 
 def test_recall_is_tie_aware_and_exact_on_flat():
     scores = np.array([[0.5, 0.5, 0.5, 0.1], [0.9, 0.2, 0.3, 0.4]])
-    assert milvus.recall_at_k(scores, [[2, 1], [0, 3]], 2) == 1.0
-    assert milvus.recall_at_k(scores, [[3, 1], [1, 2]], 2) == pytest.approx((0.5 + 0) / 2)
+    assert vector_store.recall_at_k(scores, [[2, 1], [0, 3]], 2) == 1.0
+    assert vector_store.recall_at_k(scores, [[3, 1], [1, 2]], 2) == pytest.approx((0.5 + 0) / 2)
 
 
 ORDERS = {  # two day refreshes interleaved step by step, as an unbounded backfill runs them
@@ -194,11 +196,11 @@ def test_interleaved_refreshes_never_drop_each_others_builds(order, milvus_setti
         else:
             results[ds] = milvus.publish_collection(ds, names[ds], target, settings)
     with milvus_client(target) as client:
-        assert milvus.serving_collection(client, "mspa_authors") == names[D3]  # newest day
+        assert vector_store.serving_collection(client, "mspa_authors") == names[D3]  # newest day
         left = set(client.list_collections())
         # the replay of each day still finds that day's validated collection
-        assert milvus.collection_of_day(client, "mspa_authors", D2) == names[D2]
-        assert milvus.collection_of_day(client, "mspa_authors", D3) == names[D3]
+        assert vector_store.collection_of_day(client, "mspa_authors", D2) == names[D2]
+        assert vector_store.collection_of_day(client, "mspa_authors", D3) == names[D3]
     assert {first, names[D2], names[D3]} <= left
     assert results[D3]["moved"] and results[D3]["collection"] == names[D3]
 
