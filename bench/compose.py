@@ -41,12 +41,12 @@ def _inputs(n_users: int):
     the ``tiny`` world on 2026-11-20, rendered exactly as the composer does) and the model."""
     from mspa_tasks import days
     from mspa_tasks.artifacts import open_store
-    from mspa_tasks.compose.backends import Request, model_version, resolve_model_path
-    from mspa_tasks.compose.content import load_author_content
-    from mspa_tasks.compose.prompting import load_prompt
     from mspa_tasks.compose.shards import tipped_authors
     from mspa_tasks.config import load_settings
     from mspa_tasks.ingest import run_ingest
+    from mspa_tasks.llm.backends import Request, model_version, resolve_model_path
+    from mspa_tasks.llm.content import load_author_content
+    from mspa_tasks.llm.prompting import load_prompt
     from mspa_tasks.publish import read_table
     from mspa_tasks.world.generate import PRESETS, generate_world
 
@@ -62,7 +62,7 @@ def _inputs(n_users: int):
     users = sorted(tipped)[:n_users]
     content, _ = load_author_content(settings.warehouse_url, {a for u in users for a, _ in tipped[u]},
                                      days.window_for(ds, 30).end_ms)
-    from mspa_tasks.compose.prompting import render_user
+    from mspa_tasks.llm.prompting import render_user
 
     version = model_version(cfg, settings)
     inputs = [render_user(u, tipped[u], content, cfg.max_input_chars, cfg.min_author_chars,
@@ -73,7 +73,7 @@ def _inputs(n_users: int):
 
 
 def speed(args: argparse.Namespace) -> dict:
-    from mspa_tasks.compose.backends import TextBackend
+    from mspa_tasks.llm.backends import TextBackend
 
     settings, spec, users, groups, path = _inputs(args.users)
     cfg = settings.compose
@@ -185,7 +185,7 @@ def _profile(backend, groups: list, names: list[str], warm: int) -> dict:
 
 
 def tokens(args: argparse.Namespace) -> dict:
-    from mspa_tasks.compose.backends import TextBackend
+    from mspa_tasks.llm.backends import TextBackend
 
     settings, spec, users, groups, path = _inputs(args.users)
     cfg = settings.compose

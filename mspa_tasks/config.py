@@ -274,7 +274,7 @@ class ComposeConfig(Section):
     preference_prompt: str = "preference_v1"
     author_prompt: str = "author_v1"
     sample_size: int = Field(20, ge=0)
-    # backend "openai" (mspa_tasks/compose/openai_backend.py): the server, the name it serves
+    # backend "openai" (mspa_tasks/llm/openai_backend.py): the server, the name it serves
     # `model` under, requests in flight, and the retry policy. The key, if any, comes from the
     # environment variable named here, never from a file.
     openai_base_url: str = Field("", description="e.g. http://vllm:8000/v1")

@@ -127,7 +127,7 @@ def generate_answers(model_path: str, prompts: Sequence[list[dict[str, str]]], b
                      max_new_tokens: int, label: str = "model") -> list[str]:
     """Greedy completions of chat ``prompts``, whole (not cut at a line), through the
     composer's batched text backend (length-sorted, left-padded batches; GPU when present)."""
-    from mspa_tasks.compose.backends import Request, TextBackend
+    from mspa_tasks.llm.backends import Request, TextBackend
 
     backend = TextBackend(model_path, batch_size, max_new_tokens, repetition_penalty=1.0,
                           one_line=False, label=f"{label}: answer")

@@ -35,8 +35,6 @@ import pyarrow as pa
 
 from mspa_tasks.align.candidates import CandidatePool, NotEnoughAuthors
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.compose.content import load_author_content
-from mspa_tasks.compose.prompting import clean, render_user
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import (
     ALIGN_EXAMPLES,
@@ -49,6 +47,8 @@ from mspa_tasks.datasets import (
     read_vectors,
 )
 from mspa_tasks.days import code_version, window_for
+from mspa_tasks.llm.content import load_author_content
+from mspa_tasks.llm.prompting import clean, render_user
 from mspa_tasks.publish import Published
 from mspa_tasks.sampling import stable_sample
 from mspa_tasks.text import profile_text

@@ -13,7 +13,6 @@
 The names below are the stage's API (what the DAG and other stages call).
 """
 
-from mspa_tasks.compose.content import load_author_content
 from mspa_tasks.compose.generate import Composed, compose_texts
 from mspa_tasks.compose.outputs import ShardsMissing, publish_texts
 from mspa_tasks.compose.shards import (
@@ -24,6 +23,7 @@ from mspa_tasks.compose.shards import (
                                        shard_of,
                                        tipped_authors,
 )
+from mspa_tasks.llm.content import load_author_content
 
 __all__ = ["KINDS", "Composed", "ShardsMissing", "compose_shard", "compose_texts",
            "load_author_content", "load_cache", "plan_shards", "publish_texts", "shard_of",

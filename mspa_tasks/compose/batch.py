@@ -28,7 +28,6 @@ import time
 from typing import Any
 
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.compose.backends import Backend, Generation, Request
 from mspa_tasks.compose.batch_io import (  # re-exported: the batch's one API
     ResultsBackend,
     batch_prefix,
@@ -37,6 +36,7 @@ from mspa_tasks.compose.batch_io import (  # re-exported: the batch's one API
     results_backend,
 )
 from mspa_tasks.config import Settings
+from mspa_tasks.llm.backends import Backend, Generation, Request
 
 __all__ = ["ResultsBackend", "batch_prefix", "export_batch", "read_results", "request_id",
            "results_backend", "run_locally"]

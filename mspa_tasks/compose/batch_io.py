@@ -8,7 +8,7 @@ import json
 import logging
 
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
-from mspa_tasks.compose.backends import Generation, Request, _first_line
+from mspa_tasks.llm.backends import Generation, Request, _first_line
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,14 @@ import pyarrow as pa
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.champion import serving_settings
-from mspa_tasks.compose.backends import Backend, model_version
-from mspa_tasks.compose.content import load_author_content
-from mspa_tasks.compose.engine import backend_for
 from mspa_tasks.compose.generate import Composed, compose_texts
-from mspa_tasks.compose.prompting import (
+from mspa_tasks.config import ComposeConfig, Settings
+from mspa_tasks.datasets import CATALOG, SESSIONS, text_schema
+from mspa_tasks.days import window_for
+from mspa_tasks.llm.backends import Backend, model_version
+from mspa_tasks.llm.content import load_author_content
+from mspa_tasks.llm.engine import backend_for
+from mspa_tasks.llm.prompting import (
     AuthorContent,
     PromptSpec,
     RenderedInput,
@@ -33,9 +36,6 @@ from mspa_tasks.compose.prompting import (
     render_author,
     render_user,
 )
-from mspa_tasks.config import ComposeConfig, Settings
-from mspa_tasks.datasets import CATALOG, SESSIONS, text_schema
-from mspa_tasks.days import window_for
 from mspa_tasks.publish import parquet_bytes, partition_prefix, require_rows
 from mspa_tasks.sampling import stable_int
 

@@ -129,7 +129,7 @@ class BatchGenerateOperator(KubernetesPodOperator):
     def execute(self, context: Any) -> Any:
         from mspa_airflow.context import TaskContext
         from mspa_tasks.compose import batch
-        from mspa_tasks.compose.engine import backend_for
+        from mspa_tasks.llm.engine import backend_for
 
         ctx = TaskContext(context.get("params"))
         cfg = ctx.settings.compose
@@ -145,7 +145,7 @@ class BatchGenerateOperator(KubernetesPodOperator):
             return exported
         if cfg.batch_launcher == "local":
             from mspa_tasks.champion import serving_settings
-            from mspa_tasks.compose.backends import model_version
+            from mspa_tasks.llm.backends import model_version
 
             settings = serving_settings(ctx.settings, ctx.warehouse_url, ctx.store)
             backend = backend_for(settings.compose, settings,

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from mspa_tasks import compose, days, ingest
-from mspa_tasks.compose.backends import KeywordBackend
-from mspa_tasks.compose.prompting import load_prompt, render_author
 from mspa_tasks.compose.shards import frame_images
+from mspa_tasks.llm.backends import KeywordBackend
+from mspa_tasks.llm.prompting import load_prompt, render_author
 from mspa_tasks.publish import read_table
 from mspa_tasks.warehouse import make_engine
 from mspa_tasks.world.generate import PRESETS, generate_world

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from mspa_tasks.compose.backends import Generation, Request
+from mspa_tasks.llm.backends import Generation, Request
 
 
 class WordsFromDataBackend:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from mspa_tasks.compose.prompting import AuthorContent
+from mspa_tasks.llm.prompting import AuthorContent
 from mspa_tasks.warehouse import fetch_arrow, make_engine, require_tables
 
 MAX_CAPTIONS, MAX_SPEECH, MAX_COMMENTS = 2, 2, 3
