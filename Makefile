@@ -102,7 +102,7 @@ retrain: venv airflow-init
 
 # The replay task group alone on the day make demo built, task by task through Airflow
 # (`airflow tasks test`: no run state needed, upstream groups untouched).
-REPLAY_TASKS := replay.offline replay.u2a replay.ann_parity replay.publish_report
+REPLAY_TASKS := replay.offline replay.prepare_examples replay.u2a replay.ann_parity replay.publish_report
 replay: venv airflow-init
 	@echo "== airflow tasks test mspa_daily <replay task> $(DS) (log: $(MSPA_HOME)/replay-dag.log)"
 	@start=$$(date +%s); : > $(MSPA_HOME)/replay-dag.log; \

@@ -120,7 +120,7 @@ def step_gains(answers: dict[str, list[str]], rows: list[dict[str, Any]],
     [('base -> sft', 'acc', 1.0, True), ('sft -> sft+grpo a+f', 'acc', 0.0, False),
      ('sft+grpo a+f -> sft+grpo a+f+s', 'acc', -0.5, True), ('sft -> sft+grpo a+f+s', 'acc', -0.5, True)]
     """
-    from mspa_tasks.align.evaluate import accuracy_intervals
+    from mspa_tasks.llm.ranking import accuracy_intervals
 
     out = []
     for new, old in STEPS:
@@ -154,12 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("bench.retrain")
 
-    from mspa_tasks.align.evaluate import accuracy_intervals, generate_answers
     from mspa_tasks.align.examples import build_examples, read_examples
     from mspa_tasks.align.train import RunConfig, grpo, warm_start
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
     from mspa_tasks.forward_day import load_day, scorers
+    from mspa_tasks.llm.ranking import accuracy_intervals, generate_answers
     from mspa_tasks.model_store import resolve_model
     from mspa_tasks.replay.u2a import baseline_answers
 

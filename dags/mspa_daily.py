@@ -39,6 +39,7 @@
 | task | what it does |
 | --- | --- |
 | `offline` | the day's impressions and requests, exact and batched: AUC/UAUC (click, gift), HR@K curve, Recall/NDCG@K on test users, A2A alignment; MSPA vectors vs popularity and ALS baselines trained on the same window |
+| `prepare_examples` | publishes `align_examples/ds=<ds>` (test users' prompts, last tip held out) unless already published: the replay's only write before its report, declared as an outlet |
 | `u2a` (pool `mspa_compose`) | Acc@4/Acc@10 of the champion recommender model on test users (last tip held out), and the baselines' picks among the same candidates |
 | `ann_parity` (pool `mspa_milvus`) | a sample of requests through the published alias: HR@K via Milvus vs exact, ANN recall@K |
 | `publish_report` | `replay_metrics` rows for ds (replaced on rerun), `reports/replay/ds=<ds>/report.html` and `report.json`; the **MSPA reports** page of this UI lists them |
@@ -82,8 +83,9 @@ from mspa_airflow.schedules import scheduled
 
 # Datasets of the catalog (mspa_tasks/datasets.py): outlets where published, inlets where read.
 (SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA,
- ENCODER_ALIGNMENT) = catalog_assets("sessions", "preference_texts", "author_texts",
-                                     "author_vectors", "user_vectors", "encoder_alignment")
+ ENCODER_ALIGNMENT, ALIGN_EXAMPLES) = catalog_assets(
+    "sessions", "preference_texts", "author_texts", "author_vectors", "user_vectors",
+    "encoder_alignment", "align_examples")
 # What consumers search: the Milvus alias (not a catalog dataset; the collection behind it).
 AUTHOR_VECTORS = Asset(name="mspa_author_vectors", uri="milvus://mspa_authors", group="mspa")
 REPLAY_REPORT = Asset(name="mspa_replay_report", uri="mspa://reports/replay", group="mspa")
@@ -283,7 +285,17 @@ def mspa_daily():
             return {"coverage": part.get("coverage"), "timing": part.get("timing"),
                     "note": part.get("note")}
 
+        @task(inlets=[SESSIONS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA], outlets=[ALIGN_EXAMPLES],
+              doc_md="Publish the day's recommendation examples (last tip held out) unless "
+                     "published: what u2a reads.")
+        def prepare_examples(ds=None, params=None) -> None:
+            from mspa_tasks.align.examples import ensure_examples
+
+            ctx = TaskContext(params)
+            ensure_examples(ds, ctx.warehouse_url, ctx.store, ctx.settings)
+
         @task(pool=COMPOSE_POOL, execution_timeout=dt.timedelta(hours=2),
+              inlets=[ALIGN_EXAMPLES],
               doc_md="Acc@m of the champion recommender on test users, and the baselines'.")
         def u2a(ds=None, params=None) -> dict:
             from mspa_tasks.replay.u2a import replay_u2a
@@ -313,7 +325,7 @@ def mspa_daily():
             outlet_events[REPLAY_REPORT].extra = {"ds": ds, "report": uri}
             return {"report": uri}
 
-        [offline(), u2a(), ann_parity()] >> publish_report()
+        [offline(), prepare_examples() >> u2a(), ann_parity()] >> publish_report()
 
     sessions, aligned, vector_refresh = ingest(), encoder(), vectors()
     sessions >> [compose(), aligned] >> vector_refresh >> replay()

@@ -32,6 +32,10 @@ class StoreUnavailable(RuntimeError):
     """The object store cannot be reached or refuses us: credentials, endpoint, bucket."""
 
 
+# Characters a path keeps as they are in a URI; '#', '?', '%' and spaces are escaped.
+URI_SAFE = "/=:@+,;~!$&'()*"
+
+
 def file_uri(path: str | Path) -> str:
     """The ``file://`` URI of the absolute local folder ``path``, percent-encoded so that a
     ``#``, ``?`` or ``%`` in a folder name stays part of the path.
@@ -39,7 +43,7 @@ def file_uri(path: str | Path) -> str:
     >>> file_uri("/data/a#b?c%41")
     'file:///data/a%23b%3Fc%2541'
     """
-    return "file://" + quote(str(path), safe="/")
+    return "file://" + quote(str(path), safe=URI_SAFE)
 
 
 def local_root(root_uri: str) -> Path:
@@ -114,7 +118,7 @@ class LocalStore(ArtifactStore):
         self.root_uri = root_uri.rstrip("/")
 
     def uri(self, key: str) -> str:
-        return f"{self.root_uri}/{quote(key.lstrip('/'), safe='/')}"
+        return f"{self.root_uri}/{quote(key.lstrip('/'), safe=URI_SAFE)}"
 
     def _path(self, key: str) -> Path:
         path = (self.root / key.lstrip("/")).resolve()

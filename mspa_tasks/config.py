@@ -40,7 +40,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from mspa_tasks.artifacts import StoreURIError, local_root
+from mspa_tasks.artifacts import URI_SAFE, StoreURIError, local_root
 
 ENVIRONMENTS = ("local", "prod")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -563,7 +563,7 @@ class _EnvironmentToml(PydanticBaseSettingsSource):
             if not isinstance(value, str):
                 return value
             # In a URL a '#', '?' or '%' in MSPA_HOME would end or escape the path.
-            home = quote(str(self.home), safe="/") if url else str(self.home)
+            home = quote(str(self.home), safe=URI_SAFE) if url else str(self.home)
             return value.replace("{home}", home)
 
         for key in self.PATHS:

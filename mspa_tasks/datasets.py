@@ -331,7 +331,8 @@ ALIGN_EXAMPLES = Dataset(
     "align_examples", Producer("mspa_retrain", "prepare", "the alignment examples (mspa_retrain)"),
     "recommendation prompts with m candidates each, the last tip held out",
     lambda: {"examples": example_schema(ANY_DIM)},
-    readers=("mspa_retrain: train", "mspa_daily: replay.u2a (align.examples.ensure_examples builds it when missing)"))
+    readers=("mspa_retrain: train", "mspa_daily: replay.u2a (after replay.prepare_examples "
+             "publishes it when missing)"))
 
 
 def _encoder_alignment() -> dict[str, pa.Schema]:

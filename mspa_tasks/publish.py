@@ -64,7 +64,7 @@ def partition_prefix(dataset: str, ds: str) -> str:
 
 
 def without_nul(table: pa.Table) -> pa.Table:
-    """``table`` with NUL characters removed from its text columns: PostgreSQL refuses them,
+    r"""``table`` with NUL characters removed from its text columns: PostgreSQL refuses them,
     Milvus VARCHAR fields and most readers of a published file choke on them, and no text
     means anything by them.
 

@@ -339,9 +339,9 @@ def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
 
 def run_training(run: RunConfig) -> dict[str, Any]:
     """The whole run (see module doc); returns ``eval.json``'s content."""
-    from mspa_tasks.align.evaluate import accuracy_intervals, evaluate_model
     from mspa_tasks.align.examples import read_examples
     from mspa_tasks.artifacts import open_store
+    from mspa_tasks.llm.ranking import accuracy_intervals, evaluate_model
     from mspa_tasks.model_store import resolve_model, upload_folder
 
     store = open_store(run.artifacts_uri)

@@ -1,6 +1,7 @@
 """The ``u2a`` part of the replay: Acc@m of the champion recommender model on test users'
 alignment examples (the last tip held out), and the baselines' pick among the same
-candidates.
+candidates. It only reads: the examples come through the catalog (``align_examples``,
+published before it by the task ``replay.prepare_examples``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ from typing import Any
 import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
+from mspa_tasks.champion import champion_model
 from mspa_tasks.config import Settings
+from mspa_tasks.datasets import ALIGN_EXAMPLES
 from mspa_tasks.forward_day import ReplayData, load_day, scorers
+from mspa_tasks.llm.ranking import accuracy_report, evaluate_model
+from mspa_tasks.model_store import resolve_model
 from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
 from mspa_tasks.sampling import stable_sample
 from mspa_tasks.scoring.baselines import Scorer
+
+READER = "replay.u2a"
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +46,10 @@ def baseline_answers(scorer: Scorer, rows: list[dict[str, Any]],
 def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
                settings: Settings) -> dict[str, Any]:
     """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
-    from mspa_tasks.align.evaluate import accuracy_report, evaluate_model
-    from mspa_tasks.align.examples import ensure_examples, read_examples
-    from mspa_tasks.champion import champion_model
-    from mspa_tasks.model_store import resolve_model
-
     cfg = settings.replay
-    ensure_examples(ds, warehouse_url, store, settings)
-    rows = read_examples(store, ds, "test", settings.align.eval_m)
+    sizes = set(settings.align.eval_m)
+    rows = [r for r in ALIGN_EXAMPLES.read(store, ds, "examples", READER).to_pylist()
+            if r["split"] == "test" and r["m"] in sizes]
     chosen = set(stable_sample({r["user_id"] for r in rows}, cfg.acc_max_users, f"{ds}:acc"))
     rows = [r for r in rows if r["user_id"] in chosen]
     if not rows:

@@ -17,7 +17,7 @@ def test_doctests():
 
 
 def test_tables_show_every_model_with_intervals_and_verdicts_against_the_paper_recipe():
-    from mspa_tasks.align.evaluate import accuracy_intervals
+    from mspa_tasks.llm.ranking import accuracy_intervals
 
     bench = _bench()
     rows = [{"user_id": u, "m": m, "candidate_ids": [1, 2, 3, 4] + list(range(5, m + 1)),

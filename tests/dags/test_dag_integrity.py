@@ -17,7 +17,7 @@ EXPECTED_TASKS = {
                    "ingest.publish_sessions", "compose.plan_shards", "compose.compose_shard",
                    "compose.publish_texts", "compose.batch_generate", "encoder.align", "vectors.encode", "vectors.build_collection",
                    "vectors.validate_collection", "vectors.publish_alias",
-                   "replay.offline", "replay.u2a", "replay.ann_parity", "replay.publish_report"},
+                   "replay.offline", "replay.prepare_examples", "replay.u2a", "replay.ann_parity", "replay.publish_report"},
     "mspa_vectors_rollback": {"rollback"},
     "mspa_retrain": {"prepare", "train", "register"},
 }

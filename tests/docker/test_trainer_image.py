@@ -101,8 +101,9 @@ def test_the_trainer_image_has_every_package_its_entry_point_imports():
     import sys
 
     code = ("import importlib, importlib.metadata as md, sys\n"
-            "for m in ['mspa_tasks.align.train', 'mspa_tasks.align.evaluate',"
+            "for m in ['mspa_tasks.align.train', 'mspa_tasks.llm.ranking',"
             " 'mspa_tasks.align.examples', 'mspa_tasks.model_store', 'mspa_tasks.align.rewards',"
+            " 'mspa_tasks.llm.answers',"
             " 'mspa_tasks.llm.backends', 'mspa_tasks.scoring.uncertainty',"
             " 'mspa_tasks.artifacts', 'torch', 'transformers', 'trl', 'datasets']:\n"
             "    importlib.import_module(m)\n"

@@ -94,6 +94,9 @@ def test_a_local_store_keeps_url_characters_in_its_folder(tmp_path):
     assert (root / "a b" / "c#d.txt").read_text() == "ok"
     assert uri == f"{file_uri(root)}/a%20b/c%23d.txt"  # the printed URI names that file
     assert store.list() == ["a b/c#d.txt"]
+    # what a partition key holds stays readable: ds=..., no escape
+    assert store.uri("sessions/ds=2026-11-20/manifest.json").endswith(
+        "/sessions/ds=2026-11-20/manifest.json")
 
 
 def test_published_text_carries_no_nul_bytes(store):

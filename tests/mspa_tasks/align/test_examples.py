@@ -14,9 +14,10 @@ from mspa_tasks.align.examples import (
     read_examples,
     split_last_tip,
 )
-from mspa_tasks.align.rewards import format_reward, parse_recommended
+from mspa_tasks.align.rewards import format_reward
 from mspa_tasks.datasets import AUTHOR_VECTORS, read_vectors
 from mspa_tasks.days import window_for
+from mspa_tasks.llm.answers import parse_recommended
 from mspa_tasks.llm.content import load_author_content
 from mspa_tasks.llm.prompting import render_user
 from mspa_tasks.publish import read_table

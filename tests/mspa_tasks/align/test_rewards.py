@@ -9,11 +9,10 @@ import pytest
 from mspa_tasks.align.rewards import (
     accuracy_reward,
     format_reward,
-    has_format,
-    parse_recommended,
     reward_functions,
     similarity_reward,
 )
+from mspa_tasks.llm.answers import has_format, parse_recommended
 
 IDS = [101, 202, 303, 404]
 FULL = ("User Preference: likes calm singers. Recommendation Reason: bedroom studio, "

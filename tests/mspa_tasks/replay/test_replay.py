@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from mspa_tasks import replay, vector_store
+from mspa_tasks.align.examples import ensure_examples
 from mspa_tasks.days import window_for
 from mspa_tasks.vectors import milvus
 from tests.mspa_tasks.align.conftest import D0, DS, publish_day
@@ -43,6 +44,7 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
     cov = offline["coverage"]
     assert 0 < cov["impressions_scored"] <= cov["impressions"]
     assert cov["requests_with_watched"] > 0 and cov["users_with_vector"] == cov["users"]
+    ensure_examples(DS, url, store, settings)  # the task replay.prepare_examples
     u2a = replay.replay_u2a(DS, url, store, settings)
     assert u2a["champion"] == "base-packaged-smollm2-135m-instruct"  # nothing registered yet
     assert u2a["test_users"] == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mspa_tasks.align.evaluate import accuracy_intervals, accuracy_report
+from mspa_tasks.llm.ranking import accuracy_intervals, accuracy_report
 
 
 def _rows(n_users: int = 20) -> list[dict]:

@@ -1,7 +1,7 @@
 """Acc@m of a recommender model: greedy answers to the examples, parsed by the rewards' parser.
 
 Acc@m is the share of examples of candidate-set size ``m`` whose recommended author (see
-:func:`mspa_tasks.align.rewards.parse_recommended`) is the ground truth; an answer naming no
+:func:`mspa_tasks.llm.answers.parse_recommended`) is the ground truth; an answer naming no
 candidate counts as wrong. Alongside: ``answered@m`` (a candidate was named), ``format@m``
 (the three phrases in order) and ``chance@m`` (1/m, a random pick's expected accuracy).
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mspa_tasks.align.rewards import has_format, parse_recommended
+from mspa_tasks.llm.answers import has_format, parse_recommended
 
 log = logging.getLogger(__name__)
 
