@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mspa_tasks.config import ComposeConfig, Settings
+from mspa_tasks.llm.validate import content_words
 from mspa_tasks.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -389,8 +390,6 @@ class KeywordBackend:
         >>> KeywordBackend.fields("- music streamer Mo in Chengdu (tipped 2x); intro: calm songs")
         ({'category': ['music'], 'place': ['Chengdu'], 'intro': ['calm', 'songs']}, 2)
         """
-        from mspa_tasks.compose.validate import content_words
-
         parts = line.removeprefix("- ").split("; ")
         who = cls._WHO.match(parts[0])
         out: dict[str, list[str]] = {}

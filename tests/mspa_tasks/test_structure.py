@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 ROOTS = {"mspa_tasks": REPO / "mspa_tasks", "mspa_airflow": REPO / "plugins" / "mspa_airflow"}
@@ -102,4 +104,71 @@ def test_no_module_reaches_a_private_name_of_another_package():
                     and _package(aliases[node.value.id]) != _package(module):
                 found.append(f"{path.relative_to(REPO)}:{node.lineno}: "
                              f"{aliases[node.value.id]}.{node.attr}")
+    assert found == []
+
+
+# The layers, bottom up (docs/architecture.md, "Layers"). A package may import its own layer's
+# core packages and any layer below; a stage never imports another stage: it reads their
+# outputs through the catalog (mspa_tasks.datasets).
+CORE = {"mspa_tasks", "artifacts", "champion", "config", "datasets", "days", "encoder_lineage",
+        "forward_day", "llm", "markdown", "model_store", "models", "progress", "publish",
+        "quality", "registry", "sampling", "scoring", "summaries", "text", "vector_store",
+        "vocab", "warehouse"}
+STAGES = {"ingest", "kuailive", "world", "compose", "vectors", "align", "replay"}
+TOP = {"cli", "__main__"}
+LAYER = {**dict.fromkeys(CORE, 0), **dict.fromkeys(STAGES, 1), **dict.fromkeys(TOP, 2)}
+
+
+def _unit(module: str) -> str:
+    """``compose`` for ``mspa_tasks.compose.shards``, ``days`` for ``mspa_tasks.days``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def package_graph() -> set[tuple[str, str]]:
+    """``(importer, imported)`` units of the library, imports inside functions included."""
+    edges = set()
+    for module, path in MODULES.items():
+        if not module.startswith("mspa_tasks"):
+            continue
+        for target, names in _imports(ast.parse(path.read_text())):
+            for dep in ({_resolve(target, n) for n in names} or {target}):
+                if dep.startswith("mspa_tasks") and _unit(dep) != _unit(module):
+                    edges.add((_unit(module), _unit(dep)))
+    return edges
+
+
+def layer_violations(edges: set[tuple[str, str]]) -> list[str]:
+    """Every edge against the order: up a layer, or sideways between two stages."""
+    out = []
+    for src, dst in sorted(edges):
+        if src not in LAYER or dst not in LAYER:
+            out.append(f"{src} -> {dst}: a package with no layer (add it to CORE/STAGES/TOP)")
+        elif LAYER[dst] > LAYER[src]:
+            out.append(f"{src} -> {dst}: imports a layer above its own")
+        elif src in STAGES and dst in STAGES:
+            out.append(f"{src} -> {dst}: a stage imports another stage (read its output "
+                       "through the catalog, or move the shared piece into the core)")
+    return out
+
+
+def test_every_import_follows_the_layers():
+    assert layer_violations(package_graph()) == []
+
+
+@pytest.mark.parametrize(("edge", "message"), [
+    (("days", "replay"), "imports a layer above its own"),
+    (("replay", "vectors"), "a stage imports another stage"),
+    (("scoring", "cli"), "imports a layer above its own"),
+])
+def test_the_layer_check_catches_an_injected_back_edge(edge, message):
+    violations = layer_violations(package_graph() | {edge})
+    assert len(violations) == 1 and message in violations[0]
+
+
+def test_the_library_knows_nothing_of_airflow():
+    found = [f"{path.relative_to(REPO)}: {target}" for module, path in MODULES.items()
+             if module.startswith("mspa_tasks")
+             for target, _ in _imports(ast.parse(path.read_text()))
+             if target.split(".")[0] in ("airflow", "mspa_airflow")]
     assert found == []

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mspa_tasks import compose as run
 from mspa_tasks import days, ingest
-from mspa_tasks.compose.validate import has_structure
+from mspa_tasks.llm.validate import has_structure
 from mspa_tasks.publish import read_manifest, read_table
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.conftest import scalar
