@@ -23,8 +23,33 @@ import os
 import sys
 from urllib.parse import quote
 
-from mspa_tasks.artifacts import file_uri, open_store
-from mspa_tasks.config import load_settings
+from mspa_tasks import registry, vector_store
+from mspa_tasks import replay as report
+from mspa_tasks.artifacts import (
+    ArtifactNotFound,
+    StoreUnavailable,
+    StoreURIError,
+    file_uri,
+    open_store,
+)
+from mspa_tasks.config import CONF_DIR, ConfigError, load_settings
+from mspa_tasks.datasets import UnknownDataset, dataset
+from mspa_tasks.days import InvalidPartition, window_for
+from mspa_tasks.ingest import NotStaged, run_ingest
+from mspa_tasks.kuailive import KuaiLiveFormatError, import_kuailive
+from mspa_tasks.models import prepare_packaged_models
+from mspa_tasks.publish import ChecksumMismatch, EmptyInput, read_manifest
+from mspa_tasks.quality import GateError
+from mspa_tasks.replay.results import ReportUnreadable
+from mspa_tasks.summaries import manifest_summary, texts_summary, vectors_summary
+from mspa_tasks.vector_store import MilvusUnavailable
+from mspa_tasks.vectors import milvus
+from mspa_tasks.vectors.alignment import align_encoder
+from mspa_tasks.vectors.encode import InputsMissing, encode_day
+from mspa_tasks.vectors.milvus import PublishRefused
+from mspa_tasks.warehouse import MissingSourceTable, WarehouseURLError
+from mspa_tasks.world.calibration import markdown, measure
+from mspa_tasks.world.generate import PRESETS, generate_world
 
 
 def _settings(args: argparse.Namespace):
@@ -32,7 +57,6 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_seed_world(args: argparse.Namespace) -> int:
-    from mspa_tasks.world.generate import PRESETS, generate_world
 
     settings = _settings(args)
     if args.preset not in PRESETS:
@@ -51,8 +75,6 @@ def cmd_seed_world(args: argparse.Namespace) -> int:
 def cmd_world_stats(args: argparse.Namespace) -> int:
     import tempfile
 
-    from mspa_tasks.world.calibration import markdown, measure
-    from mspa_tasks.world.generate import PRESETS, generate_world
 
     unknown = [p for p in args.preset or [] if p not in PRESETS]
     if unknown:
@@ -70,8 +92,6 @@ def cmd_world_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_import_kuailive(args: argparse.Namespace) -> int:
-    from mspa_tasks.config import CONF_DIR
-    from mspa_tasks.kuailive import import_kuailive
 
     url = args.warehouse or _settings(args).warehouse_url
     summary = import_kuailive(args.folder, url, force=args.force,
@@ -85,7 +105,6 @@ def cmd_import_kuailive(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from mspa_tasks.ingest import run_ingest
 
     settings = _settings(args)
     published = run_ingest(args.ds, settings.warehouse_url, open_store(settings.artifacts_uri),
@@ -95,9 +114,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_show_manifest(args: argparse.Namespace) -> int:
-    from mspa_tasks.datasets import dataset
-    from mspa_tasks.publish import read_manifest
-    from mspa_tasks.summaries import manifest_summary, texts_summary, vectors_summary
 
     dataset(args.dataset)  # a name the catalog knows, never a path
     settings = _settings(args)
@@ -106,8 +122,6 @@ def cmd_show_manifest(args: argparse.Namespace) -> int:
     if args.dataset == "sessions":
         print(manifest_summary(manifest, store, settings))
     elif args.dataset in ("author_vectors", "user_vectors"):
-        from mspa_tasks import vector_store
-        from mspa_tasks.vectors import milvus
 
         versions = milvus.list_versions(vector_store.MilvusTarget(settings.vectors.milvus_uri),
                                         settings) if settings.vectors.milvus_uri else []
@@ -118,7 +132,6 @@ def cmd_show_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_models(args: argparse.Namespace) -> int:
-    from mspa_tasks.models import prepare_packaged_models
 
     settings = _settings(args)
     for name, path in prepare_packaged_models(settings.models_dir).items():
@@ -136,9 +149,6 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_vectors(args: argparse.Namespace) -> int:
-    from mspa_tasks import vector_store
-    from mspa_tasks.vectors import milvus
-    from mspa_tasks.vectors.encode import encode_day
 
     settings = _settings(args)
     if args.insert_batch:
@@ -156,7 +166,6 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     out: object
     try:
         if args.action == "align":
-            from mspa_tasks.vectors.alignment import align_encoder
 
             out = align_encoder(args.ds, settings.warehouse_url, store, settings)
         elif args.action == "encode":
@@ -188,7 +197,6 @@ def cmd_vectors(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from mspa_tasks import registry
 
     settings = _settings(args)
     url = settings.warehouse_url
@@ -212,8 +220,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from mspa_tasks import replay as report
-    from mspa_tasks.artifacts import ArtifactNotFound, open_store
 
     settings = _settings(args)
     store = open_store(settings.artifacts_uri)
@@ -306,19 +312,6 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     """What a user can cause or fix (bad input, a missing day, a gate breach, a held lite
     file): reported as one line, never as a traceback. Anything else is a bug and keeps its
     traceback."""
-    from mspa_tasks.artifacts import ArtifactNotFound, StoreUnavailable, StoreURIError
-    from mspa_tasks.config import ConfigError
-    from mspa_tasks.datasets import UnknownDataset
-    from mspa_tasks.days import InvalidPartition
-    from mspa_tasks.ingest import NotStaged
-    from mspa_tasks.kuailive import KuaiLiveFormatError
-    from mspa_tasks.publish import ChecksumMismatch, EmptyInput
-    from mspa_tasks.quality import GateError
-    from mspa_tasks.replay.results import ReportUnreadable
-    from mspa_tasks.vector_store import MilvusUnavailable
-    from mspa_tasks.vectors.encode import InputsMissing
-    from mspa_tasks.vectors.milvus import PublishRefused
-    from mspa_tasks.warehouse import MissingSourceTable, WarehouseURLError
 
     return (ConfigError, InvalidPartition, NotStaged, ArtifactNotFound, ChecksumMismatch,
             EmptyInput, GateError, InputsMissing, MilvusUnavailable, PublishRefused,
@@ -332,7 +325,6 @@ def one_line(exc: BaseException) -> str:
     >>> one_line(RuntimeError("gate stopped: 2 failed\n  - a FAILED\n  - b FAILED"))
     'gate stopped: 2 failed; a FAILED; b FAILED'
     """
-    from mspa_tasks.artifacts import ArtifactNotFound
 
     if isinstance(exc, ArtifactNotFound):
         return f"{exc.args[0] if exc.args else exc} does not exist (is that day published?)"
@@ -348,7 +340,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
     try:
-        from mspa_tasks.days import window_for
 
         for name in ("ds", "end_ds"):  # a bad day is refused before anything runs
             if getattr(args, name, None):

@@ -20,16 +20,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mspa_tasks import vocab as V
+from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-    from mspa_tasks.artifacts import ArtifactStore
-    from mspa_tasks.publish import Published
+    from mspa_tasks.publish import Published  # a type only (see _publish: pyarrow)
+
+
+def _publish() -> ModuleType:
+    """:mod:`mspa_tasks.publish`, imported when first used: every DAG file imports this
+    catalog at parse time (its Assets), and publishing pulls pyarrow, which the scheduler's
+    parse loop must not pay for."""
+    from mspa_tasks import publish
+
+    return publish
 
 
 class InputsMissing(RuntimeError):
@@ -132,14 +142,11 @@ class Dataset:
 
     def days(self, store: ArtifactStore) -> list[str]:
         """Published partitions, oldest first."""
-        from mspa_tasks.publish import published_days
-
-        return published_days(store, self.name)
+        return _publish().published_days(store, self.name)
 
     def is_published(self, store: ArtifactStore, ds: str) -> bool:
-        from mspa_tasks.publish import MANIFEST, partition_prefix
-
-        return store.exists(f"{partition_prefix(self.name, ds)}/{MANIFEST}")
+        publish = _publish()
+        return store.exists(f"{publish.partition_prefix(self.name, ds)}/{publish.MANIFEST}")
 
     def latest(self, store: ArtifactStore, ds: str, include_ds: bool = True) -> str | None:
         """The newest published day at or before ``ds`` (strictly before without
@@ -156,19 +163,14 @@ class Dataset:
                                 f"first (run {p.dag} for {ds}, or clear {p.task}{by})")
 
     def manifest(self, store: ArtifactStore, ds: str, reader: str = "") -> dict[str, Any]:
-        from mspa_tasks.publish import read_manifest
-
         self.require(store, ds, reader)
-        return read_manifest(store, self.name, ds)
+        return _publish().read_manifest(store, self.name, ds)
 
     def read(self, store: ArtifactStore, ds: str, table: str, reader: str = "") -> pa.Table:
         """One published table, checksum- and schema-checked."""
-        from mspa_tasks.artifacts import ArtifactNotFound
-        from mspa_tasks.publish import read_table
-
         expected = self._schema(table)
         try:  # one read of the manifest; the existence check only when it is missing
-            out = read_table(store, self.name, ds, table)
+            out = _publish().read_table(store, self.name, ds, table)
         except ArtifactNotFound:
             self.require(store, ds, reader)
             raise
@@ -214,15 +216,11 @@ class Dataset:
     def stage(self, store: ArtifactStore, ds: str,
               tables: Mapping[str, pa.Table]) -> dict[str, dict[str, Any]]:
         """Check and stage ``tables`` (unpublished until a manifest names them)."""
-        from mspa_tasks.publish import stage_tables
-
         self.check(ds, tables)
-        return stage_tables(store, self.name, ds, dict(tables))
+        return _publish().stage_tables(store, self.name, ds, dict(tables))
 
     def commit(self, store: ArtifactStore, ds: str, manifest: dict[str, Any]) -> Published:
-        from mspa_tasks.publish import commit_manifest
-
-        return commit_manifest(store, self.name, ds, manifest)
+        return _publish().commit_manifest(store, self.name, ds, manifest)
 
     def publish(self, store: ArtifactStore, ds: str, tables: Mapping[str, pa.Table],
                 manifest: dict[str, Any]) -> Published:

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from mspa_tasks.days import DAY_MS
-from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
+from mspa_tasks.warehouse import bulk_insert, fetch_arrow, make_engine, run_sql
 
 log = logging.getLogger(__name__)
 
@@ -572,7 +572,6 @@ def room_caption(category: str) -> str | None:
 
 def reject_counts(warehouse_url: str) -> dict[str, dict[str, int]]:
     """``file -> reason -> rows`` in ``import_rejects`` for KuaiLive."""
-    from mspa_tasks.warehouse import fetch_arrow
 
     engine = make_engine(warehouse_url)
     try:

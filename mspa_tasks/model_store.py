@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
+from mspa_tasks.models import packaged_model
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,6 @@ def download_folder(store: ArtifactStore, prefix: str, target: Path) -> Path:
 
 def resolve_model(ref: str, store: ArtifactStore | None, models_dir: Path) -> str:
     """A local folder (or, for a hub id, the id itself) for the model reference ``ref``."""
-    from mspa_tasks.models import packaged_model
 
     packaged = packaged_model(ref, models_dir, "llm")
     if packaged is not None:

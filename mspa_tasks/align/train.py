@@ -39,7 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mspa_tasks.align.examples import read_examples
+from mspa_tasks.align.rewards import reward_functions
+from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import AlignConfig
+from mspa_tasks.llm.ranking import accuracy_intervals, evaluate_model
+from mspa_tasks.model_store import model_prefix, resolve_model, upload_folder
 
 log = logging.getLogger("mspa_tasks.align.train")
 
@@ -62,7 +67,6 @@ class RunConfig:
 
     @property
     def output(self) -> str:
-        from mspa_tasks.model_store import model_prefix
 
         return model_prefix(self.version)
 
@@ -81,7 +85,6 @@ def _value(text: str) -> Any:
 def load_run_config(source: str, overrides: list[str] | None = None) -> RunConfig:
     """The run config from a path or URI, with ``key=value`` overrides applied."""
     if source.startswith(("s3://", "file://")):
-        from mspa_tasks.artifacts import open_store
 
         root, _, name = source.rpartition("/")
         text = open_store(root).get_text(name)
@@ -288,7 +291,6 @@ def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
-    from mspa_tasks.align.rewards import reward_functions
 
     cfg = run.align
     if cfg.use_vllm and not torch.cuda.is_available():
@@ -339,10 +341,6 @@ def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
 
 def run_training(run: RunConfig) -> dict[str, Any]:
     """The whole run (see module doc); returns ``eval.json``'s content."""
-    from mspa_tasks.align.examples import read_examples
-    from mspa_tasks.artifacts import open_store
-    from mspa_tasks.llm.ranking import accuracy_intervals, evaluate_model
-    from mspa_tasks.model_store import resolve_model, upload_folder
 
     store = open_store(run.artifacts_uri)
     cfg = run.align

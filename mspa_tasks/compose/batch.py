@@ -35,6 +35,7 @@ from mspa_tasks.compose.batch_io import (  # re-exported: the batch's one API
     request_id,
     results_backend,
 )
+from mspa_tasks.compose.shards import plan_shards, shard_inputs
 from mspa_tasks.config import Settings
 from mspa_tasks.llm.backends import Backend, Generation, Request
 
@@ -65,7 +66,6 @@ def request_of(line: dict[str, Any]) -> Request:
 def export_batch(ds: str, warehouse_url: str, store: ArtifactStore,
                  settings: Settings) -> dict[str, Any]:
     """Write the day's misses as batch JSONL and ``batch.json`` (model version, counts)."""
-    from mspa_tasks.compose.shards import plan_shards, shard_inputs
 
     started = time.perf_counter()
     cfg = settings.compose

@@ -15,6 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mspa_tasks.artifacts import open_store
+from mspa_tasks.compose.batch import batch_prefix
+from mspa_tasks.config import load_settings
+
 log = logging.getLogger(__name__)
 
 
@@ -30,9 +34,6 @@ def vllm_command(model: str, requests: Path, results: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mspa_tasks.artifacts import open_store
-    from mspa_tasks.compose.batch import batch_prefix
-    from mspa_tasks.config import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ds", required=True)

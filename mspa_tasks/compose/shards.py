@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.champion import serving_settings
+from mspa_tasks.compose.batch_io import results_backend
 from mspa_tasks.compose.generate import Composed, compose_texts
 from mspa_tasks.config import ComposeConfig, Settings
 from mspa_tasks.datasets import CATALOG, SESSIONS, text_schema
@@ -179,7 +180,6 @@ def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
     composed: dict[int, Composed] = {}
     if misses:
         if backend is None and cfg.generation == "batch":
-            from mspa_tasks.compose.batch_io import results_backend
 
             backend = results_backend(ds, kind, store, version)
         if backend is None:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from mspa_tasks.config import ComposeConfig, Settings
 from mspa_tasks.llm.validate import content_words
+from mspa_tasks.models import packaged_model
 from mspa_tasks.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -454,7 +455,6 @@ def model_version(cfg: ComposeConfig, settings: Settings) -> str:
 def resolve_model_path(cfg: ComposeConfig, settings: Settings, prepare: bool = True) -> str:
     """The composer model's folder (a packaged one converted on first use), or the hub id /
     folder as configured (production; never fetched in tests)."""
-    from mspa_tasks.models import packaged_model
 
     path = packaged_model(cfg.model, settings.models_dir, "llm", prepare)
     return cfg.model if path is None else str(path)

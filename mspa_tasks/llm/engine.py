@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from mspa_tasks.config import ComposeConfig, Settings
 from mspa_tasks.llm.backends import Backend, load_backend, resolve_model_path
+from mspa_tasks.llm.openai_backend import OpenAIBackend
 
 
 def backend_for(cfg: ComposeConfig, settings: Settings, version: str) -> Backend:
     """The composer's backend as configured (``compose.backend``)."""
     path = None if cfg.backend == "keywords" else resolve_model_path(cfg, settings)
     if cfg.backend == "openai":
-        from mspa_tasks.llm.openai_backend import OpenAIBackend
 
         return OpenAIBackend(path, cfg.openai_base_url, cfg.openai_model or cfg.model,
                              version, max_new_tokens=cfg.max_new_tokens,

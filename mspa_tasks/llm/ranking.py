@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from mspa_tasks.llm.answers import has_format, parse_recommended
+from mspa_tasks.llm.backends import Request, TextBackend
+from mspa_tasks.scoring.uncertainty import user_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,6 @@ def accuracy_intervals(answers: Mapping[str, Sequence[str]], rows: Sequence[dict
     ...  if r["metric"] == "acc" and r["segment"] == "all"]
     [('a', 1.0, None, None), ('b', 0.0, -1.0, True)]
     """
-    from mspa_tasks.scoring.uncertainty import user_bootstrap
 
     per_model = {name: outcomes(list(a), rows) for name, a in answers.items()}
     sizes = np.array([int(r["m"]) for r in rows])
@@ -127,7 +128,6 @@ def generate_answers(model_path: str, prompts: Sequence[list[dict[str, str]]], b
                      max_new_tokens: int, label: str = "model") -> list[str]:
     """Greedy completions of chat ``prompts``, whole (not cut at a line), through the
     composer's batched text backend (length-sorted, left-padded batches; GPU when present)."""
-    from mspa_tasks.llm.backends import Request, TextBackend
 
     backend = TextBackend(model_path, batch_size, max_new_tokens, repetition_penalty=1.0,
                           one_line=False, label=f"{label}: answer")

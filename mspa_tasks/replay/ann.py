@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from mspa_tasks import vector_store
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.forward_day import (
@@ -30,7 +31,6 @@ def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Sett
     """The ``ann`` part: a sample of day ``ds``'s requests through the collection that
     served them (the model day's: the alias itself when it still serves that day, else that
     day's own collection) vs exact search on the same vectors."""
-    from mspa_tasks import vector_store
 
     cfg = settings.replay
     try:

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from mspa_tasks.replay.parts import MODELS, MSPA
+from mspa_tasks.replay.segments import FAMILIES
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,6 @@ def _cell(r: dict[str, Any] | None, best: float | None, several: bool) -> dict[s
 
 def segment_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Per segment family, the segment rows (metric, per-model cells, counts) in order."""
-    from mspa_tasks.replay.segments import FAMILIES
 
     by: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for r in report.get("segments", []):

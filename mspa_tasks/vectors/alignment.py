@@ -50,11 +50,32 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mspa_tasks import registry as R
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import EncoderAlignConfig, Settings
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
 from mspa_tasks.days import window_for
 from mspa_tasks.encoder_lineage import EncoderLeak, check_encoder_before, fusion_weight
+from mspa_tasks.forward_day import (
+    NoEarlierDay,
+    load_day,
+    model_day,
+    requests_with_positives,
+    scored_impressions,
+)
+from mspa_tasks.model_store import upload_folder
+from mspa_tasks.scoring import metrics as M
+from mspa_tasks.scoring import uncertainty as U
+from mspa_tasks.scoring.baselines import Scorer, als, fuse, pair_scores, popularity
+from mspa_tasks.vectors.encode import (
+    Encoder,
+    _weights_digest,
+    author_texts,
+    preference_texts,
+    resolve_encoder,
+    serving_encoder,
+)
+from mspa_tasks.warehouse import fetch_arrow, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +116,6 @@ def encoder_stem(version: str) -> str:
 def day_interactions(ds: str, warehouse_url: str, store: ArtifactStore) -> pa.Table:
     """``user_id, author_id, ts, source`` of every tip (``sessions`` of ``ds``) and click
     (the warehouse's impressions) on day ``ds`` itself, in time order."""
-    from mspa_tasks.warehouse import fetch_arrow, make_engine
 
     day = window_for(ds, 1)
     sessions = SESSIONS.read(store, ds, "sessions", READER)
@@ -137,7 +157,6 @@ def training_pairs(ds: str, model_day: str, warehouse_url: str, store: ArtifactS
                    cfg: EncoderAlignConfig) -> Pairs:
     """The pairs of ``ds`` (module doc): train users' texts of ``model_day`` with the authors
     they tipped or clicked on ``ds``."""
-    from mspa_tasks.vectors.encode import author_texts, preference_texts
 
     if model_day >= ds:
         raise ValueError(f"the texts must be older than the interactions: {model_day} >= {ds}")
@@ -223,7 +242,6 @@ def train_encoder(pairs: Pairs, base_path: str, cfg: EncoderAlignConfig,
 
 
 def _mean_uauc(s, scores: np.ndarray) -> float:
-    from mspa_tasks.scoring import metrics as M
 
     per = M.grouped_auc(s.user, scores, s.clicked)
     return float(np.mean(per.auc[per.valid])) if per.valid.any() else float("nan")
@@ -233,7 +251,6 @@ def choose_weight(mspa, ids, s, rows: np.ndarray, grid: tuple[float, ...]
                   ) -> tuple[float, dict[str, float]]:
     """MSPA's weight in the fused score with the best UAUC (clicks) on the impressions ``s``
     (ties: the larger MSPA weight), and the UAUC of every weight tried."""
-    from mspa_tasks.scoring.baselines import fuse, pair_scores
 
     tried = {}
     for w in grid:
@@ -249,15 +266,6 @@ def evaluate_encoders(ds: str, warehouse_url: str, store: ArtifactStore, setting
     (name -> :class:`.encode.Encoder`; :data:`CHAMPION` is the reference of the paired
     intervals), ALS and popularity trained on the window ending the model day, and the fused
     score of each encoder at its chosen weight."""
-    from mspa_tasks.forward_day import (
-        load_day,
-        requests_with_positives,
-        scored_impressions,
-    )
-    from mspa_tasks.scoring import metrics as M
-    from mspa_tasks.scoring import uncertainty as U
-    from mspa_tasks.scoring.baselines import Scorer, als, fuse, pair_scores, popularity
-    from mspa_tasks.vectors.encode import author_texts, preference_texts
 
     cfg, rcfg = settings.vectors.align, settings.replay
     data = load_day(ds, warehouse_url, store, settings.ingest.window_days)
@@ -333,10 +341,6 @@ def align_encoder(ds: str, warehouse_url: str, store: ArtifactStore,
                   settings: Settings) -> dict[str, Any]:
     """Pairs, training, gate, registry and the ``encoder_alignment`` partition of ``ds``.
     Returns what happened (``skipped`` with the reason when nothing could be done)."""
-    from mspa_tasks import registry as R
-    from mspa_tasks.forward_day import NoEarlierDay, model_day
-    from mspa_tasks.model_store import upload_folder
-    from mspa_tasks.vectors.encode import Encoder, resolve_encoder, serving_encoder
 
     cfg = settings.vectors.align
     started = time.perf_counter()
@@ -368,7 +372,6 @@ def align_encoder(ds: str, warehouse_url: str, store: ArtifactStore,
     scratch = Path(tempfile.mkdtemp(prefix="mspa-aligned-"))
     try:
         training = train_encoder(pairs, champ_path, cfg, scratch / "model")
-        from mspa_tasks.vectors.encode import _weights_digest
 
         version = f"{encoder_stem(champ_version)}-aligned-{ds.replace('-', '')}-" \
                   f"{_weights_digest(scratch / 'model')[:8]}"

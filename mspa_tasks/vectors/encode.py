@@ -45,8 +45,11 @@ from mspa_tasks.datasets import (
 )
 from mspa_tasks.datasets import InputsMissing as InputsMissing  # re-exported: the one error
 from mspa_tasks.days import code_version
+from mspa_tasks.model_store import download_folder
+from mspa_tasks.models import packaged_model
 from mspa_tasks.progress import Progress
 from mspa_tasks.publish import EmptyInput, require_rows
+from mspa_tasks.registry import ENCODER_REGISTRY, list_models
 from mspa_tasks.text import profile_text
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,6 @@ def text_hash(text: str) -> str:
 def resolve_encoder(cfg: VectorsConfig) -> tuple[str, str]:
     """``(path or hub id, encoder version)``. The packaged MiniLM is versioned by the hash of
     its weights, a folder by its name and weights, a hub id by itself."""
-    from mspa_tasks.models import packaged_model
 
     path = packaged_model(cfg.encoder, Path(), "encoder")
     if path is not None:
@@ -92,8 +94,6 @@ def serving_encoder(settings: Settings, store: ArtifactStore | None = None,
     encoder that saw ``ds + 1`` would leak it)."""
     cfg = settings.vectors
     if cfg.encoder_from_registry and warehouse_url and store is not None:
-        from mspa_tasks.model_store import download_folder
-        from mspa_tasks.registry import ENCODER_REGISTRY, list_models
 
         models = list_models(warehouse_url, ENCODER_REGISTRY)
         usable = [m for m in models if m.model_ref.startswith("artifact:") and m.ds
