@@ -172,3 +172,11 @@ def test_the_library_knows_nothing_of_airflow():
              for target, _ in _imports(ast.parse(path.read_text()))
              if target.split(".")[0] in ("airflow", "mspa_airflow")]
     assert found == []
+
+
+def test_the_architecture_doc_lists_the_layers_the_test_holds():
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    block = doc.split("<!-- layers:begin -->\n", 1)[1].split("\n<!-- layers:end -->", 1)[0]
+    rows = {line.split("|")[1].strip(): set(line.split("|")[2].replace("`", "").split())
+            for line in block.splitlines()[2:]}
+    assert rows == {"core": CORE, "stages": STAGES, "entry points": TOP}
