@@ -33,7 +33,7 @@ from mspa_tasks.artifacts import (
     open_store,
 )
 from mspa_tasks.config import CONF_DIR, ConfigError, load_settings
-from mspa_tasks.datasets import UnknownDataset, dataset
+from mspa_tasks.datasets import InputsMissing, UnknownDataset, dataset
 from mspa_tasks.days import InvalidPartition, window_for
 from mspa_tasks.ingest import NotStaged, run_ingest
 from mspa_tasks.kuailive import KuaiLiveFormatError, import_kuailive
@@ -45,7 +45,7 @@ from mspa_tasks.summaries import manifest_summary, texts_summary, vectors_summar
 from mspa_tasks.vector_store import MilvusUnavailable
 from mspa_tasks.vectors import milvus
 from mspa_tasks.vectors.alignment import align_encoder
-from mspa_tasks.vectors.encode import InputsMissing, encode_day
+from mspa_tasks.vectors.encode import encode_day
 from mspa_tasks.vectors.milvus import PublishRefused
 from mspa_tasks.warehouse import MissingSourceTable, WarehouseURLError
 from mspa_tasks.world.calibration import markdown, measure

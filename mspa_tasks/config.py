@@ -45,8 +45,6 @@ from mspa_tasks.artifacts import URI_SAFE, StoreURIError, local_root
 ENVIRONMENTS = ("local", "prod")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = Path(__file__).parent / "conf"
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW")
-LAUNCHERS = ("local", "kubernetes")
 
 # TOML arrays arrive as lists: tuples of strict items, the container itself coerced.
 Ints = Annotated[tuple[StrictInt, ...], Field(strict=False)]

@@ -9,7 +9,7 @@
 3. :func:`register_run` — read both models' Acc@m from ``eval.json``, apply the gate, and
    record the version, its status and the reason in ``model_registry``.
 
-:func:`serving_settings` gives the composer the champion's weights.
+:func:`mspa_tasks.champion.serving_settings` gives the composer the champion's weights.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from mspa_tasks import registry
 from mspa_tasks.align.examples import build_examples
 from mspa_tasks.align.train import EVAL, METRICS, RunConfig
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
-from mspa_tasks.champion import base_version, serving_settings  # noqa: F401
+from mspa_tasks.champion import base_version
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import AUTHOR_VECTORS
 from mspa_tasks.model_store import model_prefix

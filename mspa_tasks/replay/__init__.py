@@ -18,7 +18,7 @@ HTML. The names below are the stage's API.
 
 from mspa_tasks.replay.ann import replay_ann
 from mspa_tasks.replay.offline import replay_offline
-from mspa_tasks.replay.parts import MODELS, MSPA, PARTS, ReplayInputsMissing, row, write_part
+from mspa_tasks.replay.parts import MODELS, MSPA, PARTS, row, write_part
 from mspa_tasks.replay.render import segments_markdown, summary_text
 from mspa_tasks.replay.results import (
                                        REPORT_HTML,
@@ -33,7 +33,7 @@ from mspa_tasks.replay.results import (
 )
 from mspa_tasks.replay.u2a import replay_u2a
 
-__all__ = ["MODELS", "MSPA", "PARTS", "REPORT_HTML", "REPORT_JSON", "ReplayInputsMissing",
+__all__ = ["MODELS", "MSPA", "PARTS", "REPORT_HTML", "REPORT_JSON",
            "ReportIncomplete", "history", "list_reports", "publish_report", "read_report",
            "record_metrics", "replay_ann", "replay_offline", "replay_u2a", "report_prefix",
            "row", "segments_markdown", "summary_text", "write_part"]

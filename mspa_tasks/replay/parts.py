@@ -16,16 +16,14 @@ import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
-from mspa_tasks.datasets import InputsMissing
 from mspa_tasks.scoring.baselines import BASELINES, FUSED, MODELS, MSPA
 
-__all__ = ["BASELINES", "FUSED", "MODELS", "MSPA", "PARTS", "ReplayInputsMissing", "part_key",
+__all__ = ["BASELINES", "FUSED", "MODELS", "MSPA", "PARTS", "part_key",
            "row", "write_part"]
 
 log = logging.getLogger(__name__)
 
 PARTS = ("offline", "u2a", "ann")
-ReplayInputsMissing = InputsMissing  # the catalog's one error for an unpublished input
 
 
 def part_key(settings: Settings, ds: str, part: str) -> str:

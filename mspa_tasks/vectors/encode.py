@@ -43,7 +43,6 @@ from mspa_tasks.datasets import (
     read_vectors,
     vector_schema,
 )
-from mspa_tasks.datasets import InputsMissing as InputsMissing  # re-exported: the one error
 from mspa_tasks.days import code_version
 from mspa_tasks.model_store import download_folder
 from mspa_tasks.models import packaged_model

@@ -158,69 +158,150 @@ def _choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     return (cum < r).sum(axis=1)
 
 
+REGION_P = np.array(V.REGION_WEIGHTS) / sum(V.REGION_WEIGHTS)
+TIP_COLUMNS = ["event_id", "user_id", "author_id", "live_id", "ts", "amount", "ingested_at"]
+
+
+@dataclass(frozen=True)
+class _Authors:
+    """The authors' latent traits, as indices into the vocabulary (``V``)."""
+
+    cat: np.ndarray
+    reg: np.ndarray
+    sty: np.ndarray
+    atm0: np.ndarray
+    scene0: np.ndarray
+    drifts: np.ndarray
+    drift_day: np.ndarray
+    atm1: np.ndarray
+    scene1: np.ndarray
+    pop: np.ndarray
+    ids: np.ndarray
+    live: np.ndarray        # (day, author) -> live that day
+    start: np.ndarray       # first live day
+
+    def atm_on(self, day: int) -> np.ndarray:
+        return np.where(day >= self.drift_day, self.atm1, self.atm0)
+
+
+@dataclass(frozen=True)
+class _Users:
+    """The users' latent tastes and activity."""
+
+    theta: np.ndarray       # category preferences
+    home: np.ndarray
+    bias: np.ndarray        # towards the home region
+    phi: np.ndarray         # atmosphere tastes
+    rate: np.ndarray        # tips per day
+    loyal: np.ndarray
+    ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Tips:
+    """The clean tips, in time order (indices into users and authors)."""
+
+    user: np.ndarray
+    author: np.ndarray
+    day: np.ndarray
+    ts: np.ndarray
+
+
 def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) -> WorldSummary:
     """Write the world into the warehouse's source tables (replacing them) and its frames and
-    latent truth into ``store`` under ``world/``. Deterministic for a given spec."""
+    latent truth into ``store`` under ``world/``. Deterministic for a given spec: the steps
+    below draw from one generator in this order."""
     started = time.perf_counter()
     rng = np.random.default_rng(spec.seed)
-    end_day = dt.date.fromisoformat(spec.end_ds)
-    day0 = end_day - dt.timedelta(days=spec.n_days - 1)
+    day0 = dt.date.fromisoformat(spec.end_ds) - dt.timedelta(days=spec.n_days - 1)
     day0_ms = int(dt.datetime.combine(day0, dt.time(), dt.UTC).timestamp() * 1000)
+    expected: dict[str, Counter] = {"tip_events": Counter(), "authors": Counter()}
+
+    authors = _draw_authors(spec, rng)
+    users = _draw_users(spec, rng)
+    taste = _Taste(authors, users, rng)
+    tips = _draw_tips(spec, rng, users, taste, day0_ms)
+    events = _tip_events(rng, authors, users, tips)
+    tip_rows = _with_dirty_tips(spec, rng, authors, events, tips.day, expected["tip_events"])
+    author_rows, no_image = _profiles(rng, authors, day0_ms, expected["authors"])
+    media_rows, comment_rows, frames = _media(spec, rng, authors, no_image, store, day0_ms)
+    impression_rows = _impressions(spec, rng, authors, users, taste, day0_ms)
+
+    rows = _write_sources(warehouse_url, tip_rows, author_rows, media_rows, comment_rows,
+                          impression_rows)
+    rows["frames"] = frames
+    summary = WorldSummary(
+        spec=asdict(spec), rows=rows,
+        expected_quarantine={k: dict(sorted(v.items())) for k, v in expected.items()},
+        clean_tip_events=len(tips.ts), seconds=round(time.perf_counter() - started, 2),
+    )
+    summary.artifacts = {"world_truth": _publish_truth(store, spec, day0, authors, users)}
+    summary.artifacts["summary"] = store.put_text(
+        "world/summary.json", json.dumps(asdict(summary), indent=2, sort_keys=True) + "\n")
+    log.info("world written in %.1fs: %s", summary.seconds, rows)
+    return summary
+
+
+def _draw_authors(spec: WorldSpec, rng: np.random.Generator) -> _Authors:
     n_cat, n_reg, n_atm, n_sty = len(V.CATEGORIES), len(V.REGIONS), len(V.ATMOSPHERES), len(V.STYLES)
-
-    # ---- authors ---------------------------------------------------------------------
     A = spec.n_authors
-    a_cat = rng.choice(n_cat, A, p=np.array(V.CATEGORY_WEIGHTS) / sum(V.CATEGORY_WEIGHTS))
-    a_reg = rng.choice(n_reg, A, p=np.array(V.REGION_WEIGHTS) / sum(V.REGION_WEIGHTS))
-    a_sty = rng.integers(0, n_sty, A)
-    a_atm0 = rng.integers(0, n_atm, A)
-    a_scene0 = rng.integers(0, 3, A)
+    cat = rng.choice(n_cat, A, p=np.array(V.CATEGORY_WEIGHTS) / sum(V.CATEGORY_WEIGHTS))
+    reg = rng.choice(n_reg, A, p=REGION_P)
+    sty = rng.integers(0, n_sty, A)
+    atm0 = rng.integers(0, n_atm, A)
+    scene0 = rng.integers(0, 3, A)
     drifts = rng.random(A) < spec.drift_share
-    a_drift_day = np.where(drifts, rng.integers(3, spec.n_days - 1, A), spec.n_days + 1)
-    a_atm1 = (a_atm0 + rng.integers(1, n_atm, A)) % n_atm
-    a_scene1 = (a_scene0 + rng.integers(1, 3, A)) % 3
-    a_pop = rng.lognormal(0.0, 1.3, A)
-    kuailive = spec.shape == "kuailive"
-    if kuailive:  # the same draw, stretched to the calibrated sigma
-        a_pop = a_pop ** (spec.popularity_sigma / 1.3)
-    author_ids = AUTHOR_ID0 + np.arange(A)
+    drift_day = np.where(drifts, rng.integers(3, spec.n_days - 1, A), spec.n_days + 1)
+    atm1 = (atm0 + rng.integers(1, n_atm, A)) % n_atm
+    scene1 = (scene0 + rng.integers(1, 3, A)) % 3
+    pop = rng.lognormal(0.0, 1.3, A)
+    if spec.shape == "kuailive":  # the same draw, stretched to the calibrated sigma
+        pop = pop ** (spec.popularity_sigma / 1.3)
     # Who is live on which day, from a stream of its own so the closed worlds stay as they were.
-    live, a_start = _live_schedule(spec, np.random.default_rng([spec.seed, 1]))
+    live, start = _live_schedule(spec, np.random.default_rng([spec.seed, 1]))
+    return _Authors(cat, reg, sty, atm0, scene0, drifts, drift_day, atm1, scene1, pop,
+                    AUTHOR_ID0 + np.arange(A), live, start)
 
-    # ---- users -----------------------------------------------------------------------
+
+def _draw_users(spec: WorldSpec, rng: np.random.Generator) -> _Users:
+    n_cat, n_reg, n_atm = len(V.CATEGORIES), len(V.REGIONS), len(V.ATMOSPHERES)
     U = spec.n_users
-    u_theta = rng.dirichlet(np.full(n_cat, 0.25), U)
-    u_home = rng.choice(n_reg, U, p=np.array(V.REGION_WEIGHTS) / sum(V.REGION_WEIGHTS))
-    u_bias = rng.beta(2, 2, U)
-    u_phi = rng.dirichlet(np.full(n_atm, 0.6), U)
-    u_rate = spec.tips_per_user_day * rng.lognormal(-0.5, 1.0, U)
-    u_loyal = rng.beta(2, 4, U)
-    if kuailive:  # no loyalty knob: repeats come from preferences and the live schedule
-        u_loyal = np.zeros(U)
-    user_ids = USER_ID0 + np.arange(U)
-    region_p = np.array(V.REGION_WEIGHTS) / sum(V.REGION_WEIGHTS)
+    theta = rng.dirichlet(np.full(n_cat, 0.25), U)
+    home = rng.choice(n_reg, U, p=REGION_P)
+    bias = rng.beta(2, 2, U)
+    phi = rng.dirichlet(np.full(n_atm, 0.6), U)
+    rate = spec.tips_per_user_day * rng.lognormal(-0.5, 1.0, U)
+    loyal = rng.beta(2, 4, U)
+    if spec.shape == "kuailive":  # no loyalty knob: repeats come from preferences and the live schedule
+        loyal = np.zeros(U)
+    return _Users(theta, home, bias, phi, rate, loyal, USER_ID0 + np.arange(U))
 
-    def atm_on(day: int) -> np.ndarray:
-        return np.where(day >= a_drift_day, a_atm1, a_atm0)
 
-    def scene_on(day: int) -> np.ndarray:
-        return np.where(day >= a_drift_day, a_scene1, a_scene0)
+class _Taste:
+    """Which live author a user picks on a day: a category, a region (home with the user's
+    bias) and an atmosphere drawn from the user's tastes, then an author of that cell by
+    popularity, falling back to coarser cells when none of it is live."""
 
-    def samplers(day: int) -> tuple[_BucketSampler, ...]:
-        atm = atm_on(day)
-        weight = a_pop * live[day]  # only authors live that day can be tipped or shown
-        return (_BucketSampler((a_cat * n_reg + a_reg) * n_atm + atm, weight),
-                _BucketSampler(a_cat * n_atm + atm, weight),
-                _BucketSampler(a_cat, weight),
-                _BucketSampler(np.zeros(A, np.int64), weight))
+    def __init__(self, authors: _Authors, users: _Users, rng: np.random.Generator) -> None:
+        self.a, self.u, self.rng = authors, users, rng
 
-    def preferred_authors(users: np.ndarray, day: int) -> np.ndarray:
-        full, cat_atm, cat_only, anyone = samplers(day)
+    def _samplers(self, day: int) -> tuple[_BucketSampler, ...]:
+        a, n_reg, n_atm = self.a, len(V.REGIONS), len(V.ATMOSPHERES)
+        atm = a.atm_on(day)
+        weight = a.pop * a.live[day]  # only authors live that day can be tipped or shown
+        return (_BucketSampler((a.cat * n_reg + a.reg) * n_atm + atm, weight),
+                _BucketSampler(a.cat * n_atm + atm, weight),
+                _BucketSampler(a.cat, weight),
+                _BucketSampler(np.zeros(len(a.ids), np.int64), weight))
+
+    def preferred(self, users: np.ndarray, day: int) -> np.ndarray:
+        rng, u, n_reg, n_atm = self.rng, self.u, len(V.REGIONS), len(V.ATMOSPHERES)
+        full, cat_atm, cat_only, anyone = self._samplers(day)
         n = len(users)
-        cat = _choice_rows(rng, u_theta[users])
-        home = rng.random(n) < u_bias[users]
-        reg = np.where(home, u_home[users], rng.choice(n_reg, n, p=region_p))
-        atm = _choice_rows(rng, u_phi[users])
+        cat = _choice_rows(rng, u.theta[users])
+        home = rng.random(n) < u.bias[users]
+        reg = np.where(home, u.home[users], rng.choice(n_reg, n, p=REGION_P))
+        atm = _choice_rows(rng, u.phi[users])
         pick = full.sample((cat * n_reg + reg) * n_atm + atm, rng.random(n))
         miss = pick < 0
         pick[miss] = cat_atm.sample(cat[miss] * n_atm + atm[miss], rng.random(miss.sum()))
@@ -231,54 +312,68 @@ def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) ->
             pick[miss] = anyone.sample(np.zeros(miss.sum(), np.int64), rng.random(miss.sum()))
         return pick
 
-    # ---- tips ------------------------------------------------------------------------
-    last_author = np.full(U, -1)
+
+def _draw_tips(spec: WorldSpec, rng: np.random.Generator, users: _Users, taste: _Taste,
+               day0_ms: int) -> _Tips:
+    """Each day, each user tips Poisson(rate) times: a preferred live author, or (loyal
+    users) the last author they tipped; at evening-heavy hours."""
+    n_users = len(users.ids)
+    last_author = np.full(n_users, -1)
     tip_user, tip_author, tip_day, tip_ts = [], [], [], []
     hour_p = DIURNAL / DIURNAL.sum()
     for day in range(spec.n_days):
-        counts = rng.poisson(u_rate)
-        users = np.repeat(np.arange(U), counts)
-        if len(users) == 0:
+        counts = rng.poisson(users.rate)
+        who = np.repeat(np.arange(n_users), counts)
+        if len(who) == 0:
             continue
-        authors = preferred_authors(users, day)
-        loyal = (rng.random(len(users)) < u_loyal[users]) & (last_author[users] >= 0)
-        authors[loyal] = last_author[users[loyal]]
-        hours = rng.choice(24, len(users), p=hour_p)
-        ts = day0_ms + day * DAY_MS + hours * 3_600_000 + rng.integers(0, 3_600_000, len(users))
-        last_author[users] = authors  # numpy keeps the last write per user
-        tip_user.append(users)
-        tip_author.append(authors)
-        tip_day.append(np.full(len(users), day))
+        picked = taste.preferred(who, day)
+        loyal = (rng.random(len(who)) < users.loyal[who]) & (last_author[who] >= 0)
+        picked[loyal] = last_author[who[loyal]]
+        hours = rng.choice(24, len(who), p=hour_p)
+        ts = day0_ms + day * DAY_MS + hours * 3_600_000 + rng.integers(0, 3_600_000, len(who))
+        last_author[who] = picked  # numpy keeps the last write per user
+        tip_user.append(who)
+        tip_author.append(picked)
+        tip_day.append(np.full(len(who), day))
         tip_ts.append(ts)
-    t_user = np.concatenate(tip_user)
-    t_author = np.concatenate(tip_author)
-    t_day = np.concatenate(tip_day)
-    t_ts = np.concatenate(tip_ts)
+    t_user, t_author = np.concatenate(tip_user), np.concatenate(tip_author)
+    t_day, t_ts = np.concatenate(tip_day), np.concatenate(tip_ts)
     order = np.argsort(t_ts, kind="stable")
-    t_user, t_author, t_day, t_ts = t_user[order], t_author[order], t_day[order], t_ts[order]
-    n_clean = len(t_ts)
-    events = {
-        "event_id": (np.arange(n_clean) + 1).astype(object),
-        "user_id": user_ids[t_user].astype(object),
-        "author_id": author_ids[t_author].astype(object),
-        "live_id": (author_ids[t_author] * 1000 + t_day).astype(object),
-        "ts": t_ts.astype(object),
-        "amount": np.round(np.maximum(rng.lognormal(1.2, 1.0, n_clean), 0.1), 1).astype(object),
-        "ingested_at": (t_ts + rng.exponential(20_000, n_clean).astype(np.int64) + 500),
+    return _Tips(t_user[order], t_author[order], t_day[order], t_ts[order])
+
+
+def _tip_events(rng: np.random.Generator, authors: _Authors, users: _Users,
+                tips: _Tips) -> dict[str, np.ndarray]:
+    """The clean tips as ``tip_events`` columns: ids, a live room per author-day, amounts,
+    and a landing time shortly after each event."""
+    n = len(tips.ts)
+    amount = np.round(np.maximum(rng.lognormal(1.2, 1.0, n), 0.1), 1).astype(object)
+    return {
+        "event_id": (np.arange(n) + 1).astype(object),
+        "user_id": users.ids[tips.user].astype(object),
+        "author_id": authors.ids[tips.author].astype(object),
+        "live_id": (authors.ids[tips.author] * 1000 + tips.day).astype(object),
+        "ts": tips.ts.astype(object),
+        "amount": amount,
+        "ingested_at": (tips.ts + rng.exponential(20_000, n).astype(np.int64) + 500),
     }
 
-    # ---- dirty tip rows: extra rows, each with one defect, inside the last window -------
-    expected: dict[str, Counter] = {"tip_events": Counter(), "authors": Counter()}
+
+def _with_dirty_tips(spec: WorldSpec, rng: np.random.Generator, authors: _Authors,
+                     events: dict[str, np.ndarray], t_day: np.ndarray,
+                     expected: Counter) -> list[tuple]:
+    """The tip rows to load, in landing order: the clean ones plus extra rows inside the last
+    window, each with one defect (counted in ``expected`` by quarantine reason)."""
+    n_clean = len(events["ts"])
     first_window_day = spec.n_days - spec.window_days
     eligible = np.flatnonzero((t_day > first_window_day) & (t_day < spec.n_days - 1))
     n_each = max(3, int(n_clean * spec.dirty_rate))
-    dirty_cols: dict[str, list] = {k: [] for k in events}
+    dirty: dict[str, list] = {k: [] for k in events}
     next_event_id = n_clean + 1
 
-    def add_dirty(kind: str, reason: str, n: int) -> None:
+    def add(kind: str, reason: str, n: int) -> None:
         nonlocal next_event_id
-        base = rng.choice(eligible, n, replace=False)
-        for i in base:
+        for i in rng.choice(eligible, n, replace=False):
             row = {k: events[k][i] for k in events}
             row["ingested_at"] = int(row["ingested_at"]) + int(rng.integers(60_000, 600_000))
             if kind != "duplicate":
@@ -289,114 +384,135 @@ def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) ->
             elif kind == "null_author":
                 row["author_id"] = None
             elif kind == "unknown_author":
-                row["author_id"] = int(author_ids[-1]) + 1 + int(rng.integers(1, 10_000))
+                row["author_id"] = int(authors.ids[-1]) + 1 + int(rng.integers(1, 10_000))
             elif kind == "negative_amount":
                 row["amount"] = -float(row["amount"])
             elif kind == "future":
                 row["ts"] = int(row["ingested_at"]) + 400 * DAY_MS
             for k in events:
-                dirty_cols[k].append(row[k])
-        expected["tip_events"][reason] += n
+                dirty[k].append(row[k])
+        expected[reason] += n
 
-    add_dirty("null_user", "null_key", n_each)
-    add_dirty("null_author", "null_key", n_each)
-    add_dirty("unknown_author", "unknown_author", n_each)
-    add_dirty("negative_amount", "invalid_amount", n_each)
-    add_dirty("future", "future_timestamp", n_each)
-    add_dirty("duplicate", "duplicate_event", n_each)
+    add("null_user", "null_key", n_each)
+    add("null_author", "null_key", n_each)
+    add("unknown_author", "unknown_author", n_each)
+    add("negative_amount", "invalid_amount", n_each)
+    add("future", "future_timestamp", n_each)
+    add("duplicate", "duplicate_event", n_each)
 
-    all_ingested = np.concatenate([events["ingested_at"], np.array(dirty_cols["ingested_at"],
-                                                                    dtype=np.int64)])
-    load_order = np.argsort(all_ingested, kind="stable")
-    columns = ["event_id", "user_id", "author_id", "live_id", "ts", "amount", "ingested_at"]
+    landed = np.concatenate([events["ingested_at"], np.array(dirty["ingested_at"],
+                                                              dtype=np.int64)])
+    load_order = np.argsort(landed, kind="stable")
     merged = {k: np.concatenate([np.asarray(events[k], dtype=object),
-                                 np.array(dirty_cols[k], dtype=object)])[load_order]
-              for k in columns}
-    tip_rows = list(zip(range(1, len(load_order) + 1),
-                        *[_py(merged[k]) for k in columns], strict=True))
+                                 np.array(dirty[k], dtype=object)])[load_order]
+              for k in TIP_COLUMNS}
+    return list(zip(range(1, len(load_order) + 1), *[_py(merged[k]) for k in TIP_COLUMNS],
+                    strict=True))
 
-    # ---- author profiles, media, frames, comments ---------------------------------------
-    ids_shuffled = rng.permutation(A)
+
+def _profiles(rng: np.random.Generator, authors: _Authors, day0_ms: int,
+              expected: Counter) -> tuple[list[tuple], set[int]]:
+    """``authors`` rows (an intro written from the latents; 2% without text, a second older
+    profile for two authors, two rows without an id) and the authors left without media."""
+    A = len(authors.ids)
+    shuffled = rng.permutation(A)
     n_no_text = max(2, int(A * 0.02))
     n_no_image = max(2, int(A * 0.02))
-    no_text = set(ids_shuffled[:n_no_text].tolist())
-    no_image = set(ids_shuffled[n_no_text:n_no_text + n_no_image].tolist())
-    expected["authors"]["no_text"] += n_no_text
-    expected["authors"]["no_image"] += n_no_image
+    no_text = set(shuffled[:n_no_text].tolist())
+    no_image = set(shuffled[n_no_text:n_no_text + n_no_image].tolist())
+    expected["no_text"] += n_no_text
+    expected["no_image"] += n_no_image
     # A profile exists from the author's first live (the world's first day for most), so a
     # day (a backfill included) reads only the profiles known by its window's end.
-    profile_ms = day0_ms + a_start * DAY_MS
-    author_rows = []
+    profile_ms = day0_ms + authors.start * DAY_MS
+    rows = []
     for a in range(A):
-        cat = V.CATEGORIES[a_cat[a]]
-        region = V.REGIONS[a_reg[a]]
-        intro = _intro(rng, cat, V.SCENES[cat][a_scene0[a]], V.STYLES[a_sty[a]],
-                       V.ATMOSPHERES[a_atm0[a]], region)
+        cat = V.CATEGORIES[authors.cat[a]]
+        region = V.REGIONS[authors.reg[a]]
+        intro = _intro(rng, cat, V.SCENES[cat][authors.scene0[a]], V.STYLES[authors.sty[a]],
+                       V.ATMOSPHERES[authors.atm0[a]], region)
         if a in no_text:
             intro = None if a % 2 else "   "
-        author_rows.append((int(author_ids[a]), _nickname(rng), f"{V.CITIES[region]}, {region}",
-                            intro, cat, int(profile_ms[a])))
-    clean_pool = [a for a in ids_shuffled[n_no_text + n_no_image:][:2].tolist()]
-    for a in clean_pool:  # an older second profile row for the same author
-        row = author_rows[a]
-        author_rows.append((row[0], row[1] + "_old", row[2], row[3], row[4], row[5] - DAY_MS))
-    expected["authors"]["duplicate_author"] += len(clean_pool)
+        rows.append((int(authors.ids[a]), _nickname(rng), f"{V.CITIES[region]}, {region}",
+                     intro, cat, int(profile_ms[a])))
+    twice = shuffled[n_no_text + n_no_image:][:2].tolist()
+    for a in twice:  # an older second profile row for the same author
+        row = rows[a]
+        rows.append((row[0], row[1] + "_old", row[2], row[3], row[4], row[5] - DAY_MS))
+    expected["duplicate_author"] += len(twice)
     for _ in range(2):
-        author_rows.append((None, _nickname(rng), "Unknown", "profile without an id", "chatting",
-                            day0_ms))
-    expected["authors"]["null_key"] += 2
+        rows.append((None, _nickname(rng), "Unknown", "profile without an id", "chatting",
+                     day0_ms))
+    expected["null_key"] += 2
+    return rows, no_image
 
+
+def _media(spec: WorldSpec, rng: np.random.Generator, authors: _Authors, no_image: set[int],
+           store: ArtifactStore, day0_ms: int) -> tuple[list[tuple], list[tuple], int]:
+    """``author_media`` rows (a PNG frame in ``store``, its caption and an ASR snippet, on
+    days the author was live, in the atmosphere of that day) and three comments per frame,
+    about 1% of them prompt injections. Returns the rows and the frames written."""
     media_rows, comment_rows = [], []
-    frames_written = 0
-    for a in range(A):
+    frames = 0
+    for a in range(len(authors.ids)):
         if a in no_image:
             continue
-        live_days = np.flatnonzero(live[:, a])  # frames are taken while live
+        live_days = np.flatnonzero(authors.live[:, a])  # frames are taken while live
         days = np.sort(rng.choice(live_days, min(spec.frames_per_author, len(live_days)),
                                   replace=False))
         for day in days.tolist():
-            live_id = int(author_ids[a]) * 1000 + day
-            atm_i = int(a_atm1[a] if day >= a_drift_day[a] else a_atm0[a])
-            scene_i = int(a_scene1[a] if day >= a_drift_day[a] else a_scene0[a])
-            cat = V.CATEGORIES[a_cat[a]]
-            scene, style, atm = V.SCENES[cat][scene_i], V.STYLES[a_sty[a]], V.ATMOSPHERES[atm_i]
-            key = f"world/frames/{int(author_ids[a])}/{live_id}.png"
-            uri = store.put_bytes(key, _frame_png(rng, cat, scene, style))
-            frames_written += 1
+            author_id = int(authors.ids[a])
+            live_id = author_id * 1000 + day
+            drifted = day >= authors.drift_day[a]
+            atm_i = int(authors.atm1[a] if drifted else authors.atm0[a])
+            scene_i = int(authors.scene1[a] if drifted else authors.scene0[a])
+            cat = V.CATEGORIES[authors.cat[a]]
+            scene, style = V.SCENES[cat][scene_i], V.STYLES[authors.sty[a]]
+            atm = V.ATMOSPHERES[atm_i]
+            uri = store.put_bytes(f"world/frames/{author_id}/{live_id}.png",
+                                  _frame_png(rng, cat, scene, style))
+            frames += 1
             ts = day0_ms + day * DAY_MS + 20 * 3_600_000
             caption = f"{style} shot of a {scene}; a {cat} stream, {atm} mood"
             asr = (f"{_pick(rng, V.ASR_LINES[cat])}. {V.ATMOSPHERE_ASR[atm]}. "
                    f"{_pick(rng, V.ASR_LINES[cat])}.")
-            media_rows.append((int(author_ids[a]), live_id, ts, uri, caption, asr))
+            media_rows.append((author_id, live_id, ts, uri, caption, asr))
             for k in range(3):
                 text = _pick(rng, V.COMMENTS[atm])
                 if rng.random() < 0.01:
                     text = _pick(rng, V.INJECTIONS)
-                comment_rows.append((int(author_ids[a]), live_id, ts + (k + 1) * 60_000, text))
+                comment_rows.append((author_id, live_id, ts + (k + 1) * 60_000, text))
+    return media_rows, comment_rows, frames
 
-    # ---- impressions -------------------------------------------------------------------
-    imp_rows = []
+
+def _impressions(spec: WorldSpec, rng: np.random.Generator, authors: _Authors, users: _Users,
+                 taste: _Taste, day0_ms: int) -> list[tuple]:
+    """Requests of the last ``impression_days`` days: half preferred, half popular live
+    authors; clicks and gifts by the user's affinity to each shown author."""
+    rows = []
     request_id = 1
     k = spec.impressions_per_request
+    n_users, n_authors = len(users.ids), len(authors.ids)
+    kuailive = spec.shape == "kuailive"
     # kuailive: requests per user-day in proportion to the user's activity, so that clicks per
     # user-day average the calibrated figure at the world's measured click-through rate.
-    activity = u_rate / spec.tips_per_user_day
+    activity = users.rate / spec.tips_per_user_day
     requests_per_day = spec.clicks_per_user_day / (k * CLICK_THROUGH)
     crng = np.random.default_rng([spec.seed, 2])
     for day in range(spec.n_days - spec.impression_days, spec.n_days):
         if kuailive:
-            active = np.repeat(np.arange(U), crng.poisson(activity * requests_per_day))
+            active = np.repeat(np.arange(n_users), crng.poisson(activity * requests_per_day))
         else:
-            active = np.flatnonzero(rng.random(U) < np.minimum(0.9, 0.3 + u_rate))
-        pref = preferred_authors(np.repeat(active, k // 2), day).reshape(len(active), k // 2)
-        live_pop = a_pop * live[day]
-        pop = rng.choice(A, (len(active), k - k // 2), p=live_pop / live_pop.sum())
+            active = np.flatnonzero(rng.random(n_users) < np.minimum(0.9, 0.3 + users.rate))
+        pref = taste.preferred(np.repeat(active, k // 2), day).reshape(len(active), k // 2)
+        live_pop = authors.pop * authors.live[day]
+        pop = rng.choice(n_authors, (len(active), k - k // 2), p=live_pop / live_pop.sum())
         shown = np.concatenate([pref, pop], axis=1)
-        atm = atm_on(day)
-        users = np.repeat(active[:, None], k, axis=1)
-        affinity = (u_theta[users, a_cat[shown]] * 3
-                    + (u_home[users] == a_reg[shown]) * u_bias[users]
-                    + u_phi[users, atm[shown]] * 2)
+        atm = authors.atm_on(day)
+        who = np.repeat(active[:, None], k, axis=1)
+        affinity = (users.theta[who, authors.cat[shown]] * 3
+                    + (users.home[who] == authors.reg[shown]) * users.bias[who]
+                    + users.phi[who, atm[shown]] * 2)
         p_click = 1 / (1 + np.exp(-(2.5 * affinity - 2.5)))
         clicked = rng.random(shown.shape) < p_click
         p_gift = 1 / (1 + np.exp(-(2.0 * affinity - 4.5)))
@@ -407,17 +523,22 @@ def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) ->
         ts = day0_ms + day * DAY_MS + rng.integers(0, DAY_MS, len(active))
         for r in range(len(active)):
             for j in range(k):
-                imp_rows.append((request_id, int(user_ids[active[r]]), int(author_ids[shown[r, j]]),
-                                 int(ts[r]) + j, int(clicked[r, j]), int(gifted[r, j])))
+                rows.append((request_id, int(users.ids[active[r]]),
+                             int(authors.ids[shown[r, j]]), int(ts[r]) + j, int(clicked[r, j]),
+                             int(gifted[r, j])))
             request_id += 1
+    return rows
 
-    # ---- write (replacing the source tables) ---------------------------------------------
+
+def _write_sources(warehouse_url: str, tip_rows: list, author_rows: list, media_rows: list,
+                   comment_rows: list, impression_rows: list) -> dict[str, int]:
+    """Replace the warehouse's source tables with these rows, in one transaction."""
     engine = make_engine(warehouse_url)
     with engine.begin() as conn:
         run_sql(conn, "ddl/warehouse.sql")
         run_sql(conn, "world/truncate_sources.sql")
         rows = {
-            "tip_events": bulk_insert(conn, "tip_events", ["load_seq", *columns], tip_rows),
+            "tip_events": bulk_insert(conn, "tip_events", ["load_seq", *TIP_COLUMNS], tip_rows),
             "authors": bulk_insert(conn, "authors", ["author_id", "nickname", "location", "intro",
                                                      "category", "updated_at"], author_rows),
             "author_media": bulk_insert(conn, "author_media", [
@@ -425,44 +546,39 @@ def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) ->
             "live_comments": bulk_insert(conn, "live_comments",
                                          ["author_id", "live_id", "ts", "text"], comment_rows),
             "impressions": bulk_insert(conn, "impressions", [
-                "request_id", "user_id", "author_id", "ts", "clicked", "gifted"], imp_rows),
+                "request_id", "user_id", "author_id", "ts", "clicked", "gifted"], impression_rows),
         }
     engine.dispose()
-    rows["frames"] = frames_written
+    return rows
 
+
+def _publish_truth(store: ArtifactStore, spec: WorldSpec, day0: dt.date, authors: _Authors,
+                   users: _Users) -> str:
+    """The latent truth through the catalog (an optional input of the replay's A2A metric),
+    at the world's first day so that every day of the world sees it. Returns its manifest."""
+    a = authors
     latents = pa.table({
-        "author_id": author_ids, "category": [V.CATEGORIES[i] for i in a_cat],
-        "region": [V.REGIONS[i] for i in a_reg], "style": [V.STYLES[i] for i in a_sty],
-        "atmosphere_before": [V.ATMOSPHERES[i] for i in a_atm0],
-        "atmosphere_after": [V.ATMOSPHERES[i] for i in a_atm1],
-        "drift_day": np.where(drifts, a_drift_day, -1), "popularity": a_pop,
-        "first_live_day": a_start, "live_days": live.sum(axis=0),
+        "author_id": a.ids, "category": [V.CATEGORIES[i] for i in a.cat],
+        "region": [V.REGIONS[i] for i in a.reg], "style": [V.STYLES[i] for i in a.sty],
+        "atmosphere_before": [V.ATMOSPHERES[i] for i in a.atm0],
+        "atmosphere_after": [V.ATMOSPHERES[i] for i in a.atm1],
+        "drift_day": np.where(a.drifts, a.drift_day, -1), "popularity": a.pop,
+        "first_live_day": a.start, "live_days": a.live.sum(axis=0),
     })
-    live_day, live_author = np.nonzero(live)
-    live_table = pa.table({"author_id": author_ids[live_author], "day": live_day})
+    live_day, live_author = np.nonzero(a.live)
+    live_table = pa.table({"author_id": a.ids[live_author], "day": live_day})
     user_latents = pa.table({
-        "user_id": user_ids, "home_region": [V.REGIONS[i] for i in u_home],
-        "region_bias": u_bias, "tips_per_day": u_rate, "loyalty": u_loyal,
-        **{f"pref_{c}": u_theta[:, i] for i, c in enumerate(V.CATEGORIES)},
-        **{f"atm_{m}": u_phi[:, i] for i, m in enumerate(V.ATMOSPHERES)},
+        "user_id": users.ids, "home_region": [V.REGIONS[i] for i in users.home],
+        "region_bias": users.bias, "tips_per_day": users.rate, "loyalty": users.loyal,
+        **{f"pref_{c}": users.theta[:, i] for i, c in enumerate(V.CATEGORIES)},
+        **{f"atm_{m}": users.phi[:, i] for i, m in enumerate(V.ATMOSPHERES)},
     })
-    summary = WorldSummary(
-        spec=asdict(spec), rows=rows,
-        expected_quarantine={k: dict(sorted(v.items())) for k, v in expected.items()},
-        clean_tip_events=n_clean, seconds=round(time.perf_counter() - started, 2),
-    )
-    # The latent truth goes through the catalog (an optional input of the replay's A2A
-    # metric), at the world's first day so that every day of the world sees it.
     truth = WORLD_TRUTH.publish(store, day0.isoformat(), {
         "authors": latents.cast(WORLD_TRUTH.tables["authors"]),
         "users": user_latents.cast(WORLD_TRUTH.tables["users"]),
         "live": live_table.cast(WORLD_TRUTH.tables["live"])},
         {"spec": asdict(spec), "seed": spec.seed})
-    summary.artifacts = {"world_truth": truth.manifest_uri}
-    summary.artifacts["summary"] = store.put_text(
-        "world/summary.json", json.dumps(asdict(summary), indent=2, sort_keys=True) + "\n")
-    log.info("world written in %.1fs: %s", summary.seconds, rows)
-    return summary
+    return truth.manifest_uri
 
 
 def _live_schedule(spec: WorldSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

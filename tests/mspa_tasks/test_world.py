@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from mspa_tasks import vocab as V
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.datasets import WORLD_TRUTH
 from mspa_tasks.days import window_for
@@ -84,12 +85,37 @@ def test_frames_are_real_pngs_in_the_store(tiny):
     assert image.format == "PNG" and image.size == (32, 32)
 
 
-def test_texts_carry_the_latents_and_some_injections(tiny):
-    _, _, _, tables = tiny
-    intros = tables["authors"].intro.dropna()
-    assert intros.str.len().gt(20).mean() > 0.9
-    assert tables["author_media"].asr_text.str.len().gt(20).all()
-    assert tables["impressions"].clicked.mean() > tables["impressions"].gifted.mean() > 0
+def test_intros_and_transcripts_say_each_authors_latent_category(tiny):
+    """What the composer reads carries the truth it should recover: every written intro and
+    every transcript uses a phrase of the author's own latent category."""
+    _, store, _, tables = tiny
+    latents = WORLD_TRUTH.read(store, WORLD_TRUTH.days(store)[-1], "authors").to_pandas()
+    category = dict(zip(latents.author_id, latents.category, strict=True))
+    authors = tables["authors"].dropna(subset=["intro"])
+    # the world's own authors (planted bad rows have no latents) with a written intro
+    authors = authors[authors.author_id.isin(category) & (authors.intro.str.strip() != "")]
+    assert len(authors) > 0.9 * len(category)
+    for row in authors.itertuples():
+        phrases = V.CATEGORY_PHRASES[category[row.author_id]]
+        assert any(p.lower() in row.intro.lower() for p in phrases), (row.author_id, row.intro)
+    media = tables["author_media"]
+    media = media[media.author_id.isin(category)]
+    assert len(media) > 0.9 * len(tables["author_media"])
+    for row in media.itertuples():
+        lines = V.ASR_LINES[category[row.author_id]]
+        assert any(line in row.asr_text for line in lines), (row.author_id, row.asr_text)
+
+
+def test_a_few_comments_are_prompt_injections(tiny):
+    """The composer must meet hostile text: about 1% of comments are injection strings."""
+    comments = tiny[3]["live_comments"].text
+    share = comments.isin(V.INJECTIONS).mean()
+    assert 0 < share < 0.05, share
+
+
+def test_viewers_click_more_often_than_they_gift(tiny):
+    impressions = tiny[3]["impressions"]
+    assert impressions.clicked.mean() > impressions.gifted.mean() > 0
 
 
 def test_spec_validation():

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from mspa_tasks import replay, vector_store
 from mspa_tasks.align.examples import ensure_examples
+from mspa_tasks.datasets import InputsMissing
 from mspa_tasks.days import window_for
 from mspa_tasks.vectors import milvus
 from tests.mspa_tasks.align.conftest import D0, DS, publish_day
@@ -74,8 +75,10 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
         assert als["significant"] == (als["diff_low"] > 0 or als["diff_high"] < 0)
     # segments: every model, with counts; novelty splits the requests exactly in two
     segs = {(r["segment"], r["metric"], r["model"]): r for r in report["segments"]}
-    for seg in ("new_to_user", "repeat", "cold", "established", "head", "torso", "tail"):
-        assert report["segment_counts"][seg]["impressions"] >= 0
+    counts = report["segment_counts"]
+    for family in (("new_to_user", "repeat"), ("cold", "established"), ("head", "torso", "tail")):
+        # each family splits the scored impressions: every one in exactly one segment
+        assert sum(counts[seg]["impressions"] for seg in family) == cov["impressions_scored"]
     hr = f"hr@{settings.replay.hr_ks[0]}"
     split = [segs[(s, hr, "mspa")]["n"] for s in ("new_to_user", "repeat")
              if (s, hr, "mspa") in segs]
@@ -123,7 +126,7 @@ def test_delta_and_trend_use_the_previous_replayed_day(day, tmp_path):
 
 def test_replay_of_an_unpublished_day_names_what_to_run(day):
     url, store, settings = day
-    with pytest.raises(replay.ReplayInputsMissing, match="run mspa_daily for 2026-11-21"):
+    with pytest.raises(InputsMissing, match="run mspa_daily for 2026-11-21"):
         replay.replay_offline("2026-11-21", url, store, settings)
 
 

@@ -11,10 +11,11 @@ from mspa_tasks.datasets import (
     AUTHOR_VECTORS,
     PREFERENCE_TEXTS,
     USER_VECTORS,
+    InputsMissing,
     read_vectors,
 )
 from mspa_tasks.publish import publish_partition, read_manifest
-from mspa_tasks.vectors.encode import Encoder, InputsMissing, encode_day
+from mspa_tasks.vectors.encode import Encoder, encode_day
 
 DS, NEXT = "2026-11-20", "2026-11-21"
 AUTHORS = [(1, "Mia", "Chengdu", "singing"), (2, "Kai", "Shanghai", "gaming"),
