@@ -44,9 +44,10 @@ def _inputs(n_users: int):
     from mspa_tasks.compose.shards import tipped_authors
     from mspa_tasks.config import load_settings
     from mspa_tasks.ingest import run_ingest
-    from mspa_tasks.llm.backends import Request, model_version, resolve_model_path
     from mspa_tasks.llm.content import load_author_content
+    from mspa_tasks.llm.engine import model_version, resolve_model_path
     from mspa_tasks.llm.prompting import load_prompt
+    from mspa_tasks.llm.requests import Request
     from mspa_tasks.publish import read_table
     from mspa_tasks.world.generate import PRESETS, generate_world
 
@@ -73,7 +74,7 @@ def _inputs(n_users: int):
 
 
 def speed(args: argparse.Namespace) -> dict:
-    from mspa_tasks.llm.backends import TextBackend
+    from mspa_tasks.llm.hf import TextBackend
 
     settings, spec, users, groups, path = _inputs(args.users)
     cfg = settings.compose
@@ -185,7 +186,7 @@ def _profile(backend, groups: list, names: list[str], warm: int) -> dict:
 
 
 def tokens(args: argparse.Namespace) -> dict:
-    from mspa_tasks.llm.backends import TextBackend
+    from mspa_tasks.llm.hf import TextBackend
 
     settings, spec, users, groups, path = _inputs(args.users)
     cfg = settings.compose

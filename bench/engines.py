@@ -67,9 +67,9 @@ def prompts(n: int) -> list[str]:
     from mspa_tasks.compose.shards import tipped_authors
     from mspa_tasks.config import load_settings
     from mspa_tasks.ingest import run_ingest
-    from mspa_tasks.llm.backends import Request
     from mspa_tasks.llm.content import load_author_content
     from mspa_tasks.llm.prompting import load_prompt, render_user
+    from mspa_tasks.llm.requests import Request
     from mspa_tasks.models import convert_smollm2
     from mspa_tasks.publish import read_table
     from mspa_tasks.world.generate import PRESETS, generate_world

@@ -37,7 +37,7 @@ from mspa_tasks.compose.batch_io import (  # re-exported: the batch's one API
 )
 from mspa_tasks.compose.shards import plan_shards, shard_inputs
 from mspa_tasks.config import Settings
-from mspa_tasks.llm.backends import Backend, Generation, Request
+from mspa_tasks.llm.requests import Backend, Generation, Request
 
 __all__ = ["ResultsBackend", "batch_prefix", "export_batch", "read_results", "request_id",
            "results_backend", "run_locally"]

@@ -8,7 +8,7 @@ import json
 import logging
 
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
-from mspa_tasks.llm.backends import Generation, Request, _first_line
+from mspa_tasks.llm.requests import Generation, Request, first_line
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def read_results(store: ArtifactStore, ds: str) -> tuple[dict[str, Generation], 
         body = response["body"]
         usage = body.get("usage") or {}
         content = body["choices"][0]["message"].get("content") or ""
-        answers[line["custom_id"]] = Generation(_first_line(content),
+        answers[line["custom_id"]] = Generation(first_line(content),
                                                 int(usage.get("prompt_tokens") or 0),
                                                 int(usage.get("completion_tokens") or 0))
     return answers, errors

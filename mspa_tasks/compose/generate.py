@@ -9,8 +9,8 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
-from mspa_tasks.llm.backends import Backend, Request
 from mspa_tasks.llm.prompting import PromptSpec, RenderedInput
+from mspa_tasks.llm.requests import Backend, Request
 from mspa_tasks.llm.validate import assemble, section_problem
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,8 @@ from mspa_tasks.compose.generate import Composed, compose_texts
 from mspa_tasks.config import ComposeConfig, Settings
 from mspa_tasks.datasets import CATALOG, SESSIONS, text_schema
 from mspa_tasks.days import window_for
-from mspa_tasks.llm.backends import Backend, model_version
 from mspa_tasks.llm.content import load_author_content
-from mspa_tasks.llm.engine import backend_for
+from mspa_tasks.llm.engine import backend_for, model_version
 from mspa_tasks.llm.prompting import (
     AuthorContent,
     PromptSpec,
@@ -37,6 +36,7 @@ from mspa_tasks.llm.prompting import (
     render_author,
     render_user,
 )
+from mspa_tasks.llm.requests import Backend
 from mspa_tasks.publish import parquet_bytes, partition_prefix, require_rows
 from mspa_tasks.sampling import stable_int
 

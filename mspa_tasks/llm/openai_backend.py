@@ -1,7 +1,7 @@
 """The composer against any OpenAI-compatible server (vLLM, SGLang, llama.cpp's server).
 
 The prompt is rendered here, with the model's own chat template and the section's prefill,
-exactly as :class:`~mspa_tasks.llm.backends.TextBackend` renders it, and sent to the
+exactly as :class:`~mspa_tasks.llm.hf.TextBackend` renders it, and sent to the
 server's ``/completions`` endpoint: the server generates, nothing else changes. So the
 texts, their validation and their cache keys (model version, prompt version, exact input)
 are today's, and a text composed on CPU is reused by a GPU server run and the reverse.
@@ -32,7 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from mspa_tasks.llm.backends import Generation, Request, _first_line
+from mspa_tasks.llm.requests import Generation, Request, first_line
 from mspa_tasks.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class OpenAIBackend:
         usage = out.get("usage") or {}
         tokens_in = int(usage.get("prompt_tokens") or 0)
         tokens_out = int(usage.get("completion_tokens") or 0)
-        return Generation(_first_line(text) if self.one_line else text, tokens_in, tokens_out)
+        return Generation(first_line(text) if self.one_line else text, tokens_in, tokens_out)
 
     def generate(self, requests: list[Request], seed: int | None = None) -> list[Generation]:
         """One answer per request, in the requests' order."""

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from mspa_tasks.llm.answers import has_format, parse_recommended
-from mspa_tasks.llm.backends import Request, TextBackend
+from mspa_tasks.llm.hf import TextBackend
+from mspa_tasks.llm.requests import Request
 from mspa_tasks.scoring.uncertainty import user_bootstrap
 
 log = logging.getLogger(__name__)

@@ -145,7 +145,7 @@ class BatchGenerateOperator(KubernetesPodOperator):
             return exported
         if cfg.batch_launcher == "local":
             from mspa_tasks.champion import serving_settings
-            from mspa_tasks.llm.backends import model_version
+            from mspa_tasks.llm.engine import model_version
 
             settings = serving_settings(ctx.settings, ctx.warehouse_url, ctx.store)
             backend = backend_for(settings.compose, settings,

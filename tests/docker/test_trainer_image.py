@@ -104,7 +104,7 @@ def test_the_trainer_image_has_every_package_its_entry_point_imports():
             "for m in ['mspa_tasks.align.train', 'mspa_tasks.llm.ranking',"
             " 'mspa_tasks.align.examples', 'mspa_tasks.model_store', 'mspa_tasks.align.rewards',"
             " 'mspa_tasks.llm.answers',"
-            " 'mspa_tasks.llm.backends', 'mspa_tasks.scoring.uncertainty',"
+            " 'mspa_tasks.llm.hf', 'mspa_tasks.llm.engine', 'mspa_tasks.scoring.uncertainty',"
             " 'mspa_tasks.artifacts', 'torch', 'transformers', 'trl', 'datasets']:\n"
             "    importlib.import_module(m)\n"
             "pd = md.packages_distributions()\n"

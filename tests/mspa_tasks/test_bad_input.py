@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from mspa_tasks import compose, days, ingest
 from mspa_tasks.compose.shards import frame_images
-from mspa_tasks.llm.backends import KeywordBackend
+from mspa_tasks.llm.keywords import KeywordBackend
 from mspa_tasks.llm.prompting import load_prompt, render_author
 from mspa_tasks.publish import read_table
 from mspa_tasks.warehouse import make_engine

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from mspa_tasks import compose, ingest, registry, replay
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
-from mspa_tasks.llm.backends import KeywordBackend
+from mspa_tasks.llm.keywords import KeywordBackend
 from mspa_tasks.publish import published_days, read_manifest, read_table
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.killpoint import run_killed
@@ -72,7 +72,7 @@ def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
     run_killed("mspa_tasks.compose.shards:compose_shard",
                [D2, "users", 1, settings.compose.n_shards, url, f"@store:{store.root_uri}",
                 f"@settings:{h['home']}"],
-               kill_at="mspa_tasks.llm.backends:KeywordBackend.generate", env=h["env"])
+               kill_at="mspa_tasks.llm.keywords:KeywordBackend.generate", env=h["env"])
     with pytest.raises(compose.ShardsMissing, match="1 of 2 users shards are not staged"):
         compose.publish_texts(D2, url, store, settings)
     assert published_days(store, "preference_texts") == [D1]

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from mspa_tasks import compose, days, ingest, vector_store
 from mspa_tasks.compose.shards import shard_key
 from mspa_tasks.datasets import text_schema
-from mspa_tasks.llm.backends import KeywordBackend
+from mspa_tasks.llm.keywords import KeywordBackend
 from mspa_tasks.publish import (
     EmptyInput,
     parquet_bytes,

@@ -2,7 +2,7 @@
 
 It implements our own ``Backend`` interface and answers with words copied from the fenced
 data, so every answer is grounded and the same input always gives the same text. The real
-model runs in ``test_backends.py``, the injection test and the DAG's end-to-end test; this
+model runs in ``llm/test_hf.py``, the injection test and the DAG's end-to-end test; this
 double only keeps the many cache/shard cases inside the test budget.
 """
 
@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from mspa_tasks.llm.backends import Generation, Request
+from mspa_tasks.llm.requests import Generation, Request
 
 
 class WordsFromDataBackend:

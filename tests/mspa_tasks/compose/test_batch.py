@@ -18,7 +18,7 @@ from mspa_tasks.artifacts import open_store
 from mspa_tasks.compose import batch
 from mspa_tasks.config import load_settings
 from mspa_tasks.datasets import AUTHOR_TEXTS, PREFERENCE_TEXTS
-from mspa_tasks.llm.backends import KeywordBackend
+from mspa_tasks.llm.keywords import KeywordBackend
 from mspa_tasks.publish import MANIFEST, partition_prefix
 from mspa_tasks.world.generate import PRESETS, generate_world
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from mspa_tasks.compose.generate import compose_texts
-from mspa_tasks.llm.backends import KeywordBackend, load_backend
+from mspa_tasks.llm.engine import load_backend
+from mspa_tasks.llm.keywords import KeywordBackend
 from mspa_tasks.llm.prompting import AuthorContent, load_prompt, render_author, render_user
 from mspa_tasks.llm.validate import has_structure
 

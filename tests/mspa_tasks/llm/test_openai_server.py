@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from mspa_tasks.compose.generate import compose_texts
-from mspa_tasks.llm.backends import Request, TextBackend
+from mspa_tasks.llm.hf import TextBackend
 from mspa_tasks.llm.openai_backend import OpenAIBackend, ServerUnavailable
 from mspa_tasks.llm.prompting import AuthorContent, load_prompt, render_user
+from mspa_tasks.llm.requests import Request
 from mspa_tasks.llm.validate import has_structure
 from mspa_tasks.models import convert_smollm2, smollm2_gguf_path
 from tests.conftest import DEV_MODELS_DIR, REPO

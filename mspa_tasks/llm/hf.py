@@ -1,12 +1,9 @@
-"""Batched generation behind one small interface.
+"""Batched generation with a model in this process.
 
 * :class:`TextBackend` — a causal LM through transformers (embedded default: the packaged
   SmolLM2-135M-Instruct; production: any hub id or local folder).
 * :class:`VisionBackend` — a processor + image-text-to-text model (MiMo-VL-7B-RL,
   Qwen2.5-VL-7B-Instruct, …); requests carry frames as images in the chat messages.
-* :class:`KeywordBackend` — no model: each section's answer is the most weighted terms of
-  the data fields that section asks about. For runs where no model fits the time (a scale
-  world on CPU) and as the floor a model must beat; its texts say ``keywords-v1`` as model.
 
 Both sort requests by prompt length and generate in left-padded batches of ``batch_size``
 (padding is what a batch wastes; sorting keeps it small), greedy by default, sampled with a
@@ -18,45 +15,13 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from mspa_tasks.config import ComposeConfig, Settings
-from mspa_tasks.llm.validate import content_words
-from mspa_tasks.models import packaged_model
+from mspa_tasks.llm.requests import Generation, Request, first_line
 from mspa_tasks.progress import Progress
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Request:
-    messages: list[dict[str, Any]]
-    prefill: str = ""
-    images: tuple[Any, ...] = field(default=(), compare=False)
-    # When set, the answer may only use tokens of this text (plus a few connectors): see
-    # TextBackend. Keeps a very small model's answers extractive and grounded.
-    vocabulary: str | None = None
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    tokens_in: int
-    tokens_out: int
-
-
-class Backend(Protocol):
-    model_version: str
-    modality: str
-
-    def generate(self, requests: list[Request], seed: int | None = None) -> list[Generation]: ...
-
-
-def _first_line(text: str) -> str:
-    return text.split("\n", 1)[0].strip()
 
 
 class _BatchedBackend:
@@ -202,7 +167,7 @@ class TextBackend(_BatchedBackend):
         for row, m in zip(new, mask, strict=True):
             text = self.tokenizer.decode(row, skip_special_tokens=True)
             produced = int((row != self.tokenizer.pad_token_id).sum())
-            results.append(Generation(_first_line(text) if self.one_line else text,
+            results.append(Generation(first_line(text) if self.one_line else text,
                                       int(m.sum()), produced))
         return results
 
@@ -350,111 +315,6 @@ class VisionBackend(_BatchedBackend):
             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
             **sampling)
         new = out[:, inputs["input_ids"].shape[1]:]
-        return [Generation(_first_line(tok.decode(row, skip_special_tokens=True)),
+        return [Generation(first_line(tok.decode(row, skip_special_tokens=True)),
                            int(mask.sum()), int((row != tok.pad_token_id).sum()))
                 for row, mask in zip(new, inputs["attention_mask"], strict=True)]
-
-
-class KeywordBackend:
-    """Extractive keywords without a model, deterministic.
-
-    The fenced data is one line per author (``<category> streamer <nick> in <place>
-    (tipped Nx); intro: …; frames: …; speech: …; comments: …``, see
-    ``prompting.AuthorContent.render``). A section reads the fields named in
-    :attr:`SECTION_FIELDS`, tier by tier until one yields a term (a user's line is often cut
-    by the context budget before its frames or comments; unknown sections read every field);
-    each term counts once per author line, times the times that author was tipped, and the
-    ``top`` terms by weight (ties: first seen) are the answer. Whole phrases for categories
-    and places, content words for free text.
-    """
-
-    model_version = "keywords-v1"
-    modality = "text"
-    SECTION_FIELDS = {
-        "Favoured author types": (("category",), ("intro",)),
-        "Author type": (("category",), ("intro",)),
-        "Environment and scene": (("frames",), ("intro",)),
-        "Atmosphere and style": (("speech", "comments"), ("intro",)),
-        "Regional bias": (("place",),), "Region": (("place",),),
-    }
-    _DATA = re.compile(r"<data>\n(.*)\n</data>", re.DOTALL)
-    _WHO = re.compile(r"^(?P<category>.*?) streamer .*?(?: in (?P<place>[^(]*?))?"
-                      r"(?: \(tipped (?P<times>\d+)x\))?$")
-
-    def __init__(self, top: int = 3, **_: Any) -> None:
-        self.top = top
-
-    @classmethod
-    def fields(cls, line: str) -> tuple[dict[str, list[str]], int]:
-        """The terms of one author line by field, and the times tipped (1 if not said).
-
-        >>> KeywordBackend.fields("- music streamer Mo in Chengdu (tipped 2x); intro: calm songs")
-        ({'category': ['music'], 'place': ['Chengdu'], 'intro': ['calm', 'songs']}, 2)
-        """
-        parts = line.removeprefix("- ").split("; ")
-        who = cls._WHO.match(parts[0])
-        out: dict[str, list[str]] = {}
-        times = 1
-        if who:
-            for key in ("category", "place"):
-                if who[key] and who[key].strip() not in ("", "unknown"):
-                    out[key] = [who[key].strip()]
-            times = int(who["times"] or 1)
-        for part in parts[1:]:
-            name, _, text = part.partition(": ")
-            if name in ("intro", "frames", "speech", "comments"):
-                out.setdefault(name, []).extend(content_words(text))
-        return out, times
-
-    def answer(self, data: str, section: str) -> str:
-        lines = [self.fields(line) for line in data.splitlines()]
-        for wanted in self.SECTION_FIELDS.get(section, (None,)):
-            weights: dict[str, int] = {}
-            for fields, times in lines:
-                terms = dict.fromkeys(t for name, values in fields.items()
-                                      if wanted is None or name in wanted for t in values)
-                for term in terms:
-                    weights[term] = weights.get(term, 0) + times
-            if weights:
-                ranked = sorted(weights, key=lambda t: -weights[t])  # ties keep first seen
-                return ", ".join(ranked[: self.top])
-        return ""
-
-    def generate(self, requests: list[Request], seed: int | None = None) -> list[Generation]:
-        out = []
-        for request in requests:
-            match = self._DATA.search(request.messages[-1]["content"])
-            data = match.group(1) if match else ""
-            text = self.answer(data, request.prefill.removesuffix(":"))
-            out.append(Generation(text, len(data.split()), len(text.split())))
-        return out
-
-
-BACKENDS = ("text", "vision", "keywords", "openai")
-
-
-def load_backend(kind: str, model_path: str | Path | None, **kwargs: Any) -> Backend:
-    if kind == "text":
-        return TextBackend(model_path, **kwargs)
-    if kind == "vision":
-        return VisionBackend(model_path, **kwargs)
-    if kind == "keywords":
-        return KeywordBackend()
-    raise ValueError(f"compose backend {kind!r} is unknown; use one of {', '.join(BACKENDS)}")
-
-
-def model_version(cfg: ComposeConfig, settings: Settings) -> str:
-    """What names the weights: the content-keyed packaged folder, a folder name or a hub id
-    (``keywords-v1`` for the model-free backend)."""
-    if cfg.backend == "keywords":
-        return KeywordBackend.model_version
-    return Path(resolve_model_path(cfg, settings, prepare=False)).name \
-        if cfg.model.startswith("packaged:") or Path(cfg.model).exists() else cfg.model
-
-
-def resolve_model_path(cfg: ComposeConfig, settings: Settings, prepare: bool = True) -> str:
-    """The composer model's folder (a packaged one converted on first use), or the hub id /
-    folder as configured (production; never fetched in tests)."""
-
-    path = packaged_model(cfg.model, settings.models_dir, "llm", prepare)
-    return cfg.model if path is None else str(path)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from mspa_tasks.compose.generate import compose_texts
-from mspa_tasks.llm.backends import Generation, Request, TextBackend, VisionBackend
+from mspa_tasks.llm.hf import TextBackend, VisionBackend
 from mspa_tasks.llm.prompting import AuthorContent, load_prompt, render_user
+from mspa_tasks.llm.requests import Generation, Request
 from mspa_tasks.llm.validate import has_structure
 from mspa_tasks.models import convert_smollm2
 from tests.conftest import DEV_MODELS_DIR
