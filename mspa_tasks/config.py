@@ -165,12 +165,17 @@ class IngestConfig(Section):
     min_authors: int = Field(3, ge=1, description="drop users who tipped fewer distinct "
                                                   "authors (the paper uses 3)")
     min_tip_days: int = Field(3, ge=1, description="drop users who tipped on fewer distinct days")
-    future_tolerance_minutes: int = Field(60, ge=0)
+    future_tolerance_minutes: int = Field(
+        60, ge=0,
+        description="an event time later than its landing time by more is future_timestamp")
     split_salt: str = Field("mspa-split-v1", min_length=1,
                             description="changing it reshuffles every user's split")
     # Tips with an event time before this day are in the wrong unit (seconds) or corrupt
     # (negative): quarantined as implausible_timestamp.
-    earliest_event_date: str = "2010-01-01"
+    earliest_event_date: str = Field(
+        "2010-01-01",
+        description="event times before this day are in the wrong unit (seconds) or corrupt: "
+        "implausible_timestamp")
     max_amount: float = Field(100_000.0, gt=0, allow_inf_nan=False,
                               description="larger (or NaN/Infinity): invalid_amount")
     # The paper's author filters, per source: KuaiLive has no frames at all, so its settings
@@ -204,12 +209,18 @@ def _ratio_band(section: str, low: float, high: float) -> None:
 class QualityConfig(Section):
     section: ClassVar[str] = "quality"
 
-    volume_ratio_min: float = 0.5
-    volume_ratio_max: float = 2.0
+    volume_ratio_min: float = Field(
+        0.5,
+        description="lowest ratio of the day's candidate events to the previous published day's")
+    volume_ratio_max: float = Field(
+        2.0,
+        description="highest ratio of the day's candidate events to the previous published day's")
     max_null_key_rate: Share = Field(0.01, description="a share")
     max_duplicate_rate: Share = Field(0.01, description="a share")
     max_quarantine_rate: Share = Field(0.05, description="a share")
-    max_staleness_hours: float = Field(6.0, gt=0)
+    max_staleness_hours: float = Field(
+        6.0, gt=0,
+        description="the newest landed event may be at most this old at the window's end")
     # What the filters kept: each an absolute floor, and (users, authors, share of candidate
     # events) a ratio against the previous published day within [kept_ratio_min, _max].
     min_kept_users: int = Field(10, ge=1, description="a day that keeps nobody is never "
@@ -217,8 +228,14 @@ class QualityConfig(Section):
     min_kept_authors: int = Field(20, ge=1, description="a day that keeps nobody is never "
                                                         "published")
     min_kept_event_share: float = Field(0.2, gt=0, le=1, description="a share")
-    kept_ratio_min: float = 0.5
-    kept_ratio_max: float = 2.0
+    kept_ratio_min: float = Field(
+        0.5,
+        description="lowest ratio of kept users, authors and event share to the previous "
+        "published day's")
+    kept_ratio_max: float = Field(
+        2.0,
+        description="highest ratio of kept users, authors and event share to the previous "
+        "published day's")
 
     @model_validator(mode="after")
     def _bands(self) -> QualityConfig:
@@ -232,20 +249,44 @@ class PodConfig(Section):
 
     section: ClassVar[str] = "align.pod"
 
-    image: str = "mspa/trainer:0.1.0"
-    namespace: str = "default"
-    service_account: str = ""
-    gpus: int = Field(1, ge=1)
-    cpu: str = "8"
-    memory: str = "64Gi"
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, str]] = Field(default_factory=list)
-    secrets: Names = ()
-    startup_timeout_seconds: int = Field(1800, ge=1)
+    image: str = Field(
+        "mspa/trainer:0.1.0",
+        description="the trainer image")
+    namespace: str = Field(
+        "default",
+        description="Kubernetes namespace of the pod")
+    service_account: str = Field(
+        "",
+        description="the pod's service account (its cloud role for the object store)")
+    gpus: int = Field(
+        1, ge=1,
+        description="GPUs the pod requests")
+    cpu: str = Field(
+        "8",
+        description="CPU the pod requests")
+    memory: str = Field(
+        "64Gi",
+        description="memory the pod requests")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="labels of the nodes the pod may run on")
+    tolerations: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="taints the pod tolerates (GPU nodes)")
+    secrets: Names = Field(
+        (),
+        description="Kubernetes secrets mounted as environment variables")
+    startup_timeout_seconds: int = Field(
+        1800, ge=1,
+        description="seconds the pod may take to start")
     # Kubernetes kills a pod that outlives this, whatever Airflow's deferral state (the KPO's
     # execution_timeout is not enforced after deferral: an open lifecycle bug).
-    active_deadline_seconds: int = Field(12 * 3600, ge=1)
-    shm_size: str = "16Gi"
+    active_deadline_seconds: int = Field(
+        12 * 3600, ge=1,
+        description="Kubernetes kills a pod that outlives this, whatever Airflow's deferral state")
+    shm_size: str = Field(
+        "16Gi",
+        description="shared memory of the pod (NCCL, data loaders)")
     run_as_user: int = Field(1000, ge=1, description="non-root")
 
 
@@ -254,43 +295,76 @@ class ComposeConfig(Section):
 
     section: ClassVar[str] = "compose"
 
-    model: str = "packaged:smollm2-135m-instruct"   # or a hub id / local folder
+    model: str = Field(
+        "packaged:smollm2-135m-instruct",
+        description="the composer's model: packaged:..., a hub id or a local folder")
     # text: transformers in-process; openai: an OpenAI-compatible server (vLLM, SGLang,
     # llama.cpp) at openai_base_url; keywords: no model
-    backend: Literal["text", "vision", "keywords", "openai"] = "text"
-    batch_size: int = Field(16, ge=1)
+    backend: Literal["text", "vision", "keywords", "openai"] = Field(
+        "text",
+        description="text: transformers in process; vision: frames as images; openai: an OpenAI-"
+        "compatible server at openai_base_url; keywords: no model")
+    batch_size: int = Field(
+        16, ge=1,
+        description="prompts generated per batch")
     max_new_tokens: int = Field(16, ge=1, description="per section (one line each)")
     max_input_chars: int = Field(900, ge=1, description="a user's fenced data block")
     min_author_chars: int = Field(150, ge=1, description="floor per tipped author")
     author_max_chars: int = Field(600, ge=1, description="an author's fenced data block")
     retries: int = Field(2, ge=0, description="sampled re-tries of a failing text")
     n_shards: int = Field(2, ge=1, description="user shards and author shards each")
-    frames_as: Literal["captions", "images"] = "captions"  # images needs backend vision
+    frames_as: Literal["captions", "images"] = Field(
+        "captions",
+        description="how a frame reaches the model: its caption, or the image (needs backend "
+        "vision)")
     # Answers may use only the data's own tokens (plus connectors): for very small models,
     # which otherwise drift off the data. Off for production-size models.
-    extractive: bool = True
-    preference_prompt: str = "preference_v1"
-    author_prompt: str = "author_v1"
-    sample_size: int = Field(20, ge=0)
+    extractive: bool = Field(
+        True,
+        description="answers use only the data's own words (plus connectors): for very small "
+        "models; off for production-size models")
+    preference_prompt: str = Field(
+        "preference_v1",
+        description="the versioned preference prompt (llm/prompts/<name>.toml)")
+    author_prompt: str = Field(
+        "author_v1",
+        description="the versioned author prompt (llm/prompts/<name>.toml)")
+    sample_size: int = Field(
+        20, ge=0,
+        description="texts shown in the day's sample report")
     # backend "openai" (mspa_tasks/llm/openai_backend.py): the server, the name it serves
     # `model` under, requests in flight, and the retry policy. The key, if any, comes from the
     # environment variable named here, never from a file.
     openai_base_url: str = Field("", description="e.g. http://vllm:8000/v1")
     openai_model: str = Field("", description="the served model's name (default: model)")
-    openai_api_key_env: str = "MSPA_LLM_API_KEY"
+    openai_api_key_env: str = Field(
+        "MSPA_LLM_API_KEY",
+        description="the environment variable that holds the server's API key (never the key "
+        "itself)")
     openai_concurrency: int = Field(8, ge=1, description="requests in flight")
-    openai_timeout_s: float = Field(120.0, gt=0)
-    openai_max_retries: int = Field(4, ge=0)
+    openai_timeout_s: float = Field(
+        120.0, gt=0,
+        description="seconds before a request to the server is retried")
+    openai_max_retries: int = Field(
+        4, ge=0,
+        description="retries of a failed request, with backoff")
     openai_backoff_s: float = Field(0.5, ge=0, description="first retry's delay, doubled each")
     # shards: every compose_shard task generates its misses (in-process or on the openai
     # server); batch: compose.batch_generate writes the day's misses as OpenAI batch JSONL,
     # vLLM's batch runner answers them in a GPU pod (batch_launcher = "kubernetes", image and
     # resources in [compose.batch_pod]) or the in-process backend does (local), and the
     # shards read the answers (mspa_tasks/compose/batch.py).
-    generation: Literal["shards", "batch"] = "shards"
-    batch_launcher: Literal["local", "kubernetes"] = "local"
+    generation: Literal["shards", "batch"] = Field(
+        "shards",
+        description="shards: each compose_shard generates its misses; batch: "
+        "compose.batch_generate runs the day's misses as one OpenAI batch job")
+    batch_launcher: Literal["local", "kubernetes"] = Field(
+        "local",
+        description="where the batch job runs: in process or a Kubernetes pod")
     batch_model: str = Field("", description="the model vLLM loads (default: model)")
-    batch_pod: PodConfig = Field(default_factory=PodConfig)  # the trainer image pins vLLM
+    batch_pod: PodConfig = Field(
+        default_factory=PodConfig,
+        description="the batch job's pod (the trainer image pins vLLM)")
 
     @model_validator(mode="after")
     def _consistent(self) -> ComposeConfig:
@@ -320,20 +394,33 @@ class EncoderAlignConfig(Section):
 
     section: ClassVar[str] = "vectors.align"
 
-    enabled: bool = True
-    epochs: int = Field(2, ge=1)
+    enabled: bool = Field(
+        True,
+        description="fine-tune the serving text encoder each day (off: the champion keeps "
+        "encoding)")
+    epochs: int = Field(
+        2, ge=1,
+        description="passes over the day's pairs")
     batch_size: int = Field(32, ge=2, description="in-batch negatives per step")
-    learning_rate: float = Field(2e-5, gt=0)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    learning_rate: float = Field(
+        2e-5, gt=0,
+        description="learning rate of the contrastive fine-tune")
+    warmup_ratio: float = Field(
+        0.1, ge=0, lt=1,
+        description="share of the steps with a rising learning rate")
     max_pairs_per_user: int = Field(8, ge=1, description="so heavy users do not dominate")
     min_pairs: int = Field(32, ge=1, description="fewer: the day is skipped, said in the log")
-    max_seq_length: int = Field(128, ge=16)
+    max_seq_length: int = Field(
+        128, ge=16,
+        description="tokens of a text the encoder reads")
     tolerance: float = Field(0.01, ge=0, description="the gate: a new encoder may trail the "
                                                      "champion by this much on HR@K and UAUC")
     gate_hr_k: int = Field(100, ge=1, description="the HR@K the gate compares")
     fusion_weights: Floats = Field((0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                                    description="the grid of MSPA's weight in the fused score")
-    seed: int = 0
+    seed: int = Field(
+        0,
+        description="seed of the fine-tune")
 
     @field_validator("fusion_weights")
     @classmethod
@@ -348,20 +435,42 @@ class VectorsConfig(Section):
 
     section: ClassVar[str] = "vectors"
 
-    encoder: str = "packaged:all-minilm-l6-v2"      # or a hub id / local folder
+    encoder: str = Field(
+        "packaged:all-minilm-l6-v2",
+        description="the text encoder: packaged:..., a hub id or a local folder")
     # The champion of encoder_registry (an aligned encoder) serves instead of `encoder` once
     # one is promoted; false pins `encoder`.
-    encoder_from_registry: bool = True
-    align: EncoderAlignConfig = Field(default_factory=EncoderAlignConfig)
-    encode_batch_size: int = Field(64, ge=1)
-    milvus_conn_id: str = "mspa_milvus"             # used when defined; otherwise milvus_uri
-    milvus_uri: str = ""                            # credential-free local URI (a lite file)
+    encoder_from_registry: bool = Field(
+        True,
+        description="once an aligned encoder is promoted, it encodes instead of encoder (false "
+        "pins encoder)")
+    align: EncoderAlignConfig = Field(
+        default_factory=EncoderAlignConfig,
+        description="the daily encoder alignment")
+    encode_batch_size: int = Field(
+        64, ge=1,
+        description="texts encoded per batch")
+    milvus_conn_id: str = Field(
+        "mspa_milvus",
+        description="the Airflow connection of Milvus; used when it exists")
+    milvus_uri: str = Field(
+        "",
+        description="Milvus URI when the connection does not exist: a milvus-lite file (.db) or a"
+        " server (no token)")
     alias: str = Field("mspa_authors", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                        description="letters, digits and _ (Milvus names)")
-    index_type: Literal["FLAT", "IVF_FLAT", "HNSW"] = "FLAT"
-    index_params: dict[str, Any] = Field(default_factory=dict)
-    search_params: dict[str, Any] = Field(default_factory=dict)
-    insert_batch: int = Field(1000, ge=1)
+    index_type: Literal["FLAT", "IVF_FLAT", "HNSW"] = Field(
+        "FLAT",
+        description="the collection's index; only FLAT is exact")
+    index_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="index build parameters (e.g. M, efConstruction for HNSW)")
+    search_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="search parameters (e.g. ef for HNSW, nprobe for IVF_FLAT)")
+    insert_batch: int = Field(
+        1000, ge=1,
+        description="rows per insert call")
     keep_versions: int = Field(3, ge=1, description="published versions kept, serving included")
     # Builds of other runs (building/built/validated) younger than this are never dropped by
     # retention: an interleaved backfill may still be validating or replaying them.
@@ -369,7 +478,9 @@ class VectorsConfig(Section):
                                                                 "takes")
     recall_k: int = Field(1000, ge=1, description="recall@K of the gate (clamped, see gate)")
     recall_sample: int = Field(50, ge=1, description="query vectors the gate checks")
-    min_recall: Share = 0.99
+    min_recall: Share = Field(
+        0.99,
+        description="the gate's floor on ANN recall@K against exact search")
     spot_checks: int = Field(20, ge=0, description="authors searched by their own vector")
     search_batch: int = Field(10, ge=1, description="queries per search call (gRPC 256 MB cap)")
 
@@ -387,13 +498,17 @@ class AlignConfig(Section):
 
     section: ClassVar[str] = "align"
 
-    base_model: str = "packaged:smollm2-135m-instruct"  # the first champion; hub id/folder/s3://
+    base_model: str = Field(
+        "packaged:smollm2-135m-instruct",
+        description="the first champion recommender: packaged:..., a hub id, a folder or s3://")
     train_m: Ints = Field((4, 10), description="candidate-set sizes trained on")
     eval_m: Ints = Field((4, 10), description="Acc@m reported and gated")
     history_chars: int = Field(600, ge=1, description="the user's fenced history block")
     candidate_chars: int = Field(120, ge=1, description="one candidate's line: profile, "
                                                         "tips, then the feature text")
-    candidate_salt: str = "mspa-candidates-v1"
+    candidate_salt: str = Field(
+        "mspa-candidates-v1",
+        description="salt of the candidate draws; changing it redraws every example's candidates")
     max_train_users: int = Field(0, ge=0, description="cap on train users; 0 = all")
     max_eval_users: int = Field(0, ge=0, description="cap on validation users; 0 = all")
     # What a run trains: GRPO from the starting model (as before), a supervised warm start
@@ -404,20 +519,29 @@ class AlignConfig(Section):
                                 "sft (the warm start only); grpo (GRPO alone)")
     # SFT warm start (TRL SFTTrainer) on the train split's examples and their `target`.
     sft_max_steps: int = Field(16, ge=1, description="supervised steps of the warm start")
-    sft_learning_rate: float = Field(5e-5, gt=0)
+    sft_learning_rate: float = Field(
+        5e-5, gt=0,
+        description="learning rate of the supervised warm start")
     sft_batch_size: int = Field(4, ge=1, description="examples per supervised step")
     # GRPO (TRL GRPOTrainer). The paper uses a KL penalty; TRL's default beta is 0.
     num_generations: int = Field(4, ge=2, description="GRPO group size: the advantage "
                                                       "compares completions within a group")
     per_device_train_batch_size: int = Field(4, ge=1, description="completions per step; a "
                                                                    "multiple of the group")
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(
+        1, ge=1,
+        description="GRPO micro-batches per optimizer step")
     beta: float = Field(0.04, ge=0, description="KL penalty; 0 disables the reference model")
-    learning_rate: float = Field(1e-5, gt=0)
+    learning_rate: float = Field(
+        1e-5, gt=0,
+        description="GRPO learning rate (the paper: 1e-6 on a 7B model)")
     max_steps: int = Field(8, ge=1, description="GRPO steps")
     # The three-line answer is 50-65 tokens on the demo world: room for all of it (a cut
     # answer names no author).
-    max_completion_length: int = Field(80, ge=1)
+    max_completion_length: int = Field(
+        80, ge=1,
+        description="tokens a GRPO completion may use: room for the whole three-line answer (a "
+        "cut answer names no author)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the group; "
                                                        "1.0 keeps the group diverse")
     # TRL 1.16's loss and advantage options; every non-default is chosen for a reason that
@@ -435,21 +559,42 @@ class AlignConfig(Section):
                            "the loss; false (default): it is scored, so rambling is punished")
     use_vllm: bool = Field(False, description="generate the GRPO groups with vLLM (GPU only; "
                                               "the trainer image has it)")
-    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate",
+        description="with use_vllm: generate on the training GPUs (colocate) or on a vLLM server")
     vllm_gpu_memory_utilization: Share = Field(0.3, description="colocate mode: the GPU share "
                                                                 "vLLM's cache may take")
-    rewards: Names = ("accuracy", "format", "similarity")
+    rewards: Names = Field(
+        ("accuracy", "format", "similarity"),
+        description="the reward functions, in the order of reward_weights")
     reward_weights: Floats = Field((1.0, 0.5, 0.5), description="lambda1..lambda3, in "
                                                                 "`rewards` order")
-    seed: int = 0
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    eval_batch_size: int = Field(8, ge=1)
-    eval_max_new_tokens: int = Field(80, ge=1)
+    seed: int = Field(
+        0,
+        description="seed of the trainer and of the evaluation's bootstrap")
+    bf16: bool = Field(
+        False,
+        description="compute in bf16 where the hardware runs it natively (a GPU, a CPU with "
+        "AVX-512-BF16 or AMX); fp32 elsewhere")
+    gradient_checkpointing: bool = Field(
+        False,
+        description="recompute activations in backward: less memory, slower steps")
+    eval_batch_size: int = Field(
+        8, ge=1,
+        description="answers generated per batch when evaluating a recommender")
+    eval_max_new_tokens: int = Field(
+        80, ge=1,
+        description="tokens an evaluated answer may use")
     tolerance: Share = Field(0.02, description="promote if Acc@m >= champion's - tolerance")
-    use_champion: bool = True                       # the composer writes with the champion
-    launcher: Literal["local", "kubernetes"] = "local"  # local subprocess | kubernetes pod
-    pod: PodConfig = Field(default_factory=PodConfig)
+    use_champion: bool = Field(
+        True,
+        description="the composer writes with the champion recommender once one is trained")
+    launcher: Literal["local", "kubernetes"] = Field(
+        "local",
+        description="where the trainer runs: a local subprocess or a Kubernetes pod")
+    pod: PodConfig = Field(
+        default_factory=PodConfig,
+        description="the trainer pod of launcher = kubernetes")
 
     @field_validator("train_m", "eval_m")
     @classmethod
@@ -478,7 +623,9 @@ class ReplayConfig(Section):
 
     section: ClassVar[str] = "replay"
 
-    watched: Literal["clicked", "gifted"] = "clicked"  # the impression flag meaning "watched"
+    watched: Literal["clicked", "gifted"] = Field(
+        "clicked",
+        description="the impression flag that means watched, for HR@K")
     hr_ks: Ints = Field((10, 50, 100, 500, 1000), description="the HR@K curve")
     hr_k: int = Field(1000, description="the headline HR@K, one of hr_ks")
     topk_ks: Ints = Field((5, 10), description="Recall@K / NDCG@K on test users")
@@ -487,16 +634,26 @@ class ReplayConfig(Section):
     acc_max_users: int = Field(32, ge=0, description="test users the champion LLM answers "
                                                      "(0 = all)")
     a2a_triples: int = Field(2000, ge=0, description="author triples from the world's latents")
-    als_factors: int = Field(32, ge=1)
-    als_iterations: int = Field(15, ge=1)
-    als_regularization: float = Field(0.05, ge=0)
-    seed: int = 0
+    als_factors: int = Field(
+        32, ge=1,
+        description="latent factors of the ALS baseline")
+    als_iterations: int = Field(
+        15, ge=1,
+        description="alternating passes of the ALS baseline")
+    als_regularization: float = Field(
+        0.05, ge=0,
+        description="L2 weight of the ALS baseline")
+    seed: int = Field(
+        0,
+        description="seed of the replay's samples and bootstrap")
     bootstrap: int = Field(1000, ge=0, description="bootstrap replicates over users for the "
                                                    "95% intervals; 0 = no intervals")
     cold_days: int = Field(3, ge=1, description="an author whose first interaction in the "
                                                 "window, or first live, is this recent is cold")
     trend_days: int = Field(14, ge=1, description="days shown in the report's trend plot")
-    report_prefix: str = "reports/replay"
+    report_prefix: str = Field(
+        "reports/replay",
+        description="where reports are written in the artifact store")
 
     @field_validator("hr_ks", "topk_ks")
     @classmethod
@@ -517,9 +674,15 @@ class AlertsConfig(Section):
 
     section: ClassVar[str] = "alerts"
 
-    enabled: bool = False
-    http_conn_id: str = "mspa_alerts"   # an Airflow HTTP connection: the webhook and its auth
-    endpoint: str = ""                  # path under the connection's host, if any
+    enabled: bool = Field(
+        False,
+        description="post alerts to the HTTP connection (off: alerts are only logged)")
+    http_conn_id: str = Field(
+        "mspa_alerts",
+        description="the Airflow HTTP connection that holds the webhook and its auth")
+    endpoint: str = Field(
+        "",
+        description="a path under the connection's host, if any")
     # A DeadlineAlert on mspa_daily: runs not finished this long after being queued alert.
     # 0 = none (the embedded default: `airflow dags test` on Airflow 3.3.2 crashes on one).
     deadline_hours: float = Field(0.0, ge=0, le=48, description="0 = no deadline")
@@ -528,8 +691,12 @@ class AlertsConfig(Section):
 class WorldConfig(Section):
     section: ClassVar[str] = "world"
 
-    preset: str = "demo"
-    end_ds: str = "2026-11-20"
+    preset: str = Field(
+        "demo",
+        description="the demo world's preset (tiny, demo, default, scale)")
+    end_ds: str = Field(
+        "2026-11-20",
+        description="the demo world's last day")
 
 
 class _EnvironmentToml(PydanticBaseSettingsSource):
@@ -581,21 +748,47 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", strict=True)
 
-    env: Literal["local", "prod"]
-    home: Path
-    warehouse_conn_id: str = ""
-    warehouse_url: str = ""
+    env: Literal["local", "prod"] = Field(
+        description="the environment: local (embedded default) or prod; set by MSPA_ENV")
+    home: Path = Field(
+        description="the local data folder (MSPA_HOME)")
+    warehouse_conn_id: str = Field(
+        "",
+        description="the Airflow connection of the warehouse; used when it exists")
+    warehouse_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the warehouse when the connection does not exist (no "
+        "credentials)")
     artifacts_uri: str = Field(pattern=r"^(file|s3)://", description="start it with file:// or s3://")
-    artifacts_conn_id: str = ""
-    models_dir: Path
-    ingest: IngestConfig = Field(default_factory=IngestConfig)
-    quality: QualityConfig = Field(default_factory=QualityConfig)
-    compose: ComposeConfig = Field(default_factory=ComposeConfig)
-    vectors: VectorsConfig = Field(default_factory=VectorsConfig)
-    align: AlignConfig = Field(default_factory=AlignConfig)
-    replay: ReplayConfig = Field(default_factory=ReplayConfig)
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-    world: WorldConfig = Field(default_factory=WorldConfig)
+    artifacts_conn_id: str = Field(
+        "",
+        description="the Airflow AWS connection for s3:// artifacts")
+    models_dir: Path = Field(
+        description="the models cache (converted packaged models, downloaded registry models)")
+    ingest: IngestConfig = Field(
+        default_factory=IngestConfig,
+        description="the window, the filters and quarantine")
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="the data-quality gate")
+    compose: ComposeConfig = Field(
+        default_factory=ComposeConfig,
+        description="the composer")
+    vectors: VectorsConfig = Field(
+        default_factory=VectorsConfig,
+        description="the text encoder and the Milvus refresh")
+    align: AlignConfig = Field(
+        default_factory=AlignConfig,
+        description="the recommender's training and evaluation")
+    replay: ReplayConfig = Field(
+        default_factory=ReplayConfig,
+        description="the offline replay")
+    alerts: AlertsConfig = Field(
+        default_factory=AlertsConfig,
+        description="alerts to a webhook")
+    world: WorldConfig = Field(
+        default_factory=WorldConfig,
+        description="the demo world")
 
     def __init__(self, **data: Any) -> None:
         try:

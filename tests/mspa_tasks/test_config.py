@@ -114,7 +114,9 @@ def test_an_int_is_a_valid_float(monkeypatch, tmp_path):
      "(user shards and author shards each; default 2)."),
     ('[compose]\nbackend = "vllm"\n',
      "setting compose.backend='vllm' is invalid: it must be one of 'text', 'vision', "
-     "'keywords' or 'openai' (default 'text')."),
+     "'keywords' or 'openai' (text: transformers in process; vision: frames as images; "
+     "openai: an OpenAI-compatible server at openai_base_url; keywords: no model; default "
+     "'text')."),
     ("[align]\nnum_generations = 1\n",
      "setting align.num_generations=1 is invalid: it must be >= 2 (GRPO group size: the "
      "advantage compares completions within a group; default 4)."),
@@ -234,3 +236,16 @@ def test_a_home_or_models_dir_that_is_a_file_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("MSPA_CONFIG", str(override))
     with pytest.raises(ConfigError, match="models_dir=.* must be a folder"):
         load_settings("local", home=tmp_path / "home")
+
+
+def test_every_setting_says_what_it_means():
+    """`mspa config`, the DAG Params and the errors show a setting's description: none is
+    without one."""
+    import inspect
+
+    from mspa_tasks import config
+
+    missing = [f"{name}.{field}" for name, cls in inspect.getmembers(config, inspect.isclass)
+               if issubclass(cls, config.BaseModel) and cls.__module__ == config.__name__
+               for field, info in cls.model_fields.items() if not info.description]
+    assert missing == []
