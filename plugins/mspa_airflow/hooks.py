@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mspa_tasks.artifacts import ArtifactStore, open_store
+from mspa_tasks.artifacts import URI_SAFE, ArtifactStore, open_store
 from mspa_tasks.config import Settings, load_settings
 from mspa_tasks.vector_store import MilvusTarget
 
@@ -76,7 +77,8 @@ class WarehouseHook(_SettingsHook):
             raise ValueError(f"connection {conn.conn_id!r} has conn_type {conn.conn_type!r}; "
                              "set extra.sqlalchemy_driver to its SQLAlchemy driver name")
         if driver == "sqlite":
-            return f"sqlite:///{conn.host or conn.schema}"
+            # a '#', '?' or '%' in the file's path would end or escape the URL's path
+            return f"sqlite:///{quote(conn.host or conn.schema or '', safe=URI_SAFE)}"
         url = sa.URL.create(driver, username=conn.login or None, password=conn.password or None,
                             host=conn.host or None, port=conn.port or None,
                             database=conn.schema or None)

@@ -13,6 +13,9 @@ from mspa_tasks.config import load_settings
                 login="etl", password="s3cr3t", schema="dw"),
      "postgresql+psycopg2://etl:s3cr3t@db.internal:5432/dw"),
     (Connection(conn_id="w", conn_type="sqlite", host="/data/w.db"), "sqlite:////data/w.db"),
+    # a '#' would end the URL's path: the file would be /data/a
+    (Connection(conn_id="w", conn_type="sqlite", host="/data/a#b/w.db"),
+     "sqlite:////data/a%23b/w.db"),
     (Connection(conn_id="w", conn_type="generic", host="trino", port=8080, login="u",
                 schema="hive", extra='{"sqlalchemy_driver": "trino"}'),
      "trino://u@trino:8080/hive"),
