@@ -99,8 +99,9 @@ def main() -> int:
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
     from mspa_tasks.datasets import AUTHOR_VECTORS, USER_VECTORS, read_vectors
-    from mspa_tasks.vectors import milvus
+    from mspa_tasks.vectors.build import build_collection
     from mspa_tasks.vectors.encode import Encoder, encode_day
+    from mspa_tasks.vectors.gate import validate_collection
 
     ds = "2026-11-20"
     authors, texts = world_texts(args.preset)
@@ -121,8 +122,8 @@ def main() -> int:
         target = vector_store.MilvusTarget(str(home / "milvus.db"))
         started = time.perf_counter()
         encode_day(ds, store, settings, encoder=encoder)
-        name = milvus.build_collection(ds, target, store, settings).collection
-        milvus.validate_collection(ds, name, target, store, settings)
+        name = build_collection(ds, target, store, settings).collection
+        validate_collection(ds, name, target, store, settings)
         e2e.append(time.perf_counter() - started)
         print(f"round {r}: encode alone {alone[-1]:.1f}s, end to end {e2e[-1]:.1f}s", flush=True)
 
@@ -134,7 +135,7 @@ def main() -> int:
     for index_type, (params, search) in INDEXES.items():
         s = settings.replaced(vectors={"index_type": index_type, "index_params": params,
                                        "search_params": search})
-        name = milvus.build_collection(ds, target, store, s, build_id=f"r{index_type}").collection
+        name = build_collection(ds, target, store, s, build_id=f"r{index_type}").collection
         with vector_store.milvus_client(target) as client:
             vector_store.ensure_loaded(client, name)
             ids = read_vectors(store, AUTHOR_VECTORS, ds)[0].column("author_id").to_pylist()

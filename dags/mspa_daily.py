@@ -237,31 +237,31 @@ def mspa_daily():
         @task(pool=MILVUS_POOL, inlets=[AUTHOR_VECTOR_DATA],
               doc_md="Build a new versioned collection; the alias is untouched.")
         def build_collection(ds=None, params=None) -> str:
-            from mspa_tasks.vectors import milvus
+            from mspa_tasks.vectors import build as lib
 
             ctx = TaskContext(params)
             with fail_fast():
-                return milvus.build_collection(ds, ctx.milvus,
+                return lib.build_collection(ds, ctx.milvus,
                                                ctx.store, ctx.settings).collection
 
         @task(pool=MILVUS_POOL, doc_md="The gate: counts, ids, stored vectors, recall@K, spot checks.")
         def validate_collection(collection: str, ds=None, params=None) -> list[dict]:
-            from mspa_tasks.vectors import milvus
+            from mspa_tasks.vectors import gate as lib
 
             ctx = TaskContext(params)
             with fail_fast():  # a failed gate is not transient
-                checks = milvus.validate_collection(ds, collection, ctx.milvus,
+                checks = lib.validate_collection(ds, collection, ctx.milvus,
                                                     ctx.store, ctx.settings)
             return [c.as_dict() for c in checks]
 
         @task(pool=MILVUS_POOL, outlets=[AUTHOR_VECTORS],
               doc_md="Swap the alias onto the validated collection; apply retention.")
         def publish_alias(collection: str, ds=None, params=None, outlet_events=None) -> dict:
-            from mspa_tasks.vectors import milvus
+            from mspa_tasks.vectors import lifecycle as lib
 
             ctx = TaskContext(params)
             with fail_fast():
-                result = milvus.publish_collection(ds, collection, ctx.milvus,
+                result = lib.publish_collection(ds, collection, ctx.milvus,
                                                    ctx.settings)
             outlet_events[AUTHOR_VECTORS].extra = {k: result[k] for k in
                                                    ("alias", "collection", "ds")}

@@ -43,10 +43,10 @@ def mspa_vectors_rollback():
     def rollback(params=None) -> dict:
         from mspa_airflow.hooks import MilvusHook
         from mspa_tasks.config import load_settings
-        from mspa_tasks.vectors import milvus
+        from mspa_tasks.vectors import lifecycle
 
         settings = load_settings()
-        return milvus.rollback(MilvusHook(settings=settings).get_target(), settings,
+        return lifecycle.rollback(MilvusHook(settings=settings).get_target(), settings,
                                to=params.get("to_collection") or None, reason=params["reason"])
 
     rollback()

@@ -42,11 +42,12 @@ from mspa_tasks.publish import ChecksumMismatch, EmptyInput, read_manifest
 from mspa_tasks.quality import GateError
 from mspa_tasks.replay.results import ReportUnreadable
 from mspa_tasks.summaries import manifest_summary, texts_summary, vectors_summary
-from mspa_tasks.vector_store import MilvusUnavailable
-from mspa_tasks.vectors import milvus
+from mspa_tasks.vector_store import MilvusUnavailable, PublishRefused
 from mspa_tasks.vectors.alignment import align_encoder
+from mspa_tasks.vectors.build import build_collection
 from mspa_tasks.vectors.encode import encode_day
-from mspa_tasks.vectors.milvus import PublishRefused
+from mspa_tasks.vectors.gate import VectorGateError, validate_collection
+from mspa_tasks.vectors.lifecycle import list_versions, publish_collection, rollback
 from mspa_tasks.warehouse import MissingSourceTable, WarehouseURLError
 from mspa_tasks.world.calibration import markdown, measure
 from mspa_tasks.world.generate import PRESETS, generate_world
@@ -123,7 +124,7 @@ def cmd_show_manifest(args: argparse.Namespace) -> int:
         print(manifest_summary(manifest, store, settings))
     elif args.dataset in ("author_vectors", "user_vectors"):
 
-        versions = milvus.list_versions(vector_store.MilvusTarget(settings.vectors.milvus_uri),
+        versions = list_versions(vector_store.MilvusTarget(settings.vectors.milvus_uri),
                                         settings) if settings.vectors.milvus_uri else []
         print(vectors_summary(manifest, store, versions, settings.vectors.alias))
     else:
@@ -172,24 +173,24 @@ def cmd_vectors(args: argparse.Namespace) -> int:
             out = encode_day(args.ds, store, settings,
                              warehouse_url=settings.warehouse_url or None).counts
         elif args.action == "build":
-            out = milvus.build_collection(args.ds, target, store, settings).collection
+            out = build_collection(args.ds, target, store, settings).collection
         elif args.action in ("validate", "publish") and not args.collection:
             print(f"vectors {args.action} needs --collection", file=sys.stderr)
             return 2
         elif args.action == "validate":
-            out = [c.message for c in milvus.validate_collection(args.ds, args.collection, target,
+            out = [c.message for c in validate_collection(args.ds, args.collection, target,
                                                                  store, settings)]
         elif args.action == "publish":
-            out = milvus.publish_collection(args.ds, args.collection, target, settings)
+            out = publish_collection(args.ds, args.collection, target, settings)
         elif args.action == "refresh":
-            name = milvus.build_collection(args.ds, target, store, settings).collection
-            milvus.validate_collection(args.ds, name, target, store, settings)
-            out = milvus.publish_collection(args.ds, name, target, settings)
+            name = build_collection(args.ds, target, store, settings).collection
+            validate_collection(args.ds, name, target, store, settings)
+            out = publish_collection(args.ds, name, target, settings)
         elif args.action == "list":
-            out = milvus.list_versions(target, settings)
+            out = list_versions(target, settings)
         else:
-            out = milvus.rollback(target, settings, to=args.to, reason=args.reason)
-    except (milvus.VectorGateError, milvus.PublishRefused) as exc:
+            out = rollback(target, settings, to=args.to, reason=args.reason)
+    except (VectorGateError, PublishRefused) as exc:
         print(f"mspa: error: {one_line(exc)}", file=sys.stderr)
         return 1
     print(json.dumps(out, indent=2, default=str))

@@ -3,12 +3,14 @@ or a server) and always close it, the properties that hold each collection's sta
 collection the alias serves and which one serves a day, exact-vs-ANN search helpers.
 
 Below the stages: the vectors stage builds, gates and swaps collections with it
-(:mod:`mspa_tasks.vectors.milvus`); the replay measures the served path through it.
+(:mod:`mspa_tasks.vectors.build`, :mod:`~mspa_tasks.vectors.gate`,
+:mod:`~mspa_tasks.vectors.lifecycle`); the replay measures the served path through it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -201,3 +203,17 @@ def collection_of_day(client: Any, alias: str, ds: str) -> str | None:
 
 def search_params(cfg: VectorsConfig) -> dict[str, Any]:
     return {"metric_type": "IP", "params": dict(cfg.search_params)}
+
+
+class PublishRefused(RuntimeError):
+    """An alias swap or rollback that would serve an unvalidated or unknown collection."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def require_collection(client: Any, name: str) -> None:
+    if not client.has_collection(name):
+        raise PublishRefused(f"collection {name} does not exist (dropped by retention, or "
+                             "never built): rerun build_collection for this ds")

@@ -17,7 +17,7 @@ def permanent_errors() -> tuple[type[BaseException], ...]:
     from mspa_tasks.days import InvalidPartition
     from mspa_tasks.publish import EmptyInput
     from mspa_tasks.quality import GateError
-    from mspa_tasks.vectors.milvus import PublishRefused
+    from mspa_tasks.vector_store import PublishRefused
     from mspa_tasks.warehouse import MissingSourceTable
 
     return (GateError, EmptyInput, MissingSourceTable, ConfigError, InvalidPartition,

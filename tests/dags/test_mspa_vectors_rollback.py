@@ -13,7 +13,7 @@ import pytest
 from mspa_tasks import vector_store
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
-from mspa_tasks.vectors import milvus
+from mspa_tasks.vectors.lifecycle import list_versions
 from tests.conftest import REPO
 from tests.mspa_tasks.vectors.conftest import publish_vectors
 from tests.mspa_tasks.vectors.test_milvus import refresh
@@ -44,7 +44,7 @@ def test_rollback_dag_moves_the_alias_back_and_records_why(tmp_path):
                          capture_output=True, text=True, timeout=300)
     log = run.stdout + run.stderr
     assert run.returncode == 0 and "state=success" in log, log[-5000:]
-    versions = {v["collection"]: v for v in milvus.list_versions(target, settings)}
+    versions = {v["collection"]: v for v in list_versions(target, settings)}
     assert versions[first]["serving"] and not versions[second]["serving"]
     assert (versions[second]["status"], versions[second]["reason"]) == (
         "rolled_back", "bad texts on 11-20")

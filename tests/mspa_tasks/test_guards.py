@@ -24,8 +24,11 @@ from mspa_tasks.publish import (
     read_table,
 )
 from mspa_tasks.quality import DataQualityError
-from mspa_tasks.vectors import milvus
+from mspa_tasks.vector_store import PublishRefused
+from mspa_tasks.vectors.build import build_collection
 from mspa_tasks.vectors.encode import encode_day
+from mspa_tasks.vectors.gate import validate_collection
+from mspa_tasks.vectors.lifecycle import publish_collection
 from mspa_tasks.warehouse import MissingSourceTable, make_engine
 from mspa_tasks.world.generate import PRESETS, generate_world
 
@@ -53,9 +56,9 @@ def _day(ds, url, store, settings, target) -> str:
                               settings, backend=KeywordBackend())
     compose.publish_texts(ds, url, store, settings)
     encode_day(ds, store, settings)
-    name = milvus.build_collection(ds, target, store, settings).collection
-    milvus.validate_collection(ds, name, target, store, settings)
-    milvus.publish_collection(ds, name, target, settings)
+    name = build_collection(ds, target, store, settings).collection
+    validate_collection(ds, name, target, store, settings)
+    publish_collection(ds, name, target, settings)
     return name
 
 
@@ -151,19 +154,19 @@ def test_every_stage_refuses_an_empty_partition(store, day_settings):
     from tests.mspa_tasks.vectors.conftest import publish_vectors
 
     publish_vectors(store, D2)
-    name = milvus.build_collection(D2, target, store, settings).collection
+    name = build_collection(D2, target, store, settings).collection
     table = read_table(store, "author_vectors", D2, "vectors")
     publish_partition(store, "author_vectors", D2, {"vectors": table.slice(0, 0)},
                       {"encoder_version": "test-encoder-v1", "dim": 32})
     with pytest.raises(EmptyInput, match="build_collection refuses"):
-        milvus.build_collection(D2, target, store, settings)
+        build_collection(D2, target, store, settings)
     with pytest.raises(EmptyInput, match="validate_collection refuses"):
-        milvus.validate_collection(D2, name, target, store, settings)
+        validate_collection(D2, name, target, store, settings)
     with vector_store.milvus_client(target) as client:
         assert client.list_collections() == [name]  # the refused build created nothing
         assert vector_store.properties(client, name)[vector_store.STATUS] == "failed"
-    with pytest.raises(milvus.PublishRefused, match="status 'failed'"):
-        milvus.publish_collection(D2, name, target, settings)
+    with pytest.raises(PublishRefused, match="status 'failed'"):
+        publish_collection(D2, name, target, settings)
 
 
 @pytest.mark.parametrize("store", ["file"], indirect=True)

@@ -10,8 +10,7 @@ from mspa_tasks.config import ConfigError
 from mspa_tasks.days import InvalidPartition
 from mspa_tasks.publish import EmptyInput
 from mspa_tasks.quality import CheckResult, DataQualityError
-from mspa_tasks.vector_store import MilvusUnavailable
-from mspa_tasks.vectors.milvus import PublishRefused
+from mspa_tasks.vector_store import MilvusUnavailable, PublishRefused
 from mspa_tasks.warehouse import MissingSourceTable
 
 BREACH = DataQualityError("2026-11-20", [CheckResult("kept_users", 0, 10, None, False, "x")])

@@ -12,7 +12,9 @@ from mspa_tasks import replay, vector_store
 from mspa_tasks.align.examples import ensure_examples
 from mspa_tasks.datasets import InputsMissing
 from mspa_tasks.days import window_for
-from mspa_tasks.vectors import milvus
+from mspa_tasks.vectors.build import build_collection
+from mspa_tasks.vectors.gate import validate_collection
+from mspa_tasks.vectors.lifecycle import publish_collection
 from tests.mspa_tasks.align.conftest import D0, DS, publish_day
 
 pytestmark = pytest.mark.slow
@@ -21,9 +23,9 @@ pytestmark = pytest.mark.slow
 def _publish_alias(settings, store, tmp_path):
     target = vector_store.MilvusTarget(uri=str(tmp_path / "milvus.db"))
     for ds in (D0, DS):  # DS's requests were served by D0's collection
-        built = milvus.build_collection(ds, target, store, settings)
-        milvus.validate_collection(ds, built.collection, target, store, settings)
-        milvus.publish_collection(ds, built.collection, target, settings)
+        built = build_collection(ds, target, store, settings)
+        validate_collection(ds, built.collection, target, store, settings)
+        publish_collection(ds, built.collection, target, settings)
     return target
 
 

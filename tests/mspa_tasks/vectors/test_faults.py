@@ -13,7 +13,8 @@ import time
 from mspa_tasks import vector_store
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
-from mspa_tasks.vectors import milvus
+from mspa_tasks.vector_store import PublishRefused
+from mspa_tasks.vectors.lifecycle import list_versions, publish_collection
 from tests.conftest import REPO
 
 from .conftest import publish_vectors
@@ -60,7 +61,7 @@ def test_kill_during_insert_keeps_serving_and_the_rerun_publishes(tmp_path):
     rerun = subprocess.run([sys.executable, "-m", "mspa_tasks", "vectors", "refresh", "--ds", D2],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    versions = milvus.list_versions(target, settings)
+    versions = list_versions(target, settings)
     assert [(v["ds"], v["status"], v["serving"]) for v in versions] == [
         (D2, "published", True), (D1, "published", False)]
     assert partial not in {v["collection"] for v in versions}
@@ -71,7 +72,7 @@ def test_kill_during_insert_keeps_serving_and_the_rerun_publishes(tmp_path):
 
 def _refusal(name, target, settings) -> str:
     try:
-        milvus.publish_collection(D2, name, target, settings)
-    except milvus.PublishRefused as exc:
+        publish_collection(D2, name, target, settings)
+    except PublishRefused as exc:
         return str(exc)
     raise AssertionError("a half-built collection was published")

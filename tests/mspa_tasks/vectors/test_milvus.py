@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from mspa_tasks import vector_store
-from mspa_tasks.vector_store import milvus_client
-from mspa_tasks.vectors import milvus
-from mspa_tasks.vectors.milvus import PublishRefused, VectorGateError
+from mspa_tasks.vector_store import PublishRefused, milvus_client
+from mspa_tasks.vectors.build import build_collection
+from mspa_tasks.vectors.gate import VectorGateError, validate_collection
+from mspa_tasks.vectors.lifecycle import list_versions, publish_collection, rollback
 
 from .conftest import publish_vectors
 
@@ -18,9 +19,9 @@ D1, D2, D3 = "2026-11-18", "2026-11-19", "2026-11-20"
 
 
 def refresh(ds, target, store, settings) -> str:
-    name = milvus.build_collection(ds, target, store, settings).collection
-    milvus.validate_collection(ds, name, target, store, settings)
-    milvus.publish_collection(ds, name, target, settings)
+    name = build_collection(ds, target, store, settings).collection
+    validate_collection(ds, name, target, store, settings)
+    publish_collection(ds, name, target, settings)
     return name
 
 
@@ -69,7 +70,7 @@ def test_retention_keeps_the_last_versions_one_per_day(milvus_settings, local_st
     for i, ds in enumerate((D1, D2, D3)):
         publish_vectors(local_store, ds, seed=i)
         names[ds] = refresh(ds, target, local_store, settings)
-    versions = milvus.list_versions(target, settings)
+    versions = list_versions(target, settings)
     assert [v["collection"] for v in versions] == [names[D3], names[D2]]
     assert [v["serving"] for v in versions] == [True, False]
 
@@ -80,9 +81,9 @@ def test_a_past_day_rerun_never_moves_the_alias_back(milvus_settings, local_stor
         publish_vectors(local_store, ds, seed=i)
     refresh(D1, target, local_store, settings)
     newest = refresh(D2, target, local_store, settings)
-    rerun = milvus.build_collection(D1, target, local_store, settings).collection
-    milvus.validate_collection(D1, rerun, target, local_store, settings)
-    result = milvus.publish_collection(D1, rerun, target, settings)
+    rerun = build_collection(D1, target, local_store, settings).collection
+    validate_collection(D1, rerun, target, local_store, settings)
+    result = publish_collection(D1, rerun, target, settings)
     assert result["moved"] is False and result["collection"] == newest
     with milvus_client(target) as client:
         assert client.describe_alias("mspa_authors")["collection_name"] == newest
@@ -96,12 +97,12 @@ def test_failed_gate_leaves_the_alias_on_the_previous_version(milvus_settings, l
     before = publish_vectors(local_store, D1)
     good = refresh(D1, target, local_store, settings)
     publish_vectors(local_store, D2, seed=5)
-    bad = milvus.build_collection(D2, target, local_store, settings).collection
+    bad = build_collection(D2, target, local_store, settings).collection
     # The day's vectors change under the built collection (a concurrent re-encode): what
     # Milvus would serve is no longer what was encoded, and fewer authors are kept.
     publish_vectors(local_store, D2, n_authors=250, seed=6)
     with pytest.raises(VectorGateError) as caught:
-        milvus.validate_collection(D2, bad, target, local_store, settings)
+        validate_collection(D2, bad, target, local_store, settings)
     message = str(caught.value)
     assert "the alias was not moved" in message
     for check in ("row_count FAILED: value 300, bound [250, 250]",
@@ -109,7 +110,7 @@ def test_failed_gate_leaves_the_alias_on_the_previous_version(milvus_settings, l
                   "self_is_nearest FAILED"):
         assert check in message
     with pytest.raises(PublishRefused, match="'failed'"):
-        milvus.publish_collection(D2, bad, target, settings)
+        publish_collection(D2, bad, target, settings)
     assert consumer_search(target, before[3])[0]["author_id"] == 40
     with milvus_client(target) as client:
         assert client.describe_alias("mspa_authors")["collection_name"] == good
@@ -128,7 +129,7 @@ def test_zero_vectors_are_refused_before_anything_is_created(milvus_settings, lo
     vectors[4] = 0.0
     publish_vectors(local_store, D1, vectors=vectors)
     with pytest.raises(VectorGateError, match="zero_or_invalid_vectors FAILED: value 1"):
-        milvus.build_collection(D1, target, local_store, settings)
+        build_collection(D1, target, local_store, settings)
     with milvus_client(target) as client:
         assert client.list_collections() == []
 
@@ -136,9 +137,9 @@ def test_zero_vectors_are_refused_before_anything_is_created(milvus_settings, lo
 def test_unvalidated_collection_is_never_published(milvus_settings, local_store):
     settings, target = milvus_settings
     publish_vectors(local_store, D1)
-    built = milvus.build_collection(D1, target, local_store, settings).collection
+    built = build_collection(D1, target, local_store, settings).collection
     with pytest.raises(PublishRefused, match="only ever points to a validated collection"):
-        milvus.publish_collection(D1, built, target, settings)
+        publish_collection(D1, built, target, settings)
 
 
 def test_rollback_goes_to_the_previous_version_and_says_why(milvus_settings, local_store):
@@ -147,20 +148,20 @@ def test_rollback_goes_to_the_previous_version_and_says_why(milvus_settings, loc
     first = refresh(D1, target, local_store, settings)
     publish_vectors(local_store, D2, seed=2)
     second = refresh(D2, target, local_store, settings)
-    result = milvus.rollback(target, settings, reason="bad texts on 11-19")
+    result = rollback(target, settings, reason="bad texts on 11-19")
     assert (result["from"], result["to"]) == (second, first)
     assert consumer_search(target, v1[0])[0]["distance"] == pytest.approx(1.0, abs=1e-5)
-    versions = {v["collection"]: v for v in milvus.list_versions(target, settings)}
+    versions = {v["collection"]: v for v in list_versions(target, settings)}
     assert versions[second]["status"] == "rolled_back"
     assert versions[second]["reason"] == "bad texts on 11-19"
     with pytest.raises(PublishRefused, match="no published version"):
-        milvus.rollback(target, settings)  # nothing older than `first` is left
+        rollback(target, settings)  # nothing older than `first` is left
 
 
 def test_rollback_before_any_publish_is_refused(milvus_settings):
     settings, target = milvus_settings
     with pytest.raises(PublishRefused, match="does not exist yet"):
-        milvus.rollback(target, settings)
+        rollback(target, settings)
 
 
 def test_recall_is_tie_aware_and_exact_on_flat():
@@ -190,11 +191,11 @@ def test_interleaved_refreshes_never_drop_each_others_builds(order, milvus_setti
     names, results = {}, {}
     for step, ds in ORDERS[order]:
         if step == "build":
-            names[ds] = milvus.build_collection(ds, target, local_store, settings).collection
+            names[ds] = build_collection(ds, target, local_store, settings).collection
         elif step == "validate":
-            milvus.validate_collection(ds, names[ds], target, local_store, settings)
+            validate_collection(ds, names[ds], target, local_store, settings)
         else:
-            results[ds] = milvus.publish_collection(ds, names[ds], target, settings)
+            results[ds] = publish_collection(ds, names[ds], target, settings)
     with milvus_client(target) as client:
         assert vector_store.serving_collection(client, "mspa_authors") == names[D3]  # newest day
         left = set(client.list_collections())
@@ -212,7 +213,7 @@ def test_retention_drops_an_abandoned_build_after_the_grace_period(milvus_settin
     settings, target = milvus_settings
     for i, ds in enumerate((D1, D2)):
         publish_vectors(local_store, ds, seed=i)
-    abandoned = milvus.build_collection(D1, target, local_store, settings).collection
+    abandoned = build_collection(D1, target, local_store, settings).collection
     kept = refresh(D2, target, local_store, settings)
     with milvus_client(target) as client:
         assert abandoned in client.list_collections()  # younger than 24 h: still protected
@@ -226,13 +227,13 @@ def test_retention_drops_an_abandoned_build_after_the_grace_period(milvus_settin
 def test_validating_a_dropped_collection_says_so(milvus_settings, local_store):
     settings, target = milvus_settings
     publish_vectors(local_store, D1)
-    name = milvus.build_collection(D1, target, local_store, settings).collection
+    name = build_collection(D1, target, local_store, settings).collection
     with milvus_client(target) as client:
         client.drop_collection(name)
     with pytest.raises(PublishRefused, match=f"collection {name} does not exist"):
-        milvus.validate_collection(D1, name, target, local_store, settings)
+        validate_collection(D1, name, target, local_store, settings)
     with pytest.raises(PublishRefused, match="does not exist"):
-        milvus.publish_collection(D1, name, target, settings)
+        publish_collection(D1, name, target, settings)
 
 
 def test_publishing_under_another_day_is_refused_and_a_move_back_is_a_recorded_rollback(
@@ -246,10 +247,10 @@ def test_publishing_under_another_day_is_refused_and_a_move_back_is_a_recorded_r
     newest = refresh(D2, target, local_store, settings)
     with pytest.raises(PublishRefused, match=f"holds the vectors of ds={D1}, not "
                                              "ds=2026-12-31"):
-        milvus.publish_collection("2026-12-31", older, target, settings)
+        publish_collection("2026-12-31", older, target, settings)
     with milvus_client(target) as client:
         assert client.describe_alias("mspa_authors")["collection_name"] == newest
-    result = milvus.rollback(target, settings, to=older, reason="11-20 texts were bad")
+    result = rollback(target, settings, to=older, reason="11-20 texts were bad")
     assert (result["from"], result["to"]) == (newest, older)
-    versions = {v["collection"]: v for v in milvus.list_versions(target, settings)}
+    versions = {v["collection"]: v for v in list_versions(target, settings)}
     assert versions[newest]["status"] == "rolled_back"
