@@ -181,7 +181,7 @@ $(LLAMA_VENV)/.installed: scripts/llama-server-constraints.txt
 
 test-openai: venv models $(LLAMA_VENV)/.installed
 	MSPA_LLAMA_PYTHON=$(LLAMA_VENV)/bin/python $(BIN)/python -m pytest -m llamacpp \
-	  tests/mspa_tasks/compose/test_openai_server.py $(PYTEST_ARGS)
+	  tests/mspa_tasks/llm/test_openai_server.py $(PYTEST_ARGS)
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow and not airflow" $(PYTEST_ARGS)

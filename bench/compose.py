@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mspa_tasks.run import DayRun
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 OUT = REPO / "bench" / "out"
@@ -56,7 +58,7 @@ def _inputs(n_users: int):
     ds = "2026-11-20"
     store = open_store(settings.artifacts_uri)
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=ds), settings.warehouse_url, store)
-    run_ingest(ds, settings.warehouse_url, store, settings)
+    run_ingest(DayRun(ds, settings, store, settings.warehouse_url))
     cfg = settings.compose
     spec = load_prompt(cfg.preference_prompt)
     tipped = tipped_authors(read_table(store, "sessions", ds, "sessions"))

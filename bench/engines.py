@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mspa_tasks.run import DayRun
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 OUT = REPO / "bench" / "out"
@@ -79,7 +81,7 @@ def prompts(n: int) -> list[str]:
     ds = "2026-11-20"
     store = open_store(settings.artifacts_uri)
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=ds), settings.warehouse_url, store)
-    run_ingest(ds, settings.warehouse_url, store, settings)
+    run_ingest(DayRun(ds, settings, store, settings.warehouse_url))
     cfg, spec = settings.compose, load_prompt(settings.compose.preference_prompt)
     tipped = tipped_authors(read_table(store, "sessions", ds, "sessions"))
     users = sorted(tipped)[: (n + 3) // 4]

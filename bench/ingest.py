@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from mspa_tasks.run import DayRun
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 OUT = REPO / "bench" / "out"
@@ -47,10 +49,11 @@ def child_pipeline(home: Path, ds: str) -> dict:
     url = settings.warehouse_url
     store = open_store(f"file://{home}/bench-artifacts")
     started = time.perf_counter()
-    ingest.prepare_tables(url)
-    ingest.extract_window(ds, url, store, settings)
-    ingest.quality_gate(ds, url, store, settings.quality)
-    published = ingest.publish_sessions(ds, url, store)
+    run = DayRun(ds, settings, store, url)
+    ingest.prepare_tables(run)
+    ingest.extract_window(run)
+    ingest.quality_gate(run)
+    published = ingest.publish_sessions(run)
     seconds = time.perf_counter() - started
     ev = published.manifest["counts"]["events"]
     return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "candidates": ev["candidates"],

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from mspa_tasks.run import DayRun
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
@@ -121,9 +123,9 @@ def main() -> int:
         publish_inputs(store, ds, authors, texts)
         target = vector_store.MilvusTarget(str(home / "milvus.db"))
         started = time.perf_counter()
-        encode_day(ds, store, settings, encoder=encoder)
-        name = build_collection(ds, target, store, settings).collection
-        validate_collection(ds, name, target, store, settings)
+        encode_day(DayRun(ds, settings, store), encoder=encoder)
+        name = build_collection(DayRun(ds, settings, store, milvus=target)).collection
+        validate_collection(DayRun(ds, settings, store, milvus=target), name)
         e2e.append(time.perf_counter() - started)
         print(f"round {r}: encode alone {alone[-1]:.1f}s, end to end {e2e[-1]:.1f}s", flush=True)
 
@@ -135,7 +137,8 @@ def main() -> int:
     for index_type, (params, search) in INDEXES.items():
         s = settings.replaced(vectors={"index_type": index_type, "index_params": params,
                                        "search_params": search})
-        name = build_collection(ds, target, store, s, build_id=f"r{index_type}").collection
+        name = build_collection(DayRun(ds, s, store, milvus=target),
+                                build_id=f"r{index_type}").collection
         with vector_store.milvus_client(target) as client:
             vector_store.ensure_loaded(client, name)
             ids = read_vectors(store, AUTHOR_VECTORS, ds)[0].column("author_id").to_pylist()

@@ -37,6 +37,7 @@ from airflow.sdk import Asset, Param, dag, task
 
 from mspa_airflow.alerts import on_failure
 from mspa_airflow.assets import catalog_assets
+from mspa_airflow.context import TaskContext, stage
 from mspa_airflow.params import param_overrides, setting_param
 from mspa_airflow.pods import trainer_operator
 from mspa_airflow.schedules import scheduled
@@ -74,42 +75,32 @@ def mspa_retrain():
           outlets=catalog_assets("align_examples"),
           doc_md="Publish the alignment examples; make sure a champion exists; write the run file.")
     def prepare(ds=None, run_id=None, params=None, data_interval_end=None) -> dict:
-        from mspa_airflow.hooks import WarehouseHook, artifact_store
-        from mspa_tasks.align.retrain import latest_ready_day, prepare_run
-        from mspa_tasks.config import load_settings
+        from mspa_tasks.align.retrain import latest_ready_day
 
-        settings = load_settings()
-        store = artifact_store(settings)
         # A scheduled run trains on the newest day published before it started (the day
         # before its interval ends); a manual run for a logical date uses that date.
         ends = (data_interval_end - dt.timedelta(days=1)).date().isoformat() \
             if data_interval_end else ds
         newest = max(d for d in (ds, ends) if d)
-        day = params.get("ds") or latest_ready_day(store, on_or_before=newest)
-        return prepare_run(day, run_id, WarehouseHook(settings=settings).get_sqlalchemy_url(),
-                           store, settings, param_overrides(params, "align", OVERRIDABLE))
+        day = params.get("ds") or latest_ready_day(TaskContext(params).store, on_or_before=newest)
+        return stage("align.retrain:prepare_run", day, params, run_id,
+                     param_overrides(params, "align", OVERRIDABLE), retry=True)
 
     @task(doc_md="Register the version; promote it only if the gate passes.",
           outlets=[RECOMMENDER_MODEL])
-    def register(run: dict, outlet_events=None) -> dict:
-        from mspa_airflow.hooks import WarehouseHook, artifact_store
-        from mspa_tasks.align.retrain import register_run
-        from mspa_tasks.config import load_settings
+    def register(prepared: dict, params=None, outlet_events=None) -> dict:
+        return stage("align.retrain:register_run", prepared["ds"], params, prepared["version"],
+                     retry=True, outlet_events=outlet_events,
+                     extras={RECOMMENDER_MODEL: lambda result: {
+                         k: result[k] for k in ("version", "status", "champion_version")}})
 
-        settings = load_settings()
-        result = register_run(run["version"], WarehouseHook(settings=settings)
-                              .get_sqlalchemy_url(), artifact_store(settings), settings)
-        outlet_events[RECOMMENDER_MODEL].extra = {k: result[k] for k in
-                                                  ("version", "status", "champion_version")}
-        return result
-
-    run = prepare()
+    prepared = prepare()
     # One graph in every environment: the operator reads [align] launcher when it runs (a pod
     # in production, a local subprocess on the embedded default).
     train = trainer_operator(
         "train", "{{ ti.xcom_pull(task_ids='prepare')['config_uri'] }}",
         pool=GPU_POOL, doc_md="GRPO + evaluation: the trainer pod (GPUs, DeepSpeed ZeRO-3), or a "
                               "local subprocess when [align] launcher = local.")
-    run >> train >> register(run)
+    prepared >> train >> register(prepared)
 
 mspa_retrain()

@@ -17,6 +17,7 @@ import datetime as dt
 from airflow.sdk import Param, dag, task
 
 from mspa_airflow.alerts import on_failure
+from mspa_airflow.context import TaskContext
 
 MILVUS_POOL = "mspa_milvus"
 
@@ -41,13 +42,11 @@ MILVUS_POOL = "mspa_milvus"
 def mspa_vectors_rollback():
     @task(pool=MILVUS_POOL, doc_md="Move the alias back; mark the current version rolled_back.")
     def rollback(params=None) -> dict:
-        from mspa_airflow.hooks import MilvusHook
-        from mspa_tasks.config import load_settings
         from mspa_tasks.vectors import lifecycle
 
-        settings = load_settings()
-        return lifecycle.rollback(MilvusHook(settings=settings).get_target(), settings,
-                               to=params.get("to_collection") or None, reason=params["reason"])
+        ctx = TaskContext(params)  # not a day's run: the alias moves whatever day it serves
+        return lifecycle.rollback(ctx.milvus, ctx.settings, to=params.get("to_collection") or None,
+                                  reason=params["reason"])
 
     rollback()
 

@@ -1,18 +1,19 @@
 """The champion recommender model: which model serves, for the composer and the replay.
 
 One place answers "which weights write today's texts and answer today's recommendations":
-the registry's champion, or the configured base model before any retraining. The composer
-(:func:`serving_settings`) and the replay (:func:`champion_model`) both ask here; neither
-imports the retraining run.
+the registry's champion, or the configured base model before any retraining. A run resolves
+it once (:attr:`mspa_tasks.run.DayRun.serving`, built by :func:`resolve_serving`); neither
+the composer nor the replay imports the retraining run.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from mspa_tasks import registry
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.config import Settings
+from mspa_tasks.config import ComposeConfig, Settings
 from mspa_tasks.model_store import resolve_model
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,25 @@ def champion_model(warehouse_url: str, settings: Settings) -> tuple[str, str]:
     return champ.version, champ.model_ref
 
 
-def serving_settings(settings: Settings, warehouse_url: str, store: ArtifactStore) -> Settings:
-    """``settings`` with the composer's model set to the champion's weights (a local copy),
-    when ``align.use_champion`` is on and a trained champion exists; else unchanged."""
-    if not settings.align.use_champion:
-        return settings
-    champ = registry.champion(warehouse_url)
-    if champ is None or champ.version == base_version(settings):
-        return settings
-    path = resolve_model(champ.model_ref, store, settings.models_dir)
-    log.info("composer model: champion %s (%s)", champ.version, path)
-    return settings.with_compose(model=path)
+@dataclass(frozen=True)
+class Serving:
+    """The models that serve on a run: the recommender (registry version and weights) and the
+    composer's configuration with the weights that write today's texts."""
+
+    recommender_version: str
+    recommender_ref: str
+    compose: ComposeConfig
+
+
+def resolve_serving(settings: Settings, warehouse_url: str, store: ArtifactStore) -> Serving:
+    """What serves today. The recommender is the registry's champion (the configured base
+    model before any retraining). The composer writes with the champion's weights (a local
+    copy) when ``align.use_champion`` is on and a trained champion exists, else with
+    ``compose.model``; ``settings`` itself is left as configured."""
+    version, ref = champion_model(warehouse_url, settings)
+    compose = settings.compose
+    if settings.align.use_champion and version != base_version(settings):
+        path = resolve_model(ref, store, settings.models_dir)
+        log.info("composer model: champion %s (%s)", version, path)
+        compose = compose.replaced(model=path)
+    return Serving(version, ref, compose)

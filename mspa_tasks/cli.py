@@ -41,6 +41,7 @@ from mspa_tasks.models import prepare_packaged_models
 from mspa_tasks.publish import ChecksumMismatch, EmptyInput, read_manifest
 from mspa_tasks.quality import GateError
 from mspa_tasks.replay.results import ReportUnreadable
+from mspa_tasks.run import DayRun
 from mspa_tasks.summaries import manifest_summary, texts_summary, vectors_summary
 from mspa_tasks.vector_store import MilvusUnavailable, PublishRefused
 from mspa_tasks.vectors.alignment import align_encoder
@@ -106,10 +107,7 @@ def cmd_import_kuailive(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-
-    settings = _settings(args)
-    published = run_ingest(args.ds, settings.warehouse_url, open_store(settings.artifacts_uri),
-                           settings)
+    published = run_ingest(DayRun.open(args.ds, _settings(args)))
     print(published.manifest_uri)
     return 0
 
@@ -159,33 +157,30 @@ def cmd_vectors(args: argparse.Namespace) -> int:
         print("no Milvus URI: pass --uri (and the token in $MILVUS_TOKEN)", file=sys.stderr)
         return 2
     target = vector_store.MilvusTarget(uri, os.environ.get("MILVUS_TOKEN", ""), args.db_name)
-    store = open_store(settings.artifacts_uri)
     needs_ds = {"align", "encode", "build", "validate", "publish", "refresh"}
     if args.action in needs_ds and not args.ds:
         print(f"vectors {args.action} needs --ds", file=sys.stderr)
         return 2
+    run = DayRun.open(args.ds, settings, milvus=target) if args.ds else None
     out: object
     try:
         if args.action == "align":
-
-            out = align_encoder(args.ds, settings.warehouse_url, store, settings)
+            out = align_encoder(run)
         elif args.action == "encode":
-            out = encode_day(args.ds, store, settings,
-                             warehouse_url=settings.warehouse_url or None).counts
+            out = encode_day(run).counts
         elif args.action == "build":
-            out = build_collection(args.ds, target, store, settings).collection
+            out = build_collection(run).collection
         elif args.action in ("validate", "publish") and not args.collection:
             print(f"vectors {args.action} needs --collection", file=sys.stderr)
             return 2
         elif args.action == "validate":
-            out = [c.message for c in validate_collection(args.ds, args.collection, target,
-                                                                 store, settings)]
+            out = [c.message for c in validate_collection(run, args.collection)]
         elif args.action == "publish":
-            out = publish_collection(args.ds, args.collection, target, settings)
+            out = publish_collection(run, args.collection)
         elif args.action == "refresh":
-            name = build_collection(args.ds, target, store, settings).collection
-            validate_collection(args.ds, name, target, store, settings)
-            out = publish_collection(args.ds, name, target, settings)
+            name = build_collection(run).collection
+            validate_collection(run, name)
+            out = publish_collection(run, name)
         elif args.action == "list":
             out = list_versions(target, settings)
         else:

@@ -47,9 +47,9 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
-from mspa_tasks.config import IngestConfig, QualityConfig, Settings
+from mspa_tasks.config import IngestConfig
 from mspa_tasks.datasets import SESSIONS
-from mspa_tasks.days import DAY_MS, Window, code_version, window_for
+from mspa_tasks.days import DAY_MS, Window, code_version
 from mspa_tasks.publish import Published, partition_prefix
 from mspa_tasks.quality import (
     CheckResult,
@@ -59,6 +59,7 @@ from mspa_tasks.quality import (
     run_checks,
     run_kept_checks,
 )
+from mspa_tasks.run import DayRun
 from mspa_tasks.sampling import stable_int
 from mspa_tasks.text import BLANK_CHARS
 from mspa_tasks.warehouse import (
@@ -99,12 +100,12 @@ class FilterResult:
     filtered: dict[str, int]  # valid events removed: author_dropped, user_dropped
 
 
-def prepare_tables(warehouse_url: str) -> None:
+def prepare_tables(run: DayRun) -> None:
     """Check that every source table exists (:class:`~mspa_tasks.warehouse.MissingSourceTable`
     names the missing ones), then create the pipeline's own tables and indexes if missing.
     No DDL ever touches a source table (``ddl/warehouse.sql`` is the demo world's, run only
     by the world generator)."""
-    engine = make_engine(warehouse_url)
+    engine = make_engine(run.url)
     try:
         with engine.begin() as conn:
             require_tables(conn, SOURCE_TABLES)
@@ -113,14 +114,13 @@ def prepare_tables(warehouse_url: str) -> None:
         engine.dispose()
 
 
-def extract_window(ds: str, warehouse_url: str, store: ArtifactStore,
-                   settings: Settings) -> dict[str, Any]:
+def extract_window(run: DayRun) -> dict[str, Any]:
     """Classify, quarantine, filter and stage the window ending at ``ds`` (see module doc).
 
     Returns ``{"ds", "draft", "counts"}``; the draft's URI is where the gate reads from.
     """
-    cfg = settings.ingest
-    window = window_for(ds, cfg.window_days)
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
+    cfg, window = settings.ingest, run.window
     started = time.perf_counter()
     engine = make_engine(warehouse_url)
     with engine.begin() as conn:  # one transaction: quarantine and drops land together
@@ -208,9 +208,9 @@ def previous_published(store: ArtifactStore, ds: str) -> tuple[str, dict[str, An
     return (day, SESSIONS.manifest(store, day)) if day else None
 
 
-def quality_gate(ds: str, warehouse_url: str, store: ArtifactStore,
-                 cfg: QualityConfig) -> list[CheckResult]:
+def quality_gate(run: DayRun) -> list[CheckResult]:
     """Judge the staged window of ``ds``; record results; raise if any check failed."""
+    ds, warehouse_url, store, cfg = run.ds, run.url, run.artifacts, run.settings.quality
     draft = read_draft(store, ds)
     stats = WindowStats(**draft["stats"])
     previous = previous_published(store, ds)
@@ -230,8 +230,9 @@ def quality_gate(ds: str, warehouse_url: str, store: ArtifactStore,
     return results
 
 
-def publish_sessions(ds: str, warehouse_url: str, store: ArtifactStore) -> Published:
+def publish_sessions(run: DayRun) -> Published:
     """Commit the staged partition of ``ds``, if its quality gate passed."""
+    ds, warehouse_url, store = run.ds, run.url, run.artifacts
     draft = read_draft(store, ds)
     engine = make_engine(warehouse_url)
     with engine.connect() as conn:
@@ -253,12 +254,12 @@ def publish_sessions(ds: str, warehouse_url: str, store: ArtifactStore) -> Publi
     return published
 
 
-def run_ingest(ds: str, warehouse_url: str, store: ArtifactStore, settings: Settings) -> Published:
+def run_ingest(run: DayRun) -> Published:
     """All four steps in one call (CLI, benchmarks, tests)."""
-    prepare_tables(warehouse_url)
-    extract_window(ds, warehouse_url, store, settings)
-    quality_gate(ds, warehouse_url, store, settings.quality)
-    return publish_sessions(ds, warehouse_url, store)
+    prepare_tables(run)
+    extract_window(run)
+    quality_gate(run)
+    return publish_sessions(run)
 
 
 def read_draft(store: ArtifactStore, ds: str) -> dict[str, Any]:

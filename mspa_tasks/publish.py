@@ -58,6 +58,10 @@ class Published:
     manifest_uri: str
     manifest: dict[str, Any]
 
+    def summary(self) -> dict[str, Any]:
+        """What a task reports: where the manifest is and the counts it holds."""
+        return {"manifest": self.manifest_uri, "counts": self.manifest.get("counts")}
+
 
 def partition_prefix(dataset: str, ds: str) -> str:
     return f"{dataset}/ds={ds}"

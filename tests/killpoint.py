@@ -3,8 +3,9 @@
 The point is a function (``module:Owner.attr``) and the n-th call to it whose arguments'
 ``repr`` contains ``when`` (all calls if empty). The process dies there as it would under
 the OOM killer or a lost node: no ``finally``, no ``atexit``, no flush. Arguments of the
-call are JSON; strings ``@store:<uri>`` and ``@settings:<home>`` become an artifact store and
-the local settings of that home (``MSPA_CONFIG`` applies, as in production).
+call are JSON; a string made by :func:`run_arg` becomes the :class:`~mspa_tasks.run.DayRun`
+of a day on a store, a warehouse and the local settings of a home (``MSPA_CONFIG`` applies,
+as in production).
 
     python -m tests.killpoint '<json spec>'
 """
@@ -33,15 +34,21 @@ def _resolve(name: str) -> tuple[Any, str]:
     return owner, last
 
 
+def run_arg(ds: str, warehouse_url: str, store_uri: str, home: str) -> str:
+    """A :class:`~mspa_tasks.run.DayRun` as a child's argument (it is built in the child)."""
+    return "@run:" + json.dumps({"ds": ds, "url": warehouse_url, "store": store_uri,
+                                 "home": str(home)})
+
+
 def _arg(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith("@store:"):
+    if isinstance(value, str) and value.startswith("@run:"):
         from mspa_tasks.artifacts import open_store
-
-        return open_store(value.removeprefix("@store:"))
-    if isinstance(value, str) and value.startswith("@settings:"):
         from mspa_tasks.config import load_settings
+        from mspa_tasks.run import DayRun
 
-        return load_settings("local", home=value.removeprefix("@settings:"))
+        spec = json.loads(value.removeprefix("@run:"))
+        return DayRun(spec["ds"], load_settings("local", home=spec["home"]),
+                      open_store(spec["store"]), spec["url"])
     return value
 
 

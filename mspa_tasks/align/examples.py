@@ -50,6 +50,7 @@ from mspa_tasks.days import code_version, window_for
 from mspa_tasks.llm.content import load_author_content
 from mspa_tasks.llm.prompting import clean, render_user
 from mspa_tasks.publish import Published
+from mspa_tasks.run import DayRun
 from mspa_tasks.sampling import stable_sample
 from mspa_tasks.text import profile_text
 
@@ -154,11 +155,11 @@ def build_prompt(history: str, candidates: list[str]) -> list[dict[str, str]]:
                 + "\n</data>\nWhich candidate will this viewer tip next?")}]
 
 
-def ensure_examples(ds: str, warehouse_url: str, store: ArtifactStore,
-                    settings: Settings) -> None:
+def ensure_examples(run: DayRun) -> None:
     """Publish ``align_examples/ds=<ds>/`` unless it is already published: what another
     stage (the replay's ``u2a`` part) calls when it needs the examples of a day that no
     retraining run prepared. Align owns the dataset; readers never build it themselves."""
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     if ALIGN_EXAMPLES.is_published(store, ds):
         try:
             ALIGN_EXAMPLES.read(store, ds, "examples", READER)

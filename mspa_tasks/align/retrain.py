@@ -30,6 +30,7 @@ from mspa_tasks.champion import base_version
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import AUTHOR_VECTORS
 from mspa_tasks.model_store import model_prefix
+from mspa_tasks.run import DayRun
 
 log = logging.getLogger(__name__)
 
@@ -73,22 +74,24 @@ def ensure_champion(warehouse_url: str, settings: Settings) -> registry.ModelVer
     return base
 
 
-def prepare_run(ds: str, run_id: str, warehouse_url: str, store: ArtifactStore,
-                settings: Settings, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Steps 1 of the module doc. Returns ``{ds, version, config_uri, champion_version,
-    examples}``; ``overrides`` replace ``[align]`` knobs for this run (DAG Params)."""
+def prepare_run(run: DayRun, run_id: str,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Steps 1 of the module doc, on the run's day. Returns ``{ds, version, config_uri,
+    champion_version, examples}``; ``overrides`` replace ``[align]`` knobs for this
+    training run (DAG Params)."""
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     if overrides:
         settings = settings.with_align(**overrides)
     registry.prepare_registry(warehouse_url)
     published = build_examples(ds, warehouse_url, store, settings)
     champ = ensure_champion(warehouse_url, settings)
     version = run_version(ds, run_id)
-    run = RunConfig(ds=ds, version=version, artifacts_uri=settings.artifacts_uri,
+    config = RunConfig(ds=ds, version=version, artifacts_uri=settings.artifacts_uri,
                     model=champ.model_ref, champion=champ.model_ref,
                     champion_version=champ.version, models_dir=str(settings.models_dir),
                     align=settings.align)
     key = f"runs/recommender/{version}/run.json"
-    uri = store.put_text(key, json.dumps(run.as_dict(), indent=2, default=list))
+    uri = store.put_text(key, json.dumps(config.as_dict(), indent=2, default=list))
     log.info("run %s: examples %s, starting from champion %s; run file %s", version,
              published.manifest["counts"]["examples"], champ.version, uri)
     return {"ds": ds, "version": version, "config_uri": uri, "champion_version": champ.version,
@@ -124,9 +127,10 @@ def _read_json(store: ArtifactStore, key: str) -> dict[str, Any]:
         raise RunIncomplete(f"{store.uri(key)} is missing: the trainer did not finish") from exc
 
 
-def register_run(version: str, warehouse_url: str, store: ArtifactStore,
-                 settings: Settings) -> dict[str, Any]:
-    """Step 3 of the module doc. Returns the decision with both models' figures."""
+def register_run(run: DayRun, version: str) -> dict[str, Any]:
+    """Step 3 of the module doc for the training run ``version`` of the run's day. Returns
+    the decision with both models' figures."""
+    warehouse_url, store = run.url, run.artifacts
     prefix = model_prefix(version)
     report = _read_json(store, f"{prefix}/{EVAL}")
     metrics = _read_json(store, f"{prefix}/{METRICS}")

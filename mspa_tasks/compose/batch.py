@@ -36,8 +36,8 @@ from mspa_tasks.compose.batch_io import (  # re-exported: the batch's one API
     results_backend,
 )
 from mspa_tasks.compose.shards import plan_shards, shard_inputs
-from mspa_tasks.config import Settings
 from mspa_tasks.llm.requests import Backend, Generation, Request
+from mspa_tasks.run import DayRun
 
 __all__ = ["ResultsBackend", "batch_prefix", "export_batch", "read_results", "request_id",
            "results_backend", "run_locally"]
@@ -63,19 +63,18 @@ def request_of(line: dict[str, Any]) -> Request:
     return Request(messages, prefill=prefill["content"])
 
 
-def export_batch(ds: str, warehouse_url: str, store: ArtifactStore,
-                 settings: Settings) -> dict[str, Any]:
+def export_batch(run: DayRun) -> dict[str, Any]:
     """Write the day's misses as batch JSONL and ``batch.json`` (model version, counts)."""
+    ds, store, settings = run.ds, run.artifacts, run.settings
 
     started = time.perf_counter()
     cfg = settings.compose
     lines: dict[str, dict[str, Any]] = {}
     versions, counts = set(), {"users": 0, "authors": 0}
     for shard in plan_shards(cfg):
-        planned = shard_inputs(ds, shard["kind"], shard["shard"], shard["of"], warehouse_url,
-                               store, settings)
+        planned = shard_inputs(run, shard["kind"], shard["shard"], shard["of"])
         versions.add(planned.version)
-        model = planned.settings.compose.batch_model or planned.settings.compose.model
+        model = planned.compose.batch_model or planned.compose.model
         counts[shard["kind"]] += len(planned.misses)
         for x in planned.misses:
             for section in planned.spec.sections:

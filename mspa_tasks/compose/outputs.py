@@ -26,11 +26,11 @@ import pyarrow.parquet as pq
 
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.compose.shards import KINDS, shard_key, staging_prefix, tipped_authors
-from mspa_tasks.config import Settings
 from mspa_tasks.datasets import CATALOG, SESSIONS
 from mspa_tasks.days import code_version
 from mspa_tasks.markdown import markdown_env
 from mspa_tasks.publish import require_rows
+from mspa_tasks.run import DayRun
 from mspa_tasks.sampling import stable_digest
 from mspa_tasks.warehouse import bulk_insert, make_engine, run_sql
 
@@ -43,9 +43,9 @@ class ShardsMissing(RuntimeError):
     """publish_texts found fewer staged shards than planned."""
 
 
-def publish_texts(ds: str, warehouse_url: str, store: ArtifactStore,
-                  settings: Settings) -> dict[str, Any]:
+def publish_texts(run: DayRun) -> dict[str, Any]:
     """Merge staged shards, publish both datasets and warehouse tables (see module doc)."""
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     cfg = settings.compose
     tables = {}
     for kind, (dataset, id_col) in KINDS.items():

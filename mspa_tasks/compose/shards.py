@@ -20,12 +20,10 @@ from typing import Any
 import pyarrow as pa
 
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.champion import serving_settings
 from mspa_tasks.compose.batch_io import results_backend
 from mspa_tasks.compose.generate import Composed, compose_texts
-from mspa_tasks.config import ComposeConfig, Settings
+from mspa_tasks.config import ComposeConfig
 from mspa_tasks.datasets import CATALOG, SESSIONS, text_schema
-from mspa_tasks.days import window_for
 from mspa_tasks.llm.content import load_author_content
 from mspa_tasks.llm.engine import backend_for, model_version
 from mspa_tasks.llm.prompting import (
@@ -38,6 +36,7 @@ from mspa_tasks.llm.prompting import (
 )
 from mspa_tasks.llm.requests import Backend
 from mspa_tasks.publish import parquet_bytes, partition_prefix, require_rows
+from mspa_tasks.run import DayRun
 from mspa_tasks.sampling import stable_int
 
 log = logging.getLogger(__name__)
@@ -66,6 +65,11 @@ def plan_shards(cfg: ComposeConfig) -> list[dict[str, Any]]:
     """
     return [{"kind": kind, "shard": i, "of": cfg.n_shards}
             for kind in ("users", "authors") for i in range(cfg.n_shards)]
+
+
+def plan_day(run: DayRun) -> list[dict[str, Any]]:
+    """The shards of the run's day (:func:`plan_shards` of its ``[compose]`` settings)."""
+    return plan_shards(run.settings.compose)
 
 
 def tipped_authors(sessions: pa.Table) -> dict[int, list[tuple[int, int]]]:
@@ -117,7 +121,7 @@ def load_cache(store: ArtifactStore, dataset: str, ds: str) -> dict[str, dict[st
 class ShardInputs:
     """What a shard composes: its rendered inputs, the cache, and those the cache misses."""
 
-    settings: Settings          # with the serving model (the champion) resolved
+    compose: ComposeConfig      # with the serving model (the champion) resolved
     spec: PromptSpec
     version: str                # model version (part of every cache key)
     inputs: list[RenderedInput]
@@ -126,19 +130,18 @@ class ShardInputs:
     frames: dict[int, list[str]]
 
 
-def shard_inputs(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
-                 store: ArtifactStore, settings: Settings) -> ShardInputs:
+def shard_inputs(run: DayRun, kind: str, shard: int, of: int) -> ShardInputs:
     """Render one shard's inputs and split them into cache hits and misses."""
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}: use 'users' or 'authors'")
     if not 0 <= shard < of:
         raise ValueError(f"shard={shard} is outside 0..{of - 1}")
-    settings = serving_settings(settings, warehouse_url, store)
-    cfg = settings.compose
+    cfg = run.serving.compose
     dataset, _ = KINDS[kind]
     spec = load_prompt(cfg.preference_prompt if kind == "users" else cfg.author_prompt)
     version = model_version(cfg, settings)
-    window = window_for(ds, settings.ingest.window_days)
+    window = run.window
 
     if kind == "users":
         sessions = require_rows(SESSIONS.read(store, ds, "sessions", READER),
@@ -163,19 +166,18 @@ def shard_inputs(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
 
     cache = load_cache(store, dataset, ds)
     misses = [x for x in inputs if x.input_hash not in cache]
-    return ShardInputs(settings, spec, version, inputs, cache, misses, frames)
+    return ShardInputs(cfg, spec, version, inputs, cache, misses, frames)
 
 
-def compose_shard(ds: str, kind: str, shard: int, of: int, warehouse_url: str,
-                  store: ArtifactStore, settings: Settings,
-                  backend: Backend | None = None) -> dict[str, Any]:
+def compose_shard(run: DayRun,
+                  kind: str, shard: int, of: int, backend: Backend | None = None) -> dict[str, Any]:
     """Compose one shard (see module doc); returns its counts. With ``[compose] generation
     = "batch"`` the answers come from the day's batch results (:mod:`.batch`)."""
+    ds, store, settings = run.ds, run.artifacts, run.settings
     started = time.perf_counter()
-    planned = shard_inputs(ds, kind, shard, of, warehouse_url, store, settings)
-    settings, spec, version = planned.settings, planned.spec, planned.version
+    planned = shard_inputs(run, kind, shard, of)
+    cfg, spec, version = planned.compose, planned.spec, planned.version
     inputs, cache, misses, frames = planned.inputs, planned.cache, planned.misses, planned.frames
-    cfg = settings.compose
     dataset, id_col = KINDS[kind]
     composed: dict[int, Composed] = {}
     if misses:

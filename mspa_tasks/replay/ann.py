@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 
 from mspa_tasks import vector_store
-from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.config import Settings
 from mspa_tasks.forward_day import (
     NoEarlierDay,
     load_day,
@@ -21,16 +19,17 @@ from mspa_tasks.forward_day import (
     scored_impressions,
 )
 from mspa_tasks.replay.parts import MSPA, row, write_part
+from mspa_tasks.run import DayRun
 from mspa_tasks.scoring import metrics as M
 
 log = logging.getLogger(__name__)
 
 
-def replay_ann(ds: str, warehouse_url: str, store: ArtifactStore, settings: Settings,
-               target) -> dict[str, Any]:
+def replay_ann(run: DayRun) -> dict[str, Any]:
     """The ``ann`` part: a sample of day ``ds``'s requests through the collection that
     served them (the model day's: the alias itself when it still serves that day, else that
     day's own collection) vs exact search on the same vectors."""
+    ds, warehouse_url, store, settings, target = run.ds, run.url, run.artifacts, run.settings, run.target
 
     cfg = settings.replay
     try:

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.config import Settings
 from mspa_tasks.datasets import WORLD_TRUTH
 from mspa_tasks.encoder_lineage import check_encoder_before
 from mspa_tasks.forward_day import (
@@ -41,6 +40,7 @@ from mspa_tasks.forward_day import (
 )
 from mspa_tasks.replay import segments as S
 from mspa_tasks.replay.parts import row, write_part
+from mspa_tasks.run import DayRun
 from mspa_tasks.scoring import metrics as M
 from mspa_tasks.scoring import uncertainty as U
 from mspa_tasks.scoring.baselines import pair_scores
@@ -119,9 +119,9 @@ def _uauc_rows(rows, metric, models, s, scores, flags, mask, cfg, **extra) -> No
     _with_ci(rows, metric, {n: p.auc[valid] for n, p in per.items()}, groups, cfg, **extra)
 
 
-def replay_offline(ds: str, warehouse_url: str, store: ArtifactStore,
-                   settings: Settings) -> dict[str, Any]:
+def replay_offline(run: DayRun) -> dict[str, Any]:
     """The ``offline`` part (module doc). Returns and writes the part."""
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     cfg = settings.replay
     started = time.perf_counter()
     try:

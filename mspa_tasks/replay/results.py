@@ -13,12 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.replay.parts import BASELINES, FUSED, MODELS, MSPA, PARTS, part_key
 from mspa_tasks.replay.render import metric_table, render_html, summary_text, verdicts
+from mspa_tasks.run import DayRun
 from mspa_tasks.warehouse import execute_many, fetch_arrow, make_engine, run_sql
 
 log = logging.getLogger(__name__)
@@ -133,9 +135,20 @@ def coverage_warnings(coverage: dict[str, Any]) -> list[str]:
     return []
 
 
-def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
-                   settings: Settings) -> dict[str, Any]:
-    """Steps 1-3 of the module doc. Returns the report (the JSON's content)."""
+@dataclass(frozen=True)
+class ReportPublished:
+    """The published report: its content (the JSON's) and where the HTML page is."""
+
+    report: dict[str, Any]
+    html_uri: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"ds": self.report["ds"], "report": self.html_uri}
+
+
+def publish_report(run: DayRun) -> ReportPublished:
+    """Steps 1-3 of the module doc. Returns the report and its page."""
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     cfg = settings.replay
     parts = merge_parts(store, settings, ds)
     rows = [r for p in PARTS for r in parts[p].get("metrics", [])]
@@ -179,7 +192,7 @@ def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
                    "cold_days": cfg.cold_days, "bootstrap": cfg.bootstrap},
     }
     prefix = report_prefix(settings, ds)
-    store.put_text(f"{prefix}/{REPORT_HTML}", render_html(report))
+    html = store.put_text(f"{prefix}/{REPORT_HTML}", render_html(report))
     uri = store.put_text(f"{prefix}/{REPORT_JSON}",
                          json.dumps(report, indent=2, default=str) + "\n")
     log.info("replay report of %s: %s (%d metric rows; previous day %s)", ds, uri, len(rows),
@@ -192,4 +205,4 @@ def publish_report(ds: str, warehouse_url: str, store: ArtifactStore,
                  "\n".join(verdicts(report)))
     elif report["offline_note"]:
         log.info("replay %s: %s", ds, report["offline_note"])
-    return report
+    return ReportPublished(report, html)

@@ -11,14 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.champion import champion_model
-from mspa_tasks.config import Settings
 from mspa_tasks.datasets import ALIGN_EXAMPLES
 from mspa_tasks.forward_day import ReplayData, load_day, scorers
 from mspa_tasks.llm.ranking import accuracy_report, evaluate_model
 from mspa_tasks.model_store import resolve_model
 from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
+from mspa_tasks.run import DayRun
 from mspa_tasks.sampling import stable_sample
 from mspa_tasks.scoring.baselines import Scorer
 
@@ -43,9 +42,9 @@ def baseline_answers(scorer: Scorer, rows: list[dict[str, Any]],
     return answers
 
 
-def replay_u2a(ds: str, warehouse_url: str, store: ArtifactStore,
-               settings: Settings) -> dict[str, Any]:
+def replay_u2a(run: DayRun) -> dict[str, Any]:
     """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     cfg = settings.replay
     sizes = set(settings.align.eval_m)
     rows = [r for r in ALIGN_EXAMPLES.read(store, ds, "examples", READER).to_pylist()

@@ -64,6 +64,7 @@ from mspa_tasks.forward_day import (
     scored_impressions,
 )
 from mspa_tasks.model_store import upload_folder
+from mspa_tasks.run import DayRun
 from mspa_tasks.scoring import metrics as M
 from mspa_tasks.scoring import uncertainty as U
 from mspa_tasks.scoring.baselines import Scorer, als, fuse, pair_scores, popularity
@@ -337,10 +338,10 @@ def gate_table(rows: list[dict[str, Any]]) -> pa.Table:
 # the stage
 
 
-def align_encoder(ds: str, warehouse_url: str, store: ArtifactStore,
-                  settings: Settings) -> dict[str, Any]:
+def align_encoder(run: DayRun) -> dict[str, Any]:
     """Pairs, training, gate, registry and the ``encoder_alignment`` partition of ``ds``.
     Returns what happened (``skipped`` with the reason when nothing could be done)."""
+    ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
 
     cfg = settings.vectors.align
     started = time.perf_counter()

@@ -15,14 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.config import Settings, VectorsConfig
+from mspa_tasks.config import VectorsConfig
 from mspa_tasks.datasets import AUTHOR_VECTORS, read_vectors
 from mspa_tasks.progress import Progress
 from mspa_tasks.publish import require_rows
+from mspa_tasks.run import DayRun
 from mspa_tasks.vector_store import (
     STATUS,
-    MilvusTarget,
     milvus_client,
     now_ms,
     set_properties,
@@ -73,9 +72,9 @@ class BuildResult:
     seconds: float
 
 
-def build_collection(ds: str, target: MilvusTarget, store: ArtifactStore,
-                     settings: Settings, build_id: str | None = None) -> BuildResult:
+def build_collection(run: DayRun, build_id: str | None = None) -> BuildResult:
     """Create a new versioned collection of ``ds``'s author vectors; never touches the alias."""
+    ds, target, store, settings = run.ds, run.target, run.artifacts, run.settings
     cfg = settings.vectors
     started = time.perf_counter()
     table, vectors = read_vectors(store, AUTHOR_VECTORS, ds)

@@ -49,6 +49,7 @@ from mspa_tasks.models import packaged_model
 from mspa_tasks.progress import Progress
 from mspa_tasks.publish import EmptyInput, require_rows
 from mspa_tasks.registry import ENCODER_REGISTRY, list_models
+from mspa_tasks.run import DayRun
 from mspa_tasks.text import profile_text
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,10 @@ class EncodeResult:
     users_manifest: str
     counts: dict[str, Any]
 
+    def summary(self) -> dict[str, Any]:
+        return {"authors": self.authors_manifest, "users": self.users_manifest,
+                "counts": self.counts}
+
 
 def _previous_vectors(store: ArtifactStore, dataset: Dataset, ds: str,
                       encoder_version: str) -> dict[str, np.ndarray]:
@@ -218,12 +223,11 @@ def preference_texts(store: ArtifactStore, ds: str, reader: str = READER
     return sorted((r for r in every if r["status"] == "ok"), key=lambda r: r["user_id"]), every
 
 
-def encode_day(ds: str, store: ArtifactStore, settings: Settings,
-               encoder: Encoder | None = None, warehouse_url: str | None = None
-               ) -> EncodeResult:
+def encode_day(run: DayRun, encoder: Encoder | None = None) -> EncodeResult:
     """Encode ``ds``'s author and preference texts and publish both vector datasets, with
     the serving encoder (:func:`serving_encoder`: the encoder registry's champion when
     ``warehouse_url`` is given and one is promoted, else ``vectors.encoder``)."""
+    ds, store, settings, warehouse_url = run.ds, run.artifacts, run.settings, run.warehouse_url
     authored = author_texts(store, ds)
     ok_users, user_texts = preference_texts(store, ds)
     encoder = encoder or Encoder(settings.vectors,

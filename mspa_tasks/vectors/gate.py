@@ -13,15 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.config import Settings, VectorsConfig
+from mspa_tasks.config import VectorsConfig
 from mspa_tasks.datasets import AUTHOR_VECTORS, USER_VECTORS, read_vectors
 from mspa_tasks.publish import require_rows
 from mspa_tasks.quality import CheckResult, GateError
+from mspa_tasks.run import DayRun
 from mspa_tasks.sampling import stable_positions
 from mspa_tasks.vector_store import (
     STATUS,
-    MilvusTarget,
     PublishRefused,
     clamp_k,
     ensure_loaded,
@@ -75,9 +74,9 @@ def effective_k(cfg: VectorsConfig, n: int) -> int:
     return clamp_k(cfg.recall_k, n)
 
 
-def validate_collection(ds: str, name: str, target: MilvusTarget, store: ArtifactStore,
-                        settings: Settings) -> list[CheckResult]:
+def validate_collection(run: DayRun, name: str) -> list[CheckResult]:
     """The gate (module doc, step 2). Returns the checks; raises :class:`VectorGateError`."""
+    ds, target, store, settings = run.ds, run.target, run.artifacts, run.settings
     cfg = settings.vectors
     table, vectors = read_vectors(store, AUTHOR_VECTORS, ds)
     ids = table.column("author_id").to_numpy()

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from mspa_tasks.config import Settings
+from mspa_tasks.run import DayRun
 from mspa_tasks.vector_store import (
     SERVABLE,
     STATUS,
@@ -80,11 +81,11 @@ def retention_plan(versions: list[Version], keep: int, now_ms: int = 0, grace_ms
     return kept, [v.collection for v in versions if v.collection not in kept]
 
 
-def publish_collection(ds: str, name: str, target: MilvusTarget,
-                       settings: Settings) -> dict[str, Any]:
+def publish_collection(run: DayRun, name: str) -> dict[str, Any]:
     """Point the alias at ``name`` (one ``alter_alias``) and apply the retention rule. The
     collection's own day decides whether the alias moves: a ``ds`` that is not that day is
     refused (a move back is only ever a recorded :func:`rollback`)."""
+    ds, target, settings = run.ds, run.target, run.settings
     cfg = settings.vectors
     with milvus_client(target) as client:
         require_collection(client, name)

@@ -45,9 +45,9 @@ class TrainerOperator(KubernetesPodOperator):
     ``local`` runs the same entry point as a subprocess of the worker (the embedded default)."""
 
     def execute(self, context: Any) -> Any:
-        from mspa_tasks.config import load_settings
+        from mspa_airflow.context import TaskContext
 
-        launcher = load_settings().align.launcher
+        launcher = TaskContext(context.get("params")).settings.align.launcher
         if launcher == "local":
             from mspa_tasks.align.retrain import launch_local
 
@@ -138,18 +138,17 @@ class BatchGenerateOperator(KubernetesPodOperator):
                           cfg.generation)
             return None
         ds = context["ds"]
-        exported = batch.export_batch(ds, ctx.warehouse_url, ctx.store, ctx.settings)
+        run = ctx.day(ds)
+        exported = batch.export_batch(run)
         if not exported["requests"]:
             self.log.info("nothing to compose on %s: every text is in the cache", ds)
             batch.run_locally(ds, ctx.store, batch.ResultsBackend({}, ""))
             return exported
         if cfg.batch_launcher == "local":
-            from mspa_tasks.champion import serving_settings
             from mspa_tasks.llm.engine import model_version
 
-            settings = serving_settings(ctx.settings, ctx.warehouse_url, ctx.store)
-            backend = backend_for(settings.compose, settings,
-                                  model_version(settings.compose, settings))
+            serving = run.serving.compose
+            backend = backend_for(serving, run.settings, model_version(serving, run.settings))
             batch.run_locally(ds, ctx.store, backend)
             return exported
         # Deferrable: the worker slot is free while the pod runs. The shards read the results

@@ -50,6 +50,22 @@ def test_dag_is_documented_tagged_and_retried(dagbag, dag_id):
         assert task.on_failure_callback, f"{task.task_id} has no failure alert"
 
 
+def test_every_task_of_the_daily_dag_has_its_own_section_in_the_docs_and_no_section_is_stale(
+        dagbag):
+    """mspa_daily's docs live in mspa_daily.md: one section per task, shown as that task's
+    doc; a renamed or removed task must not leave its section behind."""
+    from mspa_airflow.docs import DagDocs, MissingTaskDoc
+
+    dag = dagbag.dags["mspa_daily"]
+    docs = DagDocs(str(REPO / "dags" / "mspa_daily.py"), None)
+    assert set(docs.task_ids) == set(dag.task_ids)
+    for task in dag.tasks:
+        assert task.doc_md == docs.task(task.task_id) and len(task.doc_md) > 40
+    assert "#### `ingest.extract_window`" in dag.doc_md  # the DAG's doc holds every section
+    with pytest.raises(MissingTaskDoc, match="no section #### `ingest.nope`"):
+        docs.task("ingest.nope")
+
+
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_files_are_wiring_only(path: Path):
     """No heavy import at module top level: the scheduler parses these files constantly."""

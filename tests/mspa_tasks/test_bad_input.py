@@ -19,6 +19,7 @@ from mspa_tasks.compose.shards import frame_images
 from mspa_tasks.llm.keywords import KeywordBackend
 from mspa_tasks.llm.prompting import load_prompt, render_author
 from mspa_tasks.publish import read_table
+from mspa_tasks.run import DayRun
 from mspa_tasks.warehouse import make_engine
 from mspa_tasks.world.generate import PRESETS, generate_world
 
@@ -165,7 +166,7 @@ def test_every_malformed_row_kind_is_accounted_for_exactly(warehouse_url, store,
     world = generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=DS), warehouse_url, store)
     engine = make_engine(warehouse_url)
     sqlite = engine.dialect.name == "sqlite"
-    clean = ingest.run_ingest(DS, warehouse_url, store, settings)
+    clean = ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     sessions = read_table(store, "sessions", DS, "sessions")
     user, author = sessions.column("user_id")[0].as_py(), sessions.column("author_id")[0].as_py()
     with engine.connect() as conn:
@@ -181,7 +182,7 @@ def test_every_malformed_row_kind_is_accounted_for_exactly(warehouse_url, store,
     planted_authors = _plant_authors(engine, store, sqlite)
 
     with caplog.at_level(logging.WARNING):
-        published = ingest.run_ingest(DS, warehouse_url, store, settings)
+        published = ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
 
     # tip rows: each one's fate, exactly
     with engine.connect() as conn:

@@ -28,8 +28,9 @@ from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
 from mspa_tasks.llm.keywords import KeywordBackend
 from mspa_tasks.publish import published_days, read_manifest, read_table
+from mspa_tasks.run import DayRun
 from mspa_tasks.world.generate import PRESETS, generate_world
-from tests.killpoint import run_killed
+from tests.killpoint import run_arg, run_killed
 from tests.mspa_tasks.align.conftest import DS, days, encoder  # noqa: F401 (fixtures)
 
 D1, D2 = "2026-11-19", "2026-11-20"
@@ -47,9 +48,9 @@ def keywords_home(tmp_path):
     url = settings.warehouse_url
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=D2), url, store)
     for ds in (D1, D2):
-        ingest.run_ingest(ds, url, store, settings)
+        ingest.run_ingest(DayRun(ds, settings, store, url))
     _compose_day(D1, url, store, settings)
-    compose.publish_texts(D1, url, store, settings)
+    compose.publish_texts(DayRun(D1, settings, store, url))
     return {"home": home, "settings": settings, "store": store, "url": url,
             "env": {"MSPA_CONFIG": str(override), "MSPA_HOME": str(home)}}
 
@@ -57,8 +58,8 @@ def keywords_home(tmp_path):
 def _compose_day(ds, url, store, settings, skip=()):
     for shard in compose.plan_shards(settings.compose):
         if (shard["kind"], shard["shard"]) not in skip:
-            compose.compose_shard(ds, shard["kind"], shard["shard"], shard["of"], url, store,
-                                  settings, backend=KeywordBackend())
+            compose.compose_shard(DayRun(ds, settings, store, url),
+                                  shard["kind"], shard["shard"], shard["of"], backend=KeywordBackend())
 
 
 def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
@@ -70,24 +71,24 @@ def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
     # 1. killed while generating users shard 1: nothing of it is staged, nothing published
     _compose_day(D2, url, store, settings, skip={("users", 1)})
     run_killed("mspa_tasks.compose.shards:compose_shard",
-               [D2, "users", 1, settings.compose.n_shards, url, f"@store:{store.root_uri}",
-                f"@settings:{h['home']}"],
+               [run_arg(D2, url, store.root_uri, h["home"]), "users", 1,
+                settings.compose.n_shards],
                kill_at="mspa_tasks.llm.keywords:KeywordBackend.generate", env=h["env"])
     with pytest.raises(compose.ShardsMissing, match="1 of 2 users shards are not staged"):
-        compose.publish_texts(D2, url, store, settings)
+        compose.publish_texts(DayRun(D2, settings, store, url))
     assert published_days(store, "preference_texts") == [D1]
 
     # 2. the retry stages the shard; publishing is killed between the two datasets' commits
     _compose_day(D2, url, store, settings, skip={("users", 0), ("authors", 0), ("authors", 1)})
     run_killed("mspa_tasks.compose.outputs:publish_texts",
-               [D2, url, f"@store:{store.root_uri}", f"@settings:{h['home']}"],
+               [run_arg(D2, url, store.root_uri, h["home"])],
                kill_at="mspa_tasks.publish:commit_manifest", when="author_texts",
                env=h["env"])
     assert published_days(store, "author_texts") == [D1]  # the previous day still served
     assert store.get_bytes(f"preference_texts/ds={D1}/manifest.json") == d1_manifest
 
     # 3. the rerun publishes both, every user and author exactly once
-    result = compose.publish_texts(D2, url, store, settings)
+    result = compose.publish_texts(DayRun(D2, settings, store, url))
     sessions = read_table(store, "sessions", D2, "sessions")
     users = set(sessions.column("user_id").to_pylist())
     authors = set(read_table(store, "sessions", D2, "authors").column("author_id").to_pylist())
@@ -107,22 +108,22 @@ def test_composer_killed_mid_shard_and_mid_publish_then_rerun(keywords_home):
 def test_report_killed_between_html_and_json_then_rerun(days, tmp_path):  # noqa: F811
     url, store, settings = days
     settings = settings.replaced(artifacts_uri=store.root_uri)
-    replay.replay_offline(DS, url, store, settings)
+    replay.replay_offline(DayRun(DS, settings, store, url))
     for part in ("u2a", "ann"):
         replay.write_part(store, settings, DS, part, {"metrics": [], "note": "test"})
-    first = replay.publish_report(DS, url, store, settings)
+    first = replay.publish_report(DayRun(DS, settings, store, url)).report
     rows_before = _metric_rows(url)
 
     home = tmp_path / "home"  # the day fixture's settings home: same replay config
     run_killed("mspa_tasks.replay.results:publish_report",
-               [DS, url, f"@store:{store.root_uri}", f"@settings:{home}"],
+               [run_arg(DS, url, store.root_uri, home)],
                kill_at="mspa_tasks.artifacts:LocalStore.put_bytes", when="report.json")
     # the complete report of the first run is what readers still get; rows not duplicated
     assert replay.list_reports(store, settings) == [DS]
     assert replay.read_report(store, settings, DS)["generated_at"] == first["generated_at"]
     assert _metric_rows(url) == rows_before
 
-    again = replay.publish_report(DS, url, store, settings)
+    again = replay.publish_report(DayRun(DS, settings, store, url)).report
     assert again["metrics"] == first["metrics"] and _metric_rows(url) == rows_before
 
 
@@ -139,7 +140,7 @@ def test_warehouse_connection_dropped_mid_extract_then_retry(pg_url, pg_admin_en
     settings = load_settings("local", home=tmp_path / "home")
     store = open_store(f"file://{tmp_path / 'artifacts'}")
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=D2), pg_url, store)
-    first = ingest.run_ingest(D2, pg_url, store, settings)
+    first = ingest.run_ingest(DayRun(D2, settings, store, pg_url))
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:
         quarantined = conn.execute(sa.text(
@@ -159,7 +160,7 @@ def test_warehouse_connection_dropped_mid_extract_then_retry(pg_url, pg_admin_en
 
     monkeypatch.setattr(ingest, "fetch_arrow", fetch_after_the_server_drops_us)
     with pytest.raises(sa.exc.OperationalError, match="terminat|server closed the connection"):
-        ingest.extract_window(D2, pg_url, store, settings)
+        ingest.extract_window(DayRun(D2, settings, store, pg_url))
     assert dropped
     # the transaction's partial work (the day's reset) was rolled back by the server
     with engine.connect() as conn:
@@ -168,7 +169,7 @@ def test_warehouse_connection_dropped_mid_extract_then_retry(pg_url, pg_admin_en
             {"ds": D2}).scalar_one() == quarantined
     assert store.get_bytes(f"sessions/ds={D2}/manifest.json") == manifest
 
-    again = ingest.run_ingest(D2, pg_url, store, settings)  # Airflow's retry: the same call
+    again = ingest.run_ingest(DayRun(D2, settings, store, pg_url))  # Airflow's retry: the same call
     assert again.manifest["counts"] == first.manifest["counts"]
     with engine.connect() as conn:
         assert conn.execute(sa.text(
@@ -236,21 +237,22 @@ def test_artifact_store_failing_the_manifest_write_then_retry(s3_endpoint, tmp_p
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     world_store = open_store(f"file://{tmp_path / 'world'}")  # frames: not what is tested
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=D2), url, world_store)
-    ingest.run_ingest(D1, url, store, settings)
+    ingest.run_ingest(DayRun(D1, settings, store, url))
     d1 = read_manifest(store, "sessions", D1)
 
-    ingest.prepare_tables(url)
-    ingest.extract_window(D2, url, store, settings)
-    ingest.quality_gate(D2, url, store, settings.quality)
+    run = DayRun(D2, settings, store, url)
+    ingest.prepare_tables(run)
+    ingest.extract_window(run)
+    ingest.quality_gate(run)
     proxy.fail_path = f"sessions/ds={D2}/manifest.json"
     with pytest.raises(Exception, match="InternalError"):
-        ingest.publish_sessions(D2, url, store)
+        ingest.publish_sessions(run)
     assert len(proxy.failed) > 1  # boto3 retried the 500 itself, then gave up
     assert published_days(store, "sessions") == [D1]
     assert read_manifest(store, "sessions", D1) == d1
 
     proxy.fail_path = None  # the store recovers: Airflow's retry of the task
-    published = ingest.publish_sessions(D2, url, store)
+    published = ingest.publish_sessions(run)
     assert published_days(store, "sessions") == [D1, D2]
     sessions = read_table(store, "sessions", D2, "sessions")  # checksums verified
     assert sessions.num_rows == published.manifest["counts"]["events"]["kept"]

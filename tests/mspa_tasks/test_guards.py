@@ -24,6 +24,7 @@ from mspa_tasks.publish import (
     read_table,
 )
 from mspa_tasks.quality import DataQualityError
+from mspa_tasks.run import DayRun
 from mspa_tasks.vector_store import PublishRefused
 from mspa_tasks.vectors.build import build_collection
 from mspa_tasks.vectors.encode import encode_day
@@ -50,15 +51,15 @@ def _sql(url: str, *statements: str, **params) -> list:
 
 def _day(ds, url, store, settings, target) -> str:
     """The whole daily refresh of ``ds`` (keyword composer); returns the collection."""
-    ingest.run_ingest(ds, url, store, settings)
+    ingest.run_ingest(DayRun(ds, settings, store, url))
     for shard in compose.plan_shards(settings.compose):
-        compose.compose_shard(ds, shard["kind"], shard["shard"], shard["of"], url, store,
-                              settings, backend=KeywordBackend())
-    compose.publish_texts(ds, url, store, settings)
-    encode_day(ds, store, settings)
-    name = build_collection(ds, target, store, settings).collection
-    validate_collection(ds, name, target, store, settings)
-    publish_collection(ds, name, target, settings)
+        compose.compose_shard(DayRun(ds, settings, store, url),
+                              shard["kind"], shard["shard"], shard["of"], backend=KeywordBackend())
+    compose.publish_texts(DayRun(ds, settings, store, url))
+    encode_day(DayRun(ds, settings, store))
+    name = build_collection(DayRun(ds, settings, store, milvus=target)).collection
+    validate_collection(DayRun(ds, settings, store, milvus=target), name)
+    publish_collection(DayRun(ds, settings, milvus=target), name)
     return name
 
 
@@ -92,10 +93,11 @@ def test_an_empty_day_stops_at_the_gate_and_yesterday_keeps_serving(
 
     statement, must_fail = WRECKS[wreck]
     _sql(warehouse_url, statement)
-    ingest.prepare_tables(warehouse_url)
-    ingest.extract_window(D2, warehouse_url, store, settings)
+    run = DayRun(D2, settings, store, warehouse_url)
+    ingest.prepare_tables(run)
+    ingest.extract_window(run)
     with pytest.raises(DataQualityError) as caught:
-        ingest.quality_gate(D2, warehouse_url, store, settings.quality)
+        ingest.quality_gate(run)
     failed = {f.name: f for f in caught.value.failures}
     assert must_fail <= set(failed)
     message = str(caught.value)
@@ -113,7 +115,7 @@ def test_an_empty_day_stops_at_the_gate_and_yesterday_keeps_serving(
     assert {n for n, passed in rows if not passed} == set(failed)
 
     with pytest.raises(ingest.NotStaged, match="quality gate has not passed"):
-        ingest.publish_sessions(D2, warehouse_url, store)
+        ingest.publish_sessions(run)
     for dataset in DATASETS:  # nothing of D2 anywhere, D1 byte for byte
         assert published_days(store, dataset) == [D1], dataset
         assert store.get_text(f"{dataset}/ds={D1}/manifest.json") == before[dataset]
@@ -138,35 +140,35 @@ def test_every_stage_refuses_an_empty_partition(store, day_settings):
     for kind in ("users", "authors"):
         with pytest.raises(EmptyInput, match=f"sessions/{'sessions' if kind == 'users' else 'authors'}"
                                              f" of ds={D2} has 0 rows: compose_shard refuses"):
-            compose.compose_shard(D2, kind, 0, 1, "sqlite://", store, settings,
-                                  backend=KeywordBackend())
+            compose.compose_shard(DayRun(D2, settings, store, "sqlite://"),
+                                  kind, 0, 1, backend=KeywordBackend())
     for dataset, id_col in compose.KINDS.values():
         store.put_bytes(shard_key(dataset, D2, 0, 1),
                         parquet_bytes(text_schema(id_col).empty_table()))
     with pytest.raises(EmptyInput, match="publish_texts refuses"):
-        compose.publish_texts(D2, "sqlite://", store, settings.with_compose(n_shards=1))
+        compose.publish_texts(DayRun(D2, settings.with_compose(n_shards=1), store, "sqlite://"))
     for dataset, id_col in (("preference_texts", "user_id"), ("author_texts", "author_id")):
         publish_partition(store, dataset, D2, {"texts": text_schema(id_col).empty_table()},
                           {})
     with pytest.raises(EmptyInput, match="sessions/authors of ds=.* encode refuses"):
-        encode_day(D2, store, settings, encoder=object())
+        encode_day(DayRun(D2, settings, store), encoder=object())
 
     from tests.mspa_tasks.vectors.conftest import publish_vectors
 
     publish_vectors(store, D2)
-    name = build_collection(D2, target, store, settings).collection
+    name = build_collection(DayRun(D2, settings, store, milvus=target)).collection
     table = read_table(store, "author_vectors", D2, "vectors")
     publish_partition(store, "author_vectors", D2, {"vectors": table.slice(0, 0)},
                       {"encoder_version": "test-encoder-v1", "dim": 32})
     with pytest.raises(EmptyInput, match="build_collection refuses"):
-        build_collection(D2, target, store, settings)
+        build_collection(DayRun(D2, settings, store, milvus=target))
     with pytest.raises(EmptyInput, match="validate_collection refuses"):
-        validate_collection(D2, name, target, store, settings)
+        validate_collection(DayRun(D2, settings, store, milvus=target), name)
     with vector_store.milvus_client(target) as client:
         assert client.list_collections() == [name]  # the refused build created nothing
         assert vector_store.properties(client, name)[vector_store.STATUS] == "failed"
     with pytest.raises(PublishRefused, match="status 'failed'"):
-        publish_collection(D2, name, target, settings)
+        publish_collection(DayRun(D2, settings, milvus=target), name)
 
 
 @pytest.mark.parametrize("store", ["file"], indirect=True)
@@ -177,9 +179,9 @@ def test_a_dropped_source_table_is_an_error_not_an_empty_table(table, warehouse_
     _sql(warehouse_url, f"DROP TABLE {table}")
     with pytest.raises(MissingSourceTable, match=f"no source table {table}: the pipeline "
                                                  "never creates source tables"):
-        ingest.prepare_tables(warehouse_url)
+        ingest.prepare_tables(DayRun(D2, settings, store, warehouse_url))
     with pytest.raises(MissingSourceTable, match=table):
-        ingest.run_ingest(D2, warehouse_url, store, settings)
+        ingest.run_ingest(DayRun(D2, settings, store, warehouse_url))
     engine = make_engine(warehouse_url)
     with engine.connect() as conn:
         assert table not in sa.inspect(conn).get_table_names()  # not recreated
@@ -198,11 +200,11 @@ def test_the_pipeline_issues_no_ddl_on_source_tables(warehouse_url, store, setti
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
     try:
-        ingest.run_ingest(D2, warehouse_url, store, settings)
+        ingest.run_ingest(DayRun(D2, settings, store, warehouse_url))
         for shard in compose.plan_shards(settings.compose):
-            compose.compose_shard(D2, shard["kind"], shard["shard"], shard["of"], warehouse_url,
-                                  store, settings, backend=KeywordBackend())
-        compose.publish_texts(D2, warehouse_url, store, settings)
+            compose.compose_shard(DayRun(D2, settings, store, warehouse_url),
+                                  shard["kind"], shard["shard"], shard["of"], backend=KeywordBackend())
+        compose.publish_texts(DayRun(D2, settings, store, warehouse_url))
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
     ddl = re.compile(r"^\s*(CREATE|ALTER|DROP|TRUNCATE)\b[^;]*?\b(" + "|".join(SOURCES) + r")\b",
@@ -219,7 +221,7 @@ def test_ingest_and_the_composer_pick_the_same_profile_row_known_by_the_window_e
     end: every stage takes the same row, and never the later one."""
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=D2), warehouse_url, store)
     window = days.window_for(D1, 30)
-    first = ingest.run_ingest(D1, warehouse_url, store, settings)
+    first = ingest.run_ingest(DayRun(D1, settings, store, warehouse_url))
     tied, later = read_table(store, "sessions", D1, "authors").column("author_id").to_pylist()[:2]
     insert = ("INSERT INTO authors (author_id, nickname, location, intro, category, updated_at) "
               "VALUES (:a, :n, :l, :i, :c, :u)")
@@ -237,7 +239,7 @@ def test_ingest_and_the_composer_pick_the_same_profile_row_known_by_the_window_e
                                        "u": window.end_ms + 3_600_000})
     engine.dispose()
 
-    published = ingest.run_ingest(D1, warehouse_url, store, settings)
+    published = ingest.run_ingest(DayRun(D1, settings, store, warehouse_url))
     kept = {r["author_id"]: r for r in read_table(store, "sessions", D1, "authors").to_pylist()}
     content, _ = compose.load_author_content(warehouse_url, {tied, later}, window.end_ms)
     # byte order: "Zed" < "alice" (a linguistic collation says the opposite)

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from mspa_tasks import days, ingest
 from mspa_tasks.publish import read_manifest, read_table
 from mspa_tasks.quality import DataQualityError
+from mspa_tasks.run import DayRun
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.conftest import scalar
 
@@ -23,7 +24,7 @@ def world(warehouse_url, store):
 
 
 def test_every_dirty_row_is_quarantined_with_its_reason(world, warehouse_url, store, settings):
-    published = ingest.run_ingest(DS, warehouse_url, store, settings)
+    published = ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     counts = published.manifest["counts"]
     assert counts["events"]["quarantined"] == world.expected_quarantine["tip_events"]
     assert counts["authors"]["dropped"] == world.expected_quarantine["authors"]
@@ -35,7 +36,7 @@ def test_every_dirty_row_is_quarantined_with_its_reason(world, warehouse_url, st
 
 def test_no_clean_row_is_lost_against_an_independent_implementation(
         world, warehouse_url, store, settings):
-    published = ingest.run_ingest(DS, warehouse_url, store, settings)
+    published = ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     ref = reference_ingest(warehouse_url, DS, settings.ingest)
     sessions = read_table(store, "sessions", DS, "sessions")
     assert set(sessions.column("event_id").to_pylist()) == ref["kept_event_ids"]
@@ -52,7 +53,7 @@ def test_no_clean_row_is_lost_against_an_independent_implementation(
 
 
 def test_sessions_are_ordered_and_end_with_the_ground_truth(world, warehouse_url, store, settings):
-    ingest.run_ingest(DS, warehouse_url, store, settings)
+    ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     rows = read_table(store, "sessions", DS, "sessions").to_pylist()
     by_user: dict[int, list[dict]] = {}
     for r in rows:
@@ -65,11 +66,11 @@ def test_sessions_are_ordered_and_end_with_the_ground_truth(world, warehouse_url
 
 
 def test_rerun_is_byte_identical_and_never_duplicates(world, warehouse_url, store, settings):
-    first = ingest.run_ingest(DS, warehouse_url, store, settings)
+    first = ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     tables = ("quarantine_tip_events", "quarantine_authors", "dropped_users", "dq_results")
     before = {t: scalar(warehouse_url, f"SELECT COUNT(*) FROM {t}") for t in tables}
     manifest_bytes = store.get_bytes(f"sessions/ds={DS}/manifest.json")
-    second = ingest.run_ingest(DS, warehouse_url, store, settings)
+    second = ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     assert store.get_bytes(f"sessions/ds={DS}/manifest.json") == manifest_bytes
     assert {k: v["sha256"] for k, v in second.manifest["files"].items()} == \
         {k: v["sha256"] for k, v in first.manifest["files"].items()}
@@ -78,8 +79,8 @@ def test_rerun_is_byte_identical_and_never_duplicates(world, warehouse_url, stor
 
 
 def test_split_is_7_2_1_and_stable_across_days(world, warehouse_url, store, settings):
-    ingest.run_ingest(DS, warehouse_url, store, settings)
-    ingest.run_ingest("2026-11-19", warehouse_url, store, settings)
+    ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
+    ingest.run_ingest(DayRun("2026-11-19", settings, store, warehouse_url))
     today = {r["user_id"]: r["split"] for r in
              read_table(store, "sessions", DS, "user_split").to_pylist()}
     yesterday = {r["user_id"]: r["split"] for r in
@@ -93,21 +94,21 @@ def test_split_is_7_2_1_and_stable_across_days(world, warehouse_url, store, sett
 
 
 def test_quality_gate_stops_before_publishing_and_says_why(world, warehouse_url, store, settings):
-    good = ingest.run_ingest(DS, warehouse_url, store, settings)
+    good = ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     day_start = days.window_for(DS, 1).start_ms
     engine = sa.create_engine(warehouse_url)
     with engine.begin() as conn:  # the day's feed stops two-thirds of the way through
         conn.execute(sa.text("DELETE FROM tip_events WHERE ts >= :t"),
                      {"t": day_start + 16 * 3_600_000})
     engine.dispose()
-    ingest.extract_window(DS, warehouse_url, store, settings)
+    ingest.extract_window(DayRun(DS, settings, store, warehouse_url))
     with pytest.raises(DataQualityError) as info:
-        ingest.quality_gate(DS, warehouse_url, store, settings.quality)
+        ingest.quality_gate(DayRun(DS, settings, store, warehouse_url))
     message = str(info.value)
     assert "freshness_hours FAILED" in message and "bound <= 6" in message
     assert read_manifest(store, "sessions", DS) == good.manifest  # previous good state serves
     with pytest.raises(ingest.NotStaged, match="quality gate has not passed"):
-        ingest.publish_sessions(DS, warehouse_url, store)
+        ingest.publish_sessions(DayRun(DS, settings, store, warehouse_url))
     assert read_manifest(store, "sessions", DS) == good.manifest
     assert scalar(warehouse_url, "SELECT COUNT(*) FROM dq_results WHERE ds = :ds AND passed = 0",
                   ds=DS) >= 1
@@ -115,7 +116,7 @@ def test_quality_gate_stops_before_publishing_and_says_why(world, warehouse_url,
 
 def test_window_days_param_changes_the_window(world, warehouse_url, store, settings):
     narrow = settings.with_ingest(window_days=7, min_tip_days=2)
-    published = ingest.run_ingest(DS, warehouse_url, store, narrow)
+    published = ingest.run_ingest(DayRun(DS, narrow, store, warehouse_url))
     ref = reference_ingest(warehouse_url, DS, narrow.ingest)
     assert published.manifest["window"]["days"] == 7
     assert published.manifest["counts"]["events"]["kept"] == len(ref["kept_event_ids"])

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from mspa_tasks import compose, ingest
 from mspa_tasks.publish import read_table
+from mspa_tasks.run import DayRun
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.mspa_tasks.compose.conftest import WordsFromDataBackend
 
@@ -49,12 +50,12 @@ def test_injection_strings_in_every_text_column_are_only_data(warehouse_url, sto
                              {"v": payload, "a": author})
     before = _counts(engine)
 
-    ingest.run_ingest(DS, warehouse_url, store, settings)
+    ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     backend = WordsFromDataBackend()
     for shard in compose.plan_shards(settings.compose):
-        compose.compose_shard(DS, shard["kind"], shard["shard"], shard["of"], warehouse_url,
-                              store, settings, backend=backend)
-    compose.publish_texts(DS, warehouse_url, store, settings)
+        compose.compose_shard(DayRun(DS, settings, store, warehouse_url),
+                              shard["kind"], shard["shard"], shard["of"], backend=backend)
+    compose.publish_texts(DayRun(DS, settings, store, warehouse_url))
 
     assert _counts(engine) == before  # nothing dropped, deleted or updated by a payload
     engine.dispose()

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from mspa_tasks import ingest
 from mspa_tasks.config import CONF_DIR, load_settings
 from mspa_tasks.kuailive import KuaiLiveFormatError, import_kuailive, reject_counts
+from mspa_tasks.run import DayRun
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.conftest import REPO, scalar
 from tests.kuailive_fixture import LAST_DS, write_fixture
@@ -133,7 +134,7 @@ def test_the_ingest_of_a_kuailive_day_keeps_streamers_without_frames(archive, tm
     assert tomllib.loads(SOURCE_CONF.read_text())["ingest"] == {"require_author_image": False}
     monkeypatch.setenv("MSPA_CONFIG", str(SOURCE_CONF))
     settings = load_settings("local", home=tmp_path / "home")
-    counts = ingest.run_ingest(LAST_DS, url, store, settings).manifest["counts"]
+    counts = ingest.run_ingest(DayRun(LAST_DS, settings, store, url)).manifest["counts"]
     assert counts["authors"]["dropped"] == {"no_text": expected.no_text_authors}
     assert counts["authors"]["kept"] == expected.loaded["authors"] - expected.no_text_authors
     assert counts["users"]["kept"] > 20
@@ -141,7 +142,7 @@ def test_the_ingest_of_a_kuailive_day_keeps_streamers_without_frames(archive, tm
 
     monkeypatch.delenv("MSPA_CONFIG")  # the environment's defaults: every streamer no_image
     with pytest.raises(Exception, match="kept_authors"):
-        ingest.run_ingest(LAST_DS, url, store, load_settings("local", home=tmp_path / "h2"))
+        ingest.run_ingest(DayRun(LAST_DS, load_settings("local", home=tmp_path / "h2"), store, url))
 
 
 def test_the_command_line_reports_a_bad_folder_in_one_line(tmp_path):

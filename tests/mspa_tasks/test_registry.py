@@ -9,6 +9,7 @@ import pytest
 from mspa_tasks import registry
 from mspa_tasks.align.retrain import base_version, ensure_champion, register_run
 from mspa_tasks.model_store import model_prefix
+from mspa_tasks.run import DayRun
 
 
 @pytest.mark.parametrize(("new", "champ", "tol", "promote"), [
@@ -46,13 +47,13 @@ def test_first_run_crowns_the_base_then_the_gate_decides(warehouse_url, store, s
 
     _eval(store, "r1", base.version, {"acc@4": 0.20, "acc@10": 0.05},
           {"acc@4": 0.30, "acc@10": 0.10})
-    worse = register_run("r1", warehouse_url, store, settings)
+    worse = register_run(DayRun("2026-11-20", settings, store, warehouse_url), "r1")
     assert worse["status"] == "rejected" and "acc@4 0.2000 < champion 0.3000" in worse["reason"]
     assert registry.champion(warehouse_url).version == base.version  # nothing changed
 
     _eval(store, "r2", base.version, {"acc@4": 0.31, "acc@10": 0.11},
           {"acc@4": 0.30, "acc@10": 0.10})
-    better = register_run("r2", warehouse_url, store, settings)
+    better = register_run(DayRun("2026-11-20", settings, store, warehouse_url), "r2")
     assert better["status"] == "champion"
     models = {m.version: m for m in registry.list_models(warehouse_url)}
     assert models["r2"].status == "champion" and models[base.version].status == "retired"
@@ -65,11 +66,11 @@ def test_first_run_crowns_the_base_then_the_gate_decides(warehouse_url, store, s
     # r3 trained against the base while r2 was promoted: it was never compared with r2.
     _eval(store, "r3", base.version, {"acc@4": 0.9, "acc@10": 0.9},
           {"acc@4": 0.30, "acc@10": 0.10})
-    stale = register_run("r3", warehouse_url, store, settings)
+    stale = register_run(DayRun("2026-11-20", settings, store, warehouse_url), "r3")
     assert stale["status"] == "rejected" and "the champion is now r2" in stale["reason"]
 
     # A retried register task rewrites its own row, never a second one.
-    register_run("r1", warehouse_url, store, settings)
+    register_run(DayRun("2026-11-20", settings, store, warehouse_url), "r1")
     assert [m.version for m in registry.list_models(warehouse_url)].count("r1") == 1
 
     # Roll back by hand: the base serves again, r2 retires, the reason is kept.
@@ -85,7 +86,7 @@ def test_a_run_without_its_results_is_not_registered(warehouse_url, store, setti
 
     ensure_champion(warehouse_url, settings)
     with pytest.raises(RunIncomplete, match="eval.json is missing"):
-        register_run("r9", warehouse_url, store, settings)
+        register_run(DayRun("2026-11-20", settings, store, warehouse_url), "r9")
     assert "r9" not in {m.version for m in registry.list_models(warehouse_url)}
 
 

@@ -5,6 +5,7 @@ functions included: they hide a cycle, they do not remove it), and no module rea
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,7 @@ def test_no_module_reaches_a_private_name_of_another_package():
 # outputs through the catalog (mspa_tasks.datasets).
 CORE = {"mspa_tasks", "artifacts", "champion", "config", "datasets", "days", "encoder_lineage",
         "forward_day", "llm", "markdown", "model_store", "models", "progress", "publish",
-        "quality", "registry", "sampling", "scoring", "summaries", "text", "vector_store",
+        "quality", "registry", "run", "sampling", "scoring", "summaries", "text", "vector_store",
         "vocab", "warehouse"}
 STAGES = {"ingest", "kuailive", "world", "compose", "vectors", "align", "replay"}
 TOP = {"cli", "__main__"}
@@ -180,3 +181,14 @@ def test_the_architecture_doc_lists_the_layers_the_test_holds():
     rows = {line.split("|")[1].strip(): set(line.split("|")[2].replace("`", "").split())
             for line in block.splitlines()[2:]}
     assert rows == {"core": CORE, "stages": STAGES, "entry points": TOP}
+
+
+def test_every_path_the_build_names_exists():
+    """A moved test file or script must not leave the Makefile, CI or README pointing at
+    nothing (CI ran ``make test-openai`` on a path that a move had emptied)."""
+    sources = [REPO / "Makefile", REPO / ".ci" / "run", *REPO.glob("*.md"),
+               *(REPO / "docs").glob("*.md")]
+    pattern = re.compile(r"(?<![\w/.])((?:tests|bench|scripts|dags|mspa_tasks|plugins)/[\w./-]+\.(?:py|toml|sh|sql))")
+    missing = {(src.name, m) for src in sources for m in pattern.findall(src.read_text())
+               if not (REPO / m).exists()}
+    assert not missing, sorted(missing)

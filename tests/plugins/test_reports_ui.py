@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mspa_tasks.run import DayRun
 from tests.conftest import REPO, _free_port
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -42,7 +43,7 @@ def _write_reports(home: Path) -> None:
             replay.write_part(store, settings, ds, part, {"metrics": metrics, "champion": "r1"}
                             if part == "u2a" else {"metrics": metrics, "n_authors": 384,
                                                    "coverage": {"impressions": 1590}})
-        replay.publish_report(ds, settings.warehouse_url, store, settings)
+        replay.publish_report(DayRun(ds, settings, store, settings.warehouse_url))
 
 
 @pytest.fixture(scope="module")

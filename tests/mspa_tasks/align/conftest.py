@@ -10,6 +10,7 @@ import pytest
 
 from mspa_tasks import compose, ingest
 from mspa_tasks.config import VectorsConfig
+from mspa_tasks.run import DayRun
 from mspa_tasks.vectors.encode import Encoder, encode_day
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.mspa_tasks.compose.conftest import WordsFromDataBackend
@@ -25,13 +26,13 @@ def encoder():
 
 def publish_day(ds, url, store, settings, encoder) -> None:
     """Sessions, texts and vectors of ``ds``, through the real stages."""
-    ingest.run_ingest(ds, url, store, settings)
+    ingest.run_ingest(DayRun(ds, settings, store, url))
     backend = WordsFromDataBackend()
     for shard in compose.plan_shards(settings.compose):
-        compose.compose_shard(ds, shard["kind"], shard["shard"], shard["of"], url, store,
-                              settings, backend=backend)
-    compose.publish_texts(ds, url, store, settings)
-    encode_day(ds, store, settings, encoder)
+        compose.compose_shard(DayRun(ds, settings, store, url),
+                              shard["kind"], shard["shard"], shard["of"], backend=backend)
+    compose.publish_texts(DayRun(ds, settings, store, url))
+    encode_day(DayRun(ds, settings, store), encoder)
 
 
 def _world(tmp_path):

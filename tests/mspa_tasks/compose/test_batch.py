@@ -20,6 +20,7 @@ from mspa_tasks.config import load_settings
 from mspa_tasks.datasets import AUTHOR_TEXTS, PREFERENCE_TEXTS
 from mspa_tasks.llm.keywords import KeywordBackend
 from mspa_tasks.publish import MANIFEST, partition_prefix
+from mspa_tasks.run import DayRun
 from mspa_tasks.world.generate import PRESETS, generate_world
 
 DS = "2026-11-20"
@@ -32,15 +33,15 @@ def _home(tmp_path, name, **compose):
     url = f"sqlite:///{tmp_path / name / 'warehouse.db'}"
     store = open_store(f"file://{tmp_path / name / 'artifacts'}")
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=DS), url, store)
-    ingest.run_ingest(DS, url, store, settings)
+    ingest.run_ingest(DayRun(DS, settings, store, url))
     return url, store, settings
 
 
 def _shards(url, store, settings, **kwargs):
     for shard in run.plan_shards(settings.compose):
-        run.compose_shard(DS, shard["kind"], shard["shard"], shard["of"], url, store, settings,
-                          **kwargs)
-    return run.publish_texts(DS, url, store, settings)
+        run.compose_shard(DayRun(DS, settings, store, url),
+                          shard["kind"], shard["shard"], shard["of"], **kwargs)
+    return run.publish_texts(DayRun(DS, settings, store, url))
 
 
 def _texts(store) -> dict:
@@ -57,7 +58,7 @@ def test_the_batch_path_writes_the_texts_the_shards_path_writes(tmp_path):
     by_shards = _texts(store)
 
     url, store, settings = _home(tmp_path, "batch", generation="batch")
-    exported = batch.export_batch(DS, url, store, settings)
+    exported = batch.export_batch(DayRun(DS, settings, store, url))
     lines = [json.loads(x) for x in
              store.get_text(f"{batch.batch_prefix(DS)}/requests.jsonl").splitlines()]
     n_texts = exported["inputs"]["users"] + exported["inputs"]["authors"]
@@ -99,10 +100,10 @@ def test_the_batch_path_writes_the_texts_the_shards_path_writes(tmp_path):
 
 def test_results_for_another_model_are_refused(tmp_path):
     url, store, settings = _home(tmp_path, "batch", generation="batch")
-    batch.export_batch(DS, url, store, settings)
+    batch.export_batch(DayRun(DS, settings, store, url))
     batch.run_locally(DS, store, KeywordBackend())
     meta = json.loads(store.get_text(f"{batch.batch_prefix(DS)}/batch.json"))
     store.put_text(f"{batch.batch_prefix(DS)}/batch.json",
                    json.dumps({**meta, "model_version": "other-model"}))
     with pytest.raises(ValueError, match="exported for other-model"):
-        run.compose_shard(DS, "users", 0, 2, url, store, settings)
+        run.compose_shard(DayRun(DS, settings, store, url), "users", 0, 2)

@@ -12,6 +12,7 @@ from mspa_tasks import compose as run
 from mspa_tasks import days, ingest
 from mspa_tasks.llm.validate import has_structure
 from mspa_tasks.publish import read_manifest, read_table
+from mspa_tasks.run import DayRun
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.conftest import scalar
 
@@ -25,15 +26,15 @@ PREF_SECTIONS = ["Favoured author types", "Environment and scene", "Atmosphere a
 @pytest.fixture
 def world(warehouse_url, store, settings):
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=DS), warehouse_url, store)
-    ingest.run_ingest(DS, warehouse_url, store, settings)
+    ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     return settings.with_compose(n_shards=2)
 
 
 def compose_day(ds, url, store, settings, backend) -> dict:
     for shard in run.plan_shards(settings.compose):
-        run.compose_shard(ds, shard["kind"], shard["shard"], shard["of"], url, store, settings,
-                          backend=backend)
-    return run.publish_texts(ds, url, store, settings)
+        run.compose_shard(DayRun(ds, settings, store, url),
+                          shard["kind"], shard["shard"], shard["of"], backend=backend)
+    return run.publish_texts(DayRun(ds, settings, store, url))
 
 
 def test_every_kept_user_and_author_gets_a_structured_text(world, warehouse_url, store,
@@ -92,7 +93,7 @@ def test_changing_five_percent_of_sessions_regenerates_those_users(world, wareho
                 {"s": top[0] + k + 1, "e": top[1] + k + 1, "u": user, "a": r["author_id"],
                  "l": r["live_id"], "t": day_end - 3_600_000 + k})
     engine.dispose()
-    ingest.run_ingest(DS, warehouse_url, store, world)
+    ingest.run_ingest(DayRun(DS, world, store, warehouse_url))
     result = compose_day(DS, warehouse_url, store, world, words_backend)
     counts = result["preference_texts"]["counts"]
     assert counts["regenerated"] == len(changed)
@@ -130,9 +131,10 @@ def test_failures_are_retried_then_stored_with_their_reason(world, warehouse_url
 
 
 def test_publish_refuses_missing_shards(world, warehouse_url, store, words_backend):
-    run.compose_shard(DS, "users", 0, 2, warehouse_url, store, world, backend=words_backend)
+    run.compose_shard(DayRun(DS, world, store, warehouse_url),
+                      "users", 0, 2, backend=words_backend)
     with pytest.raises(run.ShardsMissing, match="1 of 2 users shards are not staged"):
-        run.publish_texts(DS, warehouse_url, store, world)
+        run.publish_texts(DayRun(DS, world, store, warehouse_url))
 
 
 @pytest.mark.parametrize(("kind", "shard", "of", "message"), [
@@ -140,7 +142,7 @@ def test_publish_refuses_missing_shards(world, warehouse_url, store, words_backe
 ])
 def test_bad_shard_arguments(kind, shard, of, message, settings, store):
     with pytest.raises(ValueError, match=message):
-        run.compose_shard(DS, kind, shard, of, "sqlite://", store, settings)
+        run.compose_shard(DayRun(DS, settings, store, "sqlite://"), kind, shard, of)
 
 
 PAYLOAD = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) **loud** ```"
@@ -159,7 +161,7 @@ def test_the_sample_report_shows_untrusted_fields_as_text(warehouse_url, store, 
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE authors SET location = :p, category = :p"), {"p": PAYLOAD})
     engine.dispose()
-    ingest.run_ingest(DS, warehouse_url, store, settings)
+    ingest.run_ingest(DayRun(DS, settings, store, warehouse_url))
     compose_day(DS, warehouse_url, store, settings.with_compose(n_shards=1), words_backend)
     sample = store.get_text(f"reports/compose/ds={DS}/sample.md")
     rendered = MarkdownIt("commonmark").render(sample)

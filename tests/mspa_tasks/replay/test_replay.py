@@ -12,6 +12,7 @@ from mspa_tasks import replay, vector_store
 from mspa_tasks.align.examples import ensure_examples
 from mspa_tasks.datasets import InputsMissing
 from mspa_tasks.days import window_for
+from mspa_tasks.run import DayRun
 from mspa_tasks.vectors.build import build_collection
 from mspa_tasks.vectors.gate import validate_collection
 from mspa_tasks.vectors.lifecycle import publish_collection
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.slow
 def _publish_alias(settings, store, tmp_path):
     target = vector_store.MilvusTarget(uri=str(tmp_path / "milvus.db"))
     for ds in (D0, DS):  # DS's requests were served by D0's collection
-        built = build_collection(ds, target, store, settings)
-        validate_collection(ds, built.collection, target, store, settings)
-        publish_collection(ds, built.collection, target, settings)
+        built = build_collection(DayRun(ds, settings, store, milvus=target))
+        validate_collection(DayRun(ds, settings, store, milvus=target), built.collection)
+        publish_collection(DayRun(ds, settings, milvus=target), built.collection)
     return target
 
 
@@ -43,20 +44,20 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
     settings = settings.replaced(replay={"acc_max_users": 3, "ann_sample": 20})
     target = _publish_alias(settings, store, tmp_path)
 
-    offline = replay.replay_offline(DS, url, store, settings)
+    offline = replay.replay_offline(DayRun(DS, settings, store, url))
     cov = offline["coverage"]
     assert 0 < cov["impressions_scored"] <= cov["impressions"]
     assert cov["requests_with_watched"] > 0 and cov["users_with_vector"] == cov["users"]
-    ensure_examples(DS, url, store, settings)  # the task replay.prepare_examples
-    u2a = replay.replay_u2a(DS, url, store, settings)
+    ensure_examples(DayRun(DS, settings, store, url))  # the task replay.prepare_examples
+    u2a = replay.replay_u2a(DayRun(DS, settings, store, url))
     assert u2a["champion"] == "base-packaged-smollm2-135m-instruct"  # nothing registered yet
     assert u2a["test_users"] == 3
-    ann = replay.replay_ann(DS, url, store, settings, target)
+    ann = replay.replay_ann(DayRun(DS, settings, store, url, target))
     by = {r["metric"]: r["value"] for r in ann["metrics"]}
     assert by["ann_recall"] == 1.0  # FLAT: Milvus returns the exact top K
     assert by["ann_hr_milvus"] == by["ann_hr_exact"]
 
-    report = replay.publish_report(DS, url, store, settings)
+    report = replay.publish_report(DayRun(DS, settings, store, url)).report
     table = report["metrics"]
     # every metric of the replay has MSPA and both baselines, side by side
     for metric in ("auc_click", "uauc_click", "auc_gift", "uauc_gift", "hr@10", "hr@1000",
@@ -107,19 +108,19 @@ def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
         ("auc_click", "als"))][:3]
 
     # rerun: the day is replaced, nothing duplicated
-    replay.publish_report(DS, url, store, settings)
+    replay.publish_report(DayRun(DS, settings, store, url))
     assert _rows(url, DS) == rows
 
 
 def test_delta_and_trend_use_the_previous_replayed_day(day, tmp_path):
     url, store, settings = day
-    offline = replay.replay_offline(DS, url, store, settings)
+    offline = replay.replay_offline(DayRun(DS, settings, store, url))
     for part in ("u2a", "ann"):  # parts with nothing to say still make a complete report
         replay.write_part(store, settings, DS, part, {"metrics": [], "note": "test"})
     yesterday = (dt.date.fromisoformat(DS) - dt.timedelta(days=1)).isoformat()
     earlier = [dict(r, value=0.5) for r in offline["metrics"]]
     replay.record_metrics(url, yesterday, earlier, {})
-    report = replay.publish_report(DS, url, store, settings)
+    report = replay.publish_report(DayRun(DS, settings, store, url)).report
     assert report["previous_ds"] == yesterday
     auc = report["metrics"]["auc_click"]["mspa"]
     assert auc["previous"] == 0.5 and auc["delta"] == pytest.approx(auc["value"] - 0.5)
@@ -129,14 +130,14 @@ def test_delta_and_trend_use_the_previous_replayed_day(day, tmp_path):
 def test_replay_of_an_unpublished_day_names_what_to_run(day):
     url, store, settings = day
     with pytest.raises(InputsMissing, match="run mspa_daily for 2026-11-21"):
-        replay.replay_offline("2026-11-21", url, store, settings)
+        replay.replay_offline(DayRun("2026-11-21", settings, store, url))
 
 
 def test_report_with_a_missing_part_names_the_task_and_writes_nothing(day):
     url, store, settings = day
-    replay.replay_offline(DS, url, store, settings)
+    replay.replay_offline(DayRun(DS, settings, store, url))
     with pytest.raises(replay.ReportIncomplete, match="part 'u2a'.*rerun the replay task 'u2a'"):
-        replay.publish_report(DS, url, store, settings)
+        replay.publish_report(DayRun(DS, settings, store, url))
     assert replay.list_reports(store, settings) == []
 
 
@@ -166,7 +167,7 @@ def test_a_day_d_interaction_cannot_change_the_forward_replay_of_d(day, encoder)
     popularity baseline would move at once.)"""
     url, store, settings = day
     settings = settings.replaced(replay={"bootstrap": 50})
-    before = replay.replay_offline(DS, url, store, settings)
+    before = replay.replay_offline(DayRun(DS, settings, store, url))
     sessions_before = store.get_bytes(f"sessions/ds={DS}/manifest.json")
     engine = sa.create_engine(url)
     end = window_for(DS, 1).end_ms
@@ -183,13 +184,13 @@ def test_a_day_d_interaction_cannot_change_the_forward_replay_of_d(day, encoder)
     engine.dispose()
     publish_day(DS, url, store, settings, encoder)
     assert store.get_bytes(f"sessions/ds={DS}/manifest.json") != sessions_before  # it moved
-    after = replay.replay_offline(DS, url, store, settings)
+    after = replay.replay_offline(DayRun(DS, settings, store, url))
     assert after["model_day"] == D0
     assert after["metrics"] == before["metrics"] and after["segments"] == before["segments"]
 
 
 def test_the_first_day_has_nothing_to_replay_forward_and_says_so(day):
     url, store, settings = day
-    part = replay.replay_offline(D0, url, store, settings)
+    part = replay.replay_offline(DayRun(D0, settings, store, url))
     assert part["metrics"] == [] and "nothing is published before 2026-11-19" in part["note"]
 

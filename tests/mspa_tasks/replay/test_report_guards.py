@@ -12,6 +12,7 @@ from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
 from mspa_tasks.forward_day import IMPRESSIONS_SCHEMA
 from mspa_tasks.replay.results import REPORT_HTML, report_prefix
+from mspa_tasks.run import DayRun
 from mspa_tasks.warehouse import fetch_arrow, make_engine, run_sql
 
 DS = "2026-11-20"
@@ -26,7 +27,7 @@ def test_a_day_that_scored_no_impression_says_so_first(tmp_path):
         "coverage": {"impressions": 120, "impressions_scored": 0}})
     replay.write_part(store, settings, DS, "u2a", {"metrics": [], "champion": "r1"})
     replay.write_part(store, settings, DS, "ann", {"metrics": []})
-    report = replay.publish_report(DS, settings.warehouse_url, store, settings)
+    report = replay.publish_report(DayRun(DS, settings, store, settings.warehouse_url)).report
     assert report["warnings"] and "0 of 120" in report["warnings"][0]
     page = store.get_text(f"{report_prefix(settings, DS)}/{REPORT_HTML}")
     assert "Read first:" in page and "0 of 120" in page

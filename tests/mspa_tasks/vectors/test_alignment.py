@@ -10,6 +10,7 @@ import pytest
 from mspa_tasks import registry as R
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
 from mspa_tasks.days import window_for
+from mspa_tasks.run import DayRun
 from mspa_tasks.vectors.alignment import (
     CANDIDATE,
     CHAMPION,
@@ -68,9 +69,9 @@ def test_pairs_hold_train_users_with_texts_of_the_day_before_and_the_days_intera
         training_pairs(DS, DS, url, store, settings.vectors.align)
 
     # skipped, with the reason, and nothing published: the first day, a disabled stage
-    assert "the first day" in align_encoder(D0, url, store, settings)["skipped"]
+    assert "the first day" in align_encoder(DayRun(D0, settings, store, url))["skipped"]
     off = settings.replaced(vectors={"align": {"enabled": False}})
-    assert "enabled is false" in align_encoder(DS, url, store, off)["skipped"]
+    assert "enabled is false" in align_encoder(DayRun(DS, off, store, url))["skipped"]
     assert not ENCODER_ALIGNMENT.is_published(store, DS)
 
 
@@ -84,7 +85,7 @@ def test_an_aligned_encoder_is_gated_registered_and_serves_from_its_day_on(
                                                     "min_pairs": 8, "tolerance": 1.0}},
                                  replay={"bootstrap": 200})
     base_version = resolve_encoder(settings.vectors)[1]
-    result = align_encoder(DS, url, store, settings)
+    result = align_encoder(DayRun(DS, settings, store, url))
     version = result["version"]
     assert result["promoted"] and version.startswith("all-minilm-l6-v2-aligned-20261120-")
 
@@ -114,13 +115,13 @@ def test_an_aligned_encoder_is_gated_registered_and_serves_from_its_day_on(
     assert serving_encoder(settings, store, url, D0)[1] == base_version
     weight, note = fusion_weight(store, DS, version)
     assert 0.0 <= weight <= 1.0 and "validation users" in note
-    encode_day(DS, store, settings, warehouse_url=url)
+    encode_day(DayRun(DS, settings, store, url))
     from mspa_tasks.datasets import AUTHOR_VECTORS
 
     assert AUTHOR_VECTORS.manifest(store, DS)["encoder_version"] == version
 
     # the replay of DS refuses vectors of D0 encoded by the encoder that learnt from DS
     path, _ = serving_encoder(settings, store, url, DS)
-    encode_day(D0, store, settings, Encoder(settings.vectors, (path, version)))
+    encode_day(DayRun(D0, settings, store), Encoder(settings.vectors, (path, version)))
     with pytest.raises(EncoderLeak, match="aligned on the interactions of 2026-11-20"):
-        replay_offline(DS, url, store, settings)
+        replay_offline(DayRun(DS, settings, store, url))

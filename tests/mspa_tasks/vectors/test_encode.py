@@ -15,6 +15,7 @@ from mspa_tasks.datasets import (
     read_vectors,
 )
 from mspa_tasks.publish import publish_partition, read_manifest
+from mspa_tasks.run import DayRun
 from mspa_tasks.vectors.encode import Encoder, encode_day
 
 DS, NEXT = "2026-11-20", "2026-11-21"
@@ -54,7 +55,7 @@ def publish_inputs(store, ds, features=FEATURES, users=None):
 
 def test_every_kept_author_gets_one_unit_vector(store, settings, encoder):
     publish_inputs(store, DS)
-    result = encode_day(DS, store, settings, encoder=encoder)
+    result = encode_day(DayRun(DS, settings, store), encoder=encoder)
     assert result.counts["authors"] == {"total": 4, "feature_text": 3, "profile_fallback": 1,
                                         "reused": 0, "encoded": 4}
     assert result.counts["users"] == {"total": 2, "reused": 0, "encoded": 2,
@@ -75,13 +76,13 @@ def test_every_kept_author_gets_one_unit_vector(store, settings, encoder):
 
 def test_unchanged_texts_reuse_their_vectors(store, settings, encoder):
     publish_inputs(store, DS)
-    encode_day(DS, store, settings, encoder=encoder)
+    encode_day(DayRun(DS, settings, store), encoder=encoder)
     _, before = read_vectors(store, AUTHOR_VECTORS, DS)
-    rerun = encode_day(DS, store, settings, encoder=encoder)
+    rerun = encode_day(DayRun(DS, settings, store), encoder=encoder)
     assert rerun.counts["authors"]["reused"] == 4 and rerun.counts["users"]["reused"] == 2
     changed = {**FEATURES, 2: "Author type: chess commentary\nScene: quiet study"}
     publish_inputs(store, NEXT, features=changed)
-    nxt = encode_day(NEXT, store, settings, encoder=encoder)
+    nxt = encode_day(DayRun(NEXT, settings, store), encoder=encoder)
     assert (nxt.counts["authors"]["encoded"], nxt.counts["authors"]["reused"]) == (1, 3)
     _, after = read_vectors(store, AUTHOR_VECTORS, NEXT)
     np.testing.assert_array_equal(after[[0, 2, 3]], before[[0, 2, 3]])
@@ -90,10 +91,10 @@ def test_unchanged_texts_reuse_their_vectors(store, settings, encoder):
 
 def test_a_new_encoder_version_reencodes_everything(store, settings, encoder):
     publish_inputs(store, DS)
-    encode_day(DS, store, settings, encoder=encoder)
+    encode_day(DayRun(DS, settings, store), encoder=encoder)
     encoder.version, original = "another-encoder", encoder.version  # same weights, new name
     try:
-        result = encode_day(DS, store, settings, encoder=encoder)
+        result = encode_day(DayRun(DS, settings, store), encoder=encoder)
     finally:
         encoder.version = original
     assert result.counts["authors"]["reused"] == 0
@@ -102,4 +103,4 @@ def test_a_new_encoder_version_reencodes_everything(store, settings, encoder):
 def test_missing_inputs_name_the_step_to_rerun(store, settings, encoder):
     with pytest.raises(InputsMissing, match="sessions/ds=2026-11-20 is not published; run the "
                                             "ingest group"):
-        encode_day(DS, store, settings, encoder=encoder)
+        encode_day(DayRun(DS, settings, store), encoder=encoder)

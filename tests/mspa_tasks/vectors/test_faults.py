@@ -13,6 +13,7 @@ import time
 from mspa_tasks import vector_store
 from mspa_tasks.artifacts import open_store
 from mspa_tasks.config import load_settings
+from mspa_tasks.run import DayRun
 from mspa_tasks.vector_store import PublishRefused
 from mspa_tasks.vectors.lifecycle import list_versions, publish_collection
 from tests.conftest import REPO
@@ -72,7 +73,7 @@ def test_kill_during_insert_keeps_serving_and_the_rerun_publishes(tmp_path):
 
 def _refusal(name, target, settings) -> str:
     try:
-        publish_collection(D2, name, target, settings)
+        publish_collection(DayRun(D2, settings, milvus=target), name)
     except PublishRefused as exc:
         return str(exc)
     raise AssertionError("a half-built collection was published")

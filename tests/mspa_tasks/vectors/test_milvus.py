@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mspa_tasks import vector_store
+from mspa_tasks.run import DayRun
 from mspa_tasks.vector_store import PublishRefused, milvus_client
 from mspa_tasks.vectors.build import build_collection
 from mspa_tasks.vectors.gate import VectorGateError, validate_collection
@@ -19,9 +20,9 @@ D1, D2, D3 = "2026-11-18", "2026-11-19", "2026-11-20"
 
 
 def refresh(ds, target, store, settings) -> str:
-    name = build_collection(ds, target, store, settings).collection
-    validate_collection(ds, name, target, store, settings)
-    publish_collection(ds, name, target, settings)
+    name = build_collection(DayRun(ds, settings, store, milvus=target)).collection
+    validate_collection(DayRun(ds, settings, store, milvus=target), name)
+    publish_collection(DayRun(ds, settings, milvus=target), name)
     return name
 
 
@@ -81,9 +82,9 @@ def test_a_past_day_rerun_never_moves_the_alias_back(milvus_settings, local_stor
         publish_vectors(local_store, ds, seed=i)
     refresh(D1, target, local_store, settings)
     newest = refresh(D2, target, local_store, settings)
-    rerun = build_collection(D1, target, local_store, settings).collection
-    validate_collection(D1, rerun, target, local_store, settings)
-    result = publish_collection(D1, rerun, target, settings)
+    rerun = build_collection(DayRun(D1, settings, local_store, milvus=target)).collection
+    validate_collection(DayRun(D1, settings, local_store, milvus=target), rerun)
+    result = publish_collection(DayRun(D1, settings, milvus=target), rerun)
     assert result["moved"] is False and result["collection"] == newest
     with milvus_client(target) as client:
         assert client.describe_alias("mspa_authors")["collection_name"] == newest
@@ -97,12 +98,12 @@ def test_failed_gate_leaves_the_alias_on_the_previous_version(milvus_settings, l
     before = publish_vectors(local_store, D1)
     good = refresh(D1, target, local_store, settings)
     publish_vectors(local_store, D2, seed=5)
-    bad = build_collection(D2, target, local_store, settings).collection
+    bad = build_collection(DayRun(D2, settings, local_store, milvus=target)).collection
     # The day's vectors change under the built collection (a concurrent re-encode): what
     # Milvus would serve is no longer what was encoded, and fewer authors are kept.
     publish_vectors(local_store, D2, n_authors=250, seed=6)
     with pytest.raises(VectorGateError) as caught:
-        validate_collection(D2, bad, target, local_store, settings)
+        validate_collection(DayRun(D2, settings, local_store, milvus=target), bad)
     message = str(caught.value)
     assert "the alias was not moved" in message
     for check in ("row_count FAILED: value 300, bound [250, 250]",
@@ -110,7 +111,7 @@ def test_failed_gate_leaves_the_alias_on_the_previous_version(milvus_settings, l
                   "self_is_nearest FAILED"):
         assert check in message
     with pytest.raises(PublishRefused, match="'failed'"):
-        publish_collection(D2, bad, target, settings)
+        publish_collection(DayRun(D2, settings, milvus=target), bad)
     assert consumer_search(target, before[3])[0]["author_id"] == 40
     with milvus_client(target) as client:
         assert client.describe_alias("mspa_authors")["collection_name"] == good
@@ -129,7 +130,7 @@ def test_zero_vectors_are_refused_before_anything_is_created(milvus_settings, lo
     vectors[4] = 0.0
     publish_vectors(local_store, D1, vectors=vectors)
     with pytest.raises(VectorGateError, match="zero_or_invalid_vectors FAILED: value 1"):
-        build_collection(D1, target, local_store, settings)
+        build_collection(DayRun(D1, settings, local_store, milvus=target))
     with milvus_client(target) as client:
         assert client.list_collections() == []
 
@@ -137,9 +138,9 @@ def test_zero_vectors_are_refused_before_anything_is_created(milvus_settings, lo
 def test_unvalidated_collection_is_never_published(milvus_settings, local_store):
     settings, target = milvus_settings
     publish_vectors(local_store, D1)
-    built = build_collection(D1, target, local_store, settings).collection
+    built = build_collection(DayRun(D1, settings, local_store, milvus=target)).collection
     with pytest.raises(PublishRefused, match="only ever points to a validated collection"):
-        publish_collection(D1, built, target, settings)
+        publish_collection(DayRun(D1, settings, milvus=target), built)
 
 
 def test_rollback_goes_to_the_previous_version_and_says_why(milvus_settings, local_store):
@@ -191,11 +192,11 @@ def test_interleaved_refreshes_never_drop_each_others_builds(order, milvus_setti
     names, results = {}, {}
     for step, ds in ORDERS[order]:
         if step == "build":
-            names[ds] = build_collection(ds, target, local_store, settings).collection
+            names[ds] = build_collection(DayRun(ds, settings, local_store, milvus=target)).collection
         elif step == "validate":
-            validate_collection(ds, names[ds], target, local_store, settings)
+            validate_collection(DayRun(ds, settings, local_store, milvus=target), names[ds])
         else:
-            results[ds] = publish_collection(ds, names[ds], target, settings)
+            results[ds] = publish_collection(DayRun(ds, settings, milvus=target), names[ds])
     with milvus_client(target) as client:
         assert vector_store.serving_collection(client, "mspa_authors") == names[D3]  # newest day
         left = set(client.list_collections())
@@ -213,7 +214,7 @@ def test_retention_drops_an_abandoned_build_after_the_grace_period(milvus_settin
     settings, target = milvus_settings
     for i, ds in enumerate((D1, D2)):
         publish_vectors(local_store, ds, seed=i)
-    abandoned = build_collection(D1, target, local_store, settings).collection
+    abandoned = build_collection(DayRun(D1, settings, local_store, milvus=target)).collection
     kept = refresh(D2, target, local_store, settings)
     with milvus_client(target) as client:
         assert abandoned in client.list_collections()  # younger than 24 h: still protected
@@ -227,13 +228,13 @@ def test_retention_drops_an_abandoned_build_after_the_grace_period(milvus_settin
 def test_validating_a_dropped_collection_says_so(milvus_settings, local_store):
     settings, target = milvus_settings
     publish_vectors(local_store, D1)
-    name = build_collection(D1, target, local_store, settings).collection
+    name = build_collection(DayRun(D1, settings, local_store, milvus=target)).collection
     with milvus_client(target) as client:
         client.drop_collection(name)
     with pytest.raises(PublishRefused, match=f"collection {name} does not exist"):
-        validate_collection(D1, name, target, local_store, settings)
+        validate_collection(DayRun(D1, settings, local_store, milvus=target), name)
     with pytest.raises(PublishRefused, match="does not exist"):
-        publish_collection(D1, name, target, settings)
+        publish_collection(DayRun(D1, settings, milvus=target), name)
 
 
 def test_publishing_under_another_day_is_refused_and_a_move_back_is_a_recorded_rollback(
@@ -247,7 +248,7 @@ def test_publishing_under_another_day_is_refused_and_a_move_back_is_a_recorded_r
     newest = refresh(D2, target, local_store, settings)
     with pytest.raises(PublishRefused, match=f"holds the vectors of ds={D1}, not "
                                              "ds=2026-12-31"):
-        publish_collection("2026-12-31", older, target, settings)
+        publish_collection(DayRun("2026-12-31", settings, milvus=target), older)
     with milvus_client(target) as client:
         assert client.describe_alias("mspa_authors")["collection_name"] == newest
     result = rollback(target, settings, to=older, reason="11-20 texts were bad")
