@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
-    from mspa_tasks.forward_day import load_day, model_day, scorers
+    from mspa_tasks.forward_day import build_forward_day, model_day, scorers
     from mspa_tasks.replay.offline import offline_body
+    from mspa_tasks.run import DayRun
     from mspa_tasks.scoring.baselines import fuse
     from mspa_tasks.vectors.alignment import (
         CANDIDATE,
@@ -153,12 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         "last_loss": training["steps"][-1]["loss"]}
     print(json.dumps(result["timing"], indent=2))
     if not args.timing_only:
-        gate = evaluate_encoders(align_day, url, store, settings,
-                                 {CANDIDATE: aligned, CHAMPION: base})
+        align_run = DayRun(align_day, settings, store, url)
+        gate = evaluate_encoders(align_run, {CANDIDATE: aligned, CHAMPION: base},
+                                 build_forward_day(align_run))
         weights = gate["fusion_weights"]
         result["gate_on_model_day"] = gate
-        data = load_day(args.ds, url, store, settings.ingest.window_days)
-        baseline = scorers(data, settings)  # popularity and ALS of the window ending M
+        data, als_scorer = build_forward_day(DayRun(args.ds, settings, store, url))
+        baseline = scorers(data, settings, als_scorer=als_scorer)  # of the window ending M
         by_id = dict(zip(authored.author_ids, authored.texts, strict=True))
         a_texts = [by_id[int(a)] for a in data.author_ids]
         u_index = data.user_index

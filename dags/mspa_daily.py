@@ -23,9 +23,9 @@ from mspa_airflow.schedules import scheduled
 
 # Datasets of the catalog (mspa_tasks/datasets.py): outlets where published, inlets where read.
 (SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA,
- ENCODER_ALIGNMENT, ALIGN_EXAMPLES) = catalog_assets(
+ ENCODER_ALIGNMENT, ALIGN_EXAMPLES, FORWARD_DAY) = catalog_assets(
     "sessions", "preference_texts", "author_texts", "author_vectors", "user_vectors",
-    "encoder_alignment", "align_examples")
+    "encoder_alignment", "align_examples", "forward_day")
 # What consumers search: the Milvus alias (not a catalog dataset; the collection behind it).
 AUTHOR_VECTORS = Asset(name="mspa_author_vectors", uri="milvus://mspa_authors", group="mspa")
 REPLAY_REPORT = Asset(name="mspa_replay_report", uri="mspa://reports/replay", group="mspa")
@@ -109,14 +109,20 @@ def mspa_daily():
 
     @task_group(group_id="encoder", tooltip="align the text encoder to what users tip; gate")
     def encoder():
-        @task(inlets=[SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTOR_DATA],
+        @task(inlets=[SESSIONS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA], outlets=[FORWARD_DAY],
+              doc_md=doc("encoder.forward_day"))
+        def forward_day(ds=None, params=None, outlet_events=None) -> dict:
+            return stage("forward_day:publish_forward_day", ds, params,
+                         outlet_events=outlet_events, extras={FORWARD_DAY: manifest_of(ds)})
+
+        @task(inlets=[SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, FORWARD_DAY],
               outlets=[ENCODER_ALIGNMENT], execution_timeout=dt.timedelta(hours=2),
               doc_md=doc("encoder.align"))
         def align(ds=None, params=None, outlet_events=None) -> dict:
             return stage("vectors.alignment:align_encoder", ds, params, outlet_events=outlet_events,
                          extras={ENCODER_ALIGNMENT: manifest_of(ds)})
 
-        align()
+        forward_day() >> align()
 
     @task_group(group_id="vectors", tooltip="encode texts; new Milvus collection; gate; alias")
     def vectors():
@@ -147,8 +153,7 @@ def mspa_daily():
 
     @task_group(group_id="replay", tooltip="offline replay vs baselines; report")
     def replay():
-        @task(inlets=[SESSIONS, AUTHOR_VECTOR_DATA, USER_VECTOR_DATA],
-              doc_md=doc("replay.offline"))
+        @task(inlets=[FORWARD_DAY, ENCODER_ALIGNMENT], doc_md=doc("replay.offline"))
         def offline(ds=None, params=None) -> dict:
             # the first day has nothing earlier to replay with: a note, no coverage
             return stage("replay.offline:replay_offline", ds, params, retry=True,
@@ -165,7 +170,7 @@ def mspa_daily():
             return stage("replay.u2a:replay_u2a", ds, params, retry=True,
                          keys=("champion", "metrics"))
 
-        @task(pool=MILVUS_POOL, doc_md=doc("replay.ann_parity"))
+        @task(pool=MILVUS_POOL, inlets=[FORWARD_DAY], doc_md=doc("replay.ann_parity"))
         def ann_parity(ds=None, params=None) -> dict:
             return stage("replay.ann:replay_ann", ds, params, retry=True, keys=("metrics",))
 

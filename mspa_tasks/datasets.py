@@ -298,7 +298,7 @@ SESSIONS = Dataset(
     "kept tips in session order (last = ground truth), kept authors, 7:2:1 user split, "
     "dropped users with reasons", _sessions,
     readers=("mspa_daily: compose.compose_shard", "mspa_daily: compose.publish_texts",
-             "mspa_daily: vectors.encode", "mspa_daily: replay.offline",
+             "mspa_daily: vectors.encode", "mspa_daily: encoder.forward_day",
              "mspa_retrain: prepare"))
 PREFERENCE_TEXTS = Dataset(
     "preference_texts", Producer("mspa_daily", "compose.publish_texts", "the compose group"),
@@ -316,7 +316,7 @@ AUTHOR_VECTORS = Dataset(
     "one unit vector per kept author (feature text, or profile when it failed)",
     lambda: {"vectors": vector_schema("author_id", ANY_DIM, with_fields=True)},
     readers=("mspa_daily: vectors.encode (cache)", "mspa_daily: vectors.build_collection",
-             "mspa_daily: vectors.validate_collection", "mspa_daily: replay.offline",
+             "mspa_daily: vectors.validate_collection", "mspa_daily: encoder.forward_day",
              "mspa_retrain: prepare"),
     asset="mspa_author_vector_data")  # mspa_author_vectors is the Milvus alias's Asset
 USER_VECTORS = Dataset(
@@ -324,7 +324,7 @@ USER_VECTORS = Dataset(
     "one unit vector per ok preference text", lambda: {"vectors": vector_schema(
         "user_id", ANY_DIM, with_fields=False)},
     readers=("mspa_daily: vectors.encode (cache)", "mspa_daily: vectors.validate_collection",
-             "mspa_daily: replay.offline"), asset="mspa_user_vector_data")
+             "mspa_daily: encoder.forward_day"), asset="mspa_user_vector_data")
 ALIGN_EXAMPLES = Dataset(
     "align_examples", Producer("mspa_retrain", "prepare", "the alignment examples (mspa_retrain)"),
     "recommendation prompts with m candidates each, the last tip held out",
@@ -377,9 +377,39 @@ def _world_truth() -> dict[str, pa.Schema]:
     }
 
 
+def _forward_day() -> dict[str, pa.Schema]:
+    import pyarrow as pa
+
+    vector = pa.list_(pa.float32())
+    pair = pa.schema([("user", pa.int64()), ("author", pa.int64())])
+    return {
+        # index order is the replay's user / author index
+        "users": pa.schema([("user_id", pa.int64()), ("split", pa.string()),
+                            ("has_vector", pa.bool_()), ("vector", vector), ("als", vector)]),
+        "authors": pa.schema([("author_id", pa.int64()), ("vector", vector), ("als", vector),
+                              ("interactions", pa.int64()), ("first_ms", pa.int64()),
+                              ("since_ms", pa.int64())]),
+        "train": pair,   # the baselines' training rows (user index, author index)
+        "seen": pair,    # pairs tipped or clicked in the model day's window
+        "impressions": pa.schema([("request_id", pa.int64()), ("user_id", pa.int64()),
+                                  ("author_id", pa.int64()), ("ts", pa.int64()),
+                                  ("clicked", pa.int64()), ("gifted", pa.int64())]),
+    }
+
+
+FORWARD_DAY = Dataset(
+    "forward_day", Producer("mspa_daily", "encoder.forward_day", "the forward day's inputs"),
+    "what the forward replay of ds reads, loaded once per run: the model day's vectors and "
+    "sessions by index, the day's impressions, the segments' interactions and the ALS factors "
+    "trained on the model day's window; the manifest names the model day and its encoder",
+    _forward_day,
+    readers=("mspa_daily: encoder.align", "mspa_daily: replay.offline",
+             "mspa_daily: replay.ann_parity"))
+
+
 CATALOG: dict[str, Dataset] = {d.name: d for d in (
     SESSIONS, PREFERENCE_TEXTS, AUTHOR_TEXTS, AUTHOR_VECTORS, USER_VECTORS, ALIGN_EXAMPLES,
-    ENCODER_ALIGNMENT)}
+    ENCODER_ALIGNMENT, FORWARD_DAY)}
 
 # Inputs from outside the pipeline's DAGs, declared all the same (schema checked on both
 # sides). Optional: a reader copes with their absence, and says so.

@@ -15,18 +15,23 @@ import numpy as np
 import pyarrow as pa
 
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.config import Settings
-from mspa_tasks.datasets import AUTHOR_VECTORS, SESSIONS, USER_VECTORS, read_vectors
+from mspa_tasks.config import ReplayConfig, Settings
+from mspa_tasks.datasets import (
+    AUTHOR_VECTORS,
+    FORWARD_DAY,
+    SESSIONS,
+    USER_VECTORS,
+    read_vectors,
+)
 from mspa_tasks.days import window_for
 from mspa_tasks.encoder_lineage import fusion_weight
+from mspa_tasks.run import DayRun
 from mspa_tasks.scoring.baselines import FUSED, MSPA, Scorer, als, fuse, popularity
 from mspa_tasks.warehouse import fetch_arrow, make_engine
 
 log = logging.getLogger(__name__)
 
-IMPRESSIONS_SCHEMA = pa.schema([("request_id", pa.int64()), ("user_id", pa.int64()),
-                                ("author_id", pa.int64()), ("ts", pa.int64()),
-                                ("clicked", pa.int64()), ("gifted", pa.int64())])
+IMPRESSIONS_SCHEMA = FORWARD_DAY.tables["impressions"]
 
 
 class NoEarlierDay(RuntimeError):
@@ -179,19 +184,123 @@ def fusion_weight_for(data: ReplayData, store: ArtifactStore | None) -> tuple[fl
     return weight, note
 
 
-def scorers(data: ReplayData, settings: Settings, store: ArtifactStore | None = None
-            ) -> dict[str, Scorer]:
-    """MSPA, the fused score (weight: :func:`fusion_weight_for`), popularity and ALS."""
+def baselines(data: ReplayData, cfg: ReplayConfig, als_scorer: Scorer | None = None
+              ) -> dict[str, Scorer]:
+    """Popularity and ALS trained on the data's training rows (ALS as given when the forward
+    day already holds it)."""
     n_users, n_items = len(data.user_ids), len(data.author_ids)
+    ids = als_scorer or als(data.train_users, data.train_items, n_users, n_items, cfg)
+    return {"popularity": popularity(data.train_users, data.train_items, n_users, n_items),
+            "als": ids}
+
+
+def scorers(data: ReplayData, settings: Settings, store: ArtifactStore | None = None,
+            als_scorer: Scorer | None = None) -> dict[str, Scorer]:
+    """MSPA, the fused score (weight: :func:`fusion_weight_for`), popularity and ALS."""
     mspa = Scorer(MSPA, data.user_vectors, data.author_vectors)
-    ids = als(data.train_users, data.train_items, n_users, n_items, settings.replay)
+    base = baselines(data, settings.replay, als_scorer)
     weight, note = fusion_weight_for(data, store)
     log.info("fused score: MSPA's weight %.2f (%s)", weight, note)
-    fused = fuse(mspa, ids, weight, np.flatnonzero(data.has_vector))
+    fused = fuse(mspa, base["als"], weight, np.flatnonzero(data.has_vector))
     fused.meta.update({"weight": weight, "source": note})
-    return {MSPA: mspa, FUSED: fused,
-            "popularity": popularity(data.train_users, data.train_items, n_users, n_items),
-            "als": ids}
+    return {MSPA: mspa, FUSED: fused, **base}
+
+
+# ---------------------------------------------------------------------------------------
+# the forward day, loaded once per run
+
+
+class StaleForwardDay(RuntimeError):
+    """The published forward day was built from artifacts that have changed since."""
+
+
+def _vectors(rows: np.ndarray) -> pa.Array:
+    """An ``(n, d)`` matrix as a list column, without a Python float per value."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    offsets = np.arange(len(rows) + 1, dtype=np.int32) * rows.shape[1]
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(rows.ravel()))
+
+
+def _matrix(table: pa.Table, column: str) -> np.ndarray:
+    values = table.column(column).combine_chunks()
+    n = table.num_rows
+    flat = np.asarray(values.flatten(), dtype=np.float32)
+    return flat.reshape(n, len(flat) // n if n else 0)
+
+
+def build_forward_day(run: DayRun) -> tuple[ReplayData, Scorer]:
+    """The forward day of ``ds`` and ALS trained on the model day's window, in memory: what
+    :func:`publish_forward_day` publishes (benchmarks that replay a day the DAG did not run
+    use it directly)."""
+    data = load_day(run.ds, run.url, run.artifacts, run.settings.ingest.window_days)
+    return data, als(data.train_users, data.train_items, len(data.user_ids),
+                     len(data.author_ids), run.settings.replay)
+
+
+def publish_forward_day(run: DayRun) -> dict:
+    """Load day ``ds`` forward (:func:`load_day`), train ALS on the model day's window once,
+    and publish both as ``forward_day/ds=<ds>``: what the encoder gate, the offline replay
+    and the ANN parity read (:func:`read_forward_day`). On the first day of a deployment
+    nothing is published and the reason is returned."""
+    try:
+        data, ids = build_forward_day(run)
+    except NoEarlierDay as exc:
+        log.warning("%s", exc)
+        return {"ds": run.ds, "note": str(exc)}
+    seen = np.array(sorted(data.seen_pairs), np.int64).reshape(-1, 2)
+    tables = {
+        "users": FORWARD_DAY.build("users", {
+            "user_id": data.user_ids, "split": data.split.tolist(),
+            "has_vector": data.has_vector, "vector": _vectors(data.user_vectors),
+            "als": _vectors(ids.users)}),
+        "authors": FORWARD_DAY.build("authors", {
+            "author_id": data.author_ids, "vector": _vectors(data.author_vectors),
+            "als": _vectors(ids.items), "interactions": data.author_interactions,
+            "first_ms": data.author_first_ms, "since_ms": data.author_since_ms}),
+        "train": FORWARD_DAY.build("train", {"user": data.train_users,
+                                             "author": data.train_items}),
+        "seen": FORWARD_DAY.build("seen", {"user": seen[:, 0], "author": seen[:, 1]}),
+        "impressions": data.impressions.cast(IMPRESSIONS_SCHEMA),
+    }
+    published = FORWARD_DAY.publish(run.artifacts, run.ds, tables, {
+        "model_day": data.model_day, "encoder_version": data.encoder_version,
+        "window_end_ms": data.window_end_ms, "als": {
+            k: getattr(run.settings.replay, k) for k in type(run.settings.replay).model_fields
+            if k.startswith("als_")},
+        "counts": {name: t.num_rows for name, t in tables.items()}})
+    log.info("forward day %s (artifacts of %s) published: %s", run.ds, data.model_day,
+             published.manifest["counts"])
+    return {"ds": run.ds, "model_day": data.model_day, "manifest": published.manifest_uri,
+            "counts": published.manifest["counts"]}
+
+
+def read_forward_day(run: DayRun) -> tuple[ReplayData, Scorer]:
+    """The forward day of ``ds`` as :func:`publish_forward_day` published it, and its ALS
+    scorer. :class:`NoEarlierDay` on a deployment's first day, :class:`InputsMissing` when
+    the task that builds it has not run, :class:`StaleForwardDay` when the model day's
+    vectors changed since it was built (a rerun of the day before)."""
+    store, ds = run.artifacts, run.ds
+    day = model_day(ds, store)  # NoEarlierDay first: the first day is not a missing input
+    manifest = FORWARD_DAY.manifest(store, ds, "the forward replay")
+    encoder = AUTHOR_VECTORS.manifest(store, day).get("encoder_version", "")
+    if (manifest["model_day"], manifest["encoder_version"]) != (day, encoder):
+        raise StaleForwardDay(
+            f"forward_day/ds={ds} was built from the artifacts of {manifest['model_day']} "
+            f"(encoder {manifest['encoder_version']}), the model day is now {day} (encoder "
+            f"{encoder}): clear encoder.forward_day for {ds} and what follows it")
+    read = lambda table: FORWARD_DAY.read(store, ds, table, "the forward replay")  # noqa: E731
+    users, authors, train, seen = read("users"), read("authors"), read("train"), read("seen")
+    n = lambda t, c: t.column(c).to_numpy(zero_copy_only=False)  # noqa: E731
+    data = ReplayData(
+        ds, day, n(authors, "author_id"), _matrix(authors, "vector"), n(users, "user_id"),
+        _matrix(users, "vector"), n(users, "has_vector").astype(bool), n(users, "split"),
+        n(train, "user"), n(train, "author"), read("impressions"),
+        set(zip(n(seen, "user").tolist(), n(seen, "author").tolist(), strict=True)),
+        n(authors, "interactions"), n(authors, "first_ms"), n(authors, "since_ms"),
+        int(manifest["window_end_ms"]), manifest["encoder_version"])
+    log.info("forward day %s read (artifacts of %s, built once by encoder.forward_day)", ds,
+             day)
+    return data, Scorer("als", _matrix(users, "als"), _matrix(authors, "als"))
 
 
 @dataclass

@@ -14,7 +14,7 @@ import numpy as np
 from mspa_tasks import vector_store
 from mspa_tasks.forward_day import (
     NoEarlierDay,
-    load_day,
+    read_forward_day,
     requests_with_positives,
     scored_impressions,
 )
@@ -29,11 +29,11 @@ def replay_ann(run: DayRun) -> dict[str, Any]:
     """The ``ann`` part: a sample of day ``ds``'s requests through the collection that
     served them (the model day's: the alias itself when it still serves that day, else that
     day's own collection) vs exact search on the same vectors."""
-    ds, warehouse_url, store, settings, target = run.ds, run.url, run.artifacts, run.settings, run.target
+    ds, store, settings, target = run.ds, run.artifacts, run.settings, run.target
 
     cfg = settings.replay
     try:
-        data = load_day(ds, warehouse_url, store, settings.ingest.window_days)
+        data, _ = read_forward_day(run)
     except NoEarlierDay as exc:
         return write_part(store, settings, ds, "ann", {"metrics": [], "note": str(exc)})
     day = data.model_day

@@ -33,7 +33,7 @@ from mspa_tasks.datasets import WORLD_TRUTH
 from mspa_tasks.encoder_lineage import check_encoder_before
 from mspa_tasks.forward_day import (
     NoEarlierDay,
-    load_day,
+    read_forward_day,
     requests_with_positives,
     scored_impressions,
     scorers,
@@ -125,12 +125,12 @@ def replay_offline(run: DayRun) -> dict[str, Any]:
     cfg = settings.replay
     started = time.perf_counter()
     try:
-        data = load_day(ds, warehouse_url, store, settings.ingest.window_days)
+        data, als_scorer = read_forward_day(run)
     except NoEarlierDay as exc:
         log.warning("%s", exc)
         return write_part(store, settings, ds, "offline", {"metrics": [], "note": str(exc)})
     check_encoder_before(warehouse_url, data.encoder_version, ds)
-    models = scorers(data, settings, store)
+    models = scorers(data, settings, store, als_scorer)
     body = offline_body(data, models, store, cfg, started)
     log.info("replay %s offline (artifacts of %s): coverage %s; segments %s", ds,
              data.model_day, body["coverage"], body["segment_counts"])

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from mspa_tasks.champion import champion_model
 from mspa_tasks.datasets import ALIGN_EXAMPLES
-from mspa_tasks.forward_day import ReplayData, load_day, scorers
+from mspa_tasks.forward_day import ReplayData, baselines, load_day
 from mspa_tasks.llm.ranking import accuracy_report, evaluate_model
 from mspa_tasks.model_store import resolve_model
 from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
@@ -54,7 +53,7 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
     if not rows:
         return write_part(store, settings, ds, "u2a", {
             "metrics": [], "note": "no test-user alignment examples for this day"})
-    version, ref = champion_model(warehouse_url, settings)
+    version, ref = run.serving.recommender_version, run.serving.recommender_ref
     path = resolve_model(ref, store, settings.models_dir)
     report, answers = evaluate_model(path, rows, settings.align.eval_batch_size,
                                      settings.align.eval_max_new_tokens,
@@ -65,7 +64,7 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
     # Held out, not forward: the label is each test user's last tip of the window ending
     # ds, kept out of the examples' histories and of the baselines' training rows.
     data = load_day(ds, warehouse_url, store, settings.ingest.window_days, held_out=True)
-    models = scorers(data, settings)
+    models = baselines(data, settings.replay)  # only what it scores: the baselines' picks
     for name in BASELINES:
         base = accuracy_report(baseline_answers(models[name], rows, data), rows)
         metrics += [row(f"acc@{m}", name, base[f"acc@{m}"], base[f"n@{m}"])

@@ -52,14 +52,15 @@ import pyarrow as pa
 
 from mspa_tasks import registry as R
 from mspa_tasks.artifacts import ArtifactStore
-from mspa_tasks.config import EncoderAlignConfig, Settings
+from mspa_tasks.config import EncoderAlignConfig
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
 from mspa_tasks.days import window_for
 from mspa_tasks.encoder_lineage import EncoderLeak, check_encoder_before, fusion_weight
 from mspa_tasks.forward_day import (
     NoEarlierDay,
-    load_day,
+    ReplayData,
     model_day,
+    read_forward_day,
     requests_with_positives,
     scored_impressions,
 )
@@ -67,7 +68,7 @@ from mspa_tasks.model_store import upload_folder
 from mspa_tasks.run import DayRun
 from mspa_tasks.scoring import metrics as M
 from mspa_tasks.scoring import uncertainty as U
-from mspa_tasks.scoring.baselines import Scorer, als, fuse, pair_scores, popularity
+from mspa_tasks.scoring.baselines import Scorer, fuse, pair_scores, popularity
 from mspa_tasks.vectors.encode import (
     Encoder,
     _weights_digest,
@@ -261,15 +262,17 @@ def choose_weight(mspa, ids, s, rows: np.ndarray, grid: tuple[float, ...]
     return float(best), tried
 
 
-def evaluate_encoders(ds: str, warehouse_url: str, store: ArtifactStore, settings: Settings,
-                      encoders: dict[str, Any]) -> dict[str, Any]:
+def evaluate_encoders(run: DayRun, encoders: dict[str, Any],
+                      forward: tuple[ReplayData, Scorer] | None = None) -> dict[str, Any]:
     """The forward replay of ``ds`` on validation users with each encoder of ``encoders``
     (name -> :class:`.encode.Encoder`; :data:`CHAMPION` is the reference of the paired
     intervals), ALS and popularity trained on the window ending the model day, and the fused
-    score of each encoder at its chosen weight."""
-
+    score of each encoder at its chosen weight. The forward day and its ALS are the run's
+    published ones (:func:`~mspa_tasks.forward_day.read_forward_day`) unless ``forward``
+    gives them."""
+    store, settings = run.artifacts, run.settings
     cfg, rcfg = settings.vectors.align, settings.replay
-    data = load_day(ds, warehouse_url, store, settings.ingest.window_days)
+    data, ids = forward or read_forward_day(run)
     day = data.model_day
     authored = author_texts(store, day, READER)
     text_of = dict(zip(authored.author_ids, authored.texts, strict=True))
@@ -286,7 +289,6 @@ def evaluate_encoders(ds: str, warehouse_url: str, store: ArtifactStore, setting
             users[rows] = encoder.encode([r["text"] for r in val], f"{name} preference texts")
         scorers[name] = Scorer(name, users, encoder.encode(a_texts, f"{name} author texts"))
     n_users, n_items = len(data.user_ids), len(data.author_ids)
-    ids = als(data.train_users, data.train_items, n_users, n_items, rcfg)
     mask = np.zeros(n_users, bool)
     mask[rows] = True
     s = scored_impressions(dataclasses.replace(data, has_vector=mask))
@@ -380,7 +382,7 @@ def align_encoder(run: DayRun) -> dict[str, Any]:
         uri = upload_folder(store, scratch / "model", f"{prefix}/model")
         encoders = {CANDIDATE: Encoder(settings.vectors, (str(scratch / "model"), version)),
                     CHAMPION: Encoder(settings.vectors, (champ_path, champ_version))}
-        report = evaluate_encoders(ds, warehouse_url, store, settings, encoders)
+        report = evaluate_encoders(run, encoders)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     new, old = _figures(report["rows"], CANDIDATE), _figures(report["rows"], CHAMPION)

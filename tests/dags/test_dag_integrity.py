@@ -15,7 +15,8 @@ HEAVY = {"torch", "transformers", "trl", "sentence_transformers", "pymilvus", "d
 EXPECTED_TASKS = {
     "mspa_daily": {"ingest.prepare_tables", "ingest.extract_window", "ingest.quality_gate",
                    "ingest.publish_sessions", "compose.plan_shards", "compose.compose_shard",
-                   "compose.publish_texts", "compose.batch_generate", "encoder.align", "vectors.encode", "vectors.build_collection",
+                   "compose.publish_texts", "compose.batch_generate", "encoder.forward_day",
+                   "encoder.align", "vectors.encode", "vectors.build_collection",
                    "vectors.validate_collection", "vectors.publish_alias",
                    "replay.offline", "replay.prepare_examples", "replay.u2a", "replay.ann_parity", "replay.publish_report"},
     "mspa_vectors_rollback": {"rollback"},
@@ -105,7 +106,9 @@ def test_vector_tasks_hold_the_one_slot_milvus_pool(dagbag):
         ["mspa_author_vectors"]
     assert "compose.publish_texts" in daily.get_task("vectors.encode").upstream_task_ids
     # the encoder is aligned beside compose (it reads the day before's texts), before encode
-    assert daily.get_task("encoder.align").upstream_task_ids == {"ingest.publish_sessions"}
+    assert daily.get_task("encoder.forward_day").upstream_task_ids == \
+        {"ingest.publish_sessions"}
+    assert daily.get_task("encoder.align").upstream_task_ids == {"encoder.forward_day"}
     assert "encoder.align" in daily.get_task("vectors.encode").upstream_task_ids
     assert {"vectors.validate_collection", "vectors.build_collection"} <= \
         daily.get_task("vectors.publish_alias").upstream_task_ids
@@ -137,4 +140,8 @@ def test_dataset_assets_come_from_the_catalog(dagbag):
     assert inlets["compose.compose_shard"] == {"mspa_sessions"}
     assert inlets["vectors.encode"] == {"mspa_sessions", "mspa_preference_texts",
                                         "mspa_author_texts"}
-    assert inlets["replay.offline"] >= {"mspa_author_vector_data", "mspa_user_vector_data"}
+    # the forward day is loaded once, by encoder.forward_day; the gate and the replay read it
+    assert inlets["encoder.forward_day"] >= {"mspa_author_vector_data", "mspa_user_vector_data"}
+    for reader in ("encoder.align", "replay.offline", "replay.ann_parity"):
+        assert "mspa_forward_day" in inlets[reader], reader
+    assert not inlets["replay.offline"] & {"mspa_author_vector_data", "mspa_user_vector_data"}

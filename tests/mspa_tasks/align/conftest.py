@@ -10,6 +10,7 @@ import pytest
 
 from mspa_tasks import compose, ingest
 from mspa_tasks.config import VectorsConfig
+from mspa_tasks.forward_day import publish_forward_day
 from mspa_tasks.run import DayRun
 from mspa_tasks.vectors.encode import Encoder, encode_day
 from mspa_tasks.world.generate import PRESETS, generate_world
@@ -25,8 +26,10 @@ def encoder():
 
 
 def publish_day(ds, url, store, settings, encoder) -> None:
-    """Sessions, texts and vectors of ``ds``, through the real stages."""
+    """Sessions, the forward day, texts and vectors of ``ds``, through the real stages in
+    the DAG's order (the forward day reads the day before's vectors, not ``ds``'s)."""
     ingest.run_ingest(DayRun(ds, settings, store, url))
+    publish_forward_day(DayRun(ds, settings, store, url))
     backend = WordsFromDataBackend()
     for shard in compose.plan_shards(settings.compose):
         compose.compose_shard(DayRun(ds, settings, store, url),

@@ -10,6 +10,7 @@ import pytest
 from mspa_tasks import registry as R
 from mspa_tasks.datasets import ENCODER_ALIGNMENT, SESSIONS
 from mspa_tasks.days import window_for
+from mspa_tasks.forward_day import StaleForwardDay, publish_forward_day
 from mspa_tasks.run import DayRun
 from mspa_tasks.vectors.alignment import (
     CANDIDATE,
@@ -123,5 +124,9 @@ def test_an_aligned_encoder_is_gated_registered_and_serves_from_its_day_on(
     # the replay of DS refuses vectors of D0 encoded by the encoder that learnt from DS
     path, _ = serving_encoder(settings, store, url, DS)
     encode_day(DayRun(D0, settings, store), Encoder(settings.vectors, (path, version)))
+    # the forward day built before D0 was re-encoded is stale: refused, naming the task
+    with pytest.raises(StaleForwardDay, match="clear encoder.forward_day for 2026-11-20"):
+        replay_offline(DayRun(DS, settings, store, url))
+    publish_forward_day(DayRun(DS, settings, store, url))  # the rerun the message asks for
     with pytest.raises(EncoderLeak, match="aligned on the interactions of 2026-11-20"):
         replay_offline(DayRun(DS, settings, store, url))
