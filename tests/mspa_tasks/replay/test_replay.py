@@ -4,6 +4,7 @@ its report, its warehouse rows, reruns and its errors."""
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from mspa_tasks.run import DayRun
 from mspa_tasks.vectors.build import build_collection
 from mspa_tasks.vectors.gate import validate_collection
 from mspa_tasks.vectors.lifecycle import publish_collection
-from tests.mspa_tasks.align.conftest import D0, DS, publish_day
+from tests.mspa_tasks.align.conftest import D0, DS, _world, publish_day
 
 pytestmark = pytest.mark.slow
 
@@ -39,77 +40,108 @@ def _rows(url: str, ds: str) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
-def test_replay_of_a_published_day_reports_mspa_and_baselines(day, tmp_path):
-    url, store, settings = day
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory, encoder):
+    """One full replay of DS (every part, the report, a rerun of the report) on a world built
+    once for this module; the tests below each read one behaviour off it."""
+    home = tmp_path_factory.mktemp("replayed")
+    url, store, settings = _world(home)
+    for ds in (D0, DS):
+        publish_day(ds, url, store, settings, encoder)
     settings = settings.replaced(replay={"acc_max_users": 3, "ann_sample": 20})
-    target = _publish_alias(settings, store, tmp_path)
+    target = _publish_alias(settings, store, home)
+    run = DayRun(DS, settings, store, url, target)
+    offline = replay.replay_offline(run)
+    ensure_examples(run)  # the task replay.prepare_examples
+    u2a = replay.replay_u2a(run)
+    ann = replay.replay_ann(run)
+    report = replay.publish_report(run).report
+    rows = _rows(url, DS)
+    replay.publish_report(run)  # a rerun of the report task
+    return SimpleNamespace(url=url, store=store, settings=settings, offline=offline, u2a=u2a,
+                           ann=ann, report=report, table=report["metrics"], rows=rows)
 
-    offline = replay.replay_offline(DayRun(DS, settings, store, url))
-    cov = offline["coverage"]
+
+def test_offline_scores_the_days_impressions_of_users_with_a_vector(replayed):
+    cov = replayed.offline["coverage"]
     assert 0 < cov["impressions_scored"] <= cov["impressions"]
     assert cov["requests_with_watched"] > 0 and cov["users_with_vector"] == cov["users"]
-    ensure_examples(DayRun(DS, settings, store, url))  # the task replay.prepare_examples
-    u2a = replay.replay_u2a(DayRun(DS, settings, store, url))
-    assert u2a["champion"] == "base-packaged-smollm2-135m-instruct"  # nothing registered yet
-    assert u2a["test_users"] == 3
-    ann = replay.replay_ann(DayRun(DS, settings, store, url, target))
-    by = {r["metric"]: r["value"] for r in ann["metrics"]}
+
+
+def test_u2a_answers_with_the_base_model_before_any_training(replayed):
+    assert replayed.u2a["champion"] == "base-packaged-smollm2-135m-instruct"
+    assert replayed.u2a["test_users"] == 3  # acc_max_users
+    assert replayed.table["chance@4"]["chance"]["value"] == 0.25
+
+
+def test_ann_parity_on_flat_finds_the_exact_top_k(replayed):
+    by = {r["metric"]: r["value"] for r in replayed.ann["metrics"]}
     assert by["ann_recall"] == 1.0  # FLAT: Milvus returns the exact top K
     assert by["ann_hr_milvus"] == by["ann_hr_exact"]
 
-    report = replay.publish_report(DayRun(DS, settings, store, url)).report
-    table = report["metrics"]
-    # every metric of the replay has MSPA and both baselines, side by side
+
+def test_every_metric_has_mspa_and_both_baselines_side_by_side(replayed):
+    table = replayed.table
     for metric in ("auc_click", "uauc_click", "auc_gift", "uauc_gift", "hr@10", "hr@1000",
                    "recall@5", "ndcg@10", "acc@4", "acc@10", "a2a_alignment"):
         assert set(table[metric]) >= {"mspa", "popularity", "als"}, metric
         for r in table[metric].values():
             assert r["value"] is None or 0.0 <= r["value"] <= 1.0
     assert table["hr@1000"]["mspa"]["value"] == 1.0  # K above the tiny catalogue
-    # forward: DS's impressions, scored with D0's artifacts; the report says so
-    assert offline["model_day"] == report["model_day"] == D0
-    assert report["artifacts"]["mspa"] == f"author and user vectors of {D0}"
-    # every headline row has a 95% interval over users, and each baseline a paired verdict
+
+
+def test_the_replay_is_forward_scored_with_the_day_befores_artifacts(replayed):
+    assert replayed.offline["model_day"] == replayed.report["model_day"] == D0
+    assert replayed.report["artifacts"]["mspa"] == f"author and user vectors of {D0}"
+    assert replayed.report["previous_ds"] is None  # nothing replayed before
+
+
+def test_headline_rows_carry_an_interval_over_users_and_a_paired_verdict(replayed):
     for metric in ("auc_click", "uauc_click", "hr@10", "recall@5"):
-        m, als = table[metric]["mspa"], table[metric]["als"]
+        m, als = replayed.table[metric]["mspa"], replayed.table[metric]["als"]
         assert m["low"] <= m["value"] <= m["high"] and m["users"] > 0, metric
         assert als["diff"] == pytest.approx(als["value"] - m["value"])
         assert als["diff_low"] <= als["diff"] <= als["diff_high"]
         assert als["significant"] == (als["diff_low"] > 0 or als["diff_high"] < 0)
-    # segments: every model, with counts; novelty splits the requests exactly in two
-    segs = {(r["segment"], r["metric"], r["model"]): r for r in report["segments"]}
+
+
+def test_each_segment_family_splits_the_scored_impressions(replayed):
+    report, cov = replayed.report, replayed.offline["coverage"]
     counts = report["segment_counts"]
     for family in (("new_to_user", "repeat"), ("cold", "established"), ("head", "torso", "tail")):
-        # each family splits the scored impressions: every one in exactly one segment
         assert sum(counts[seg]["impressions"] for seg in family) == cov["impressions_scored"]
-    hr = f"hr@{settings.replay.hr_ks[0]}"
+    segs = {(r["segment"], r["metric"], r["model"]): r for r in report["segments"]}
+    hr = f"hr@{replayed.settings.replay.hr_ks[0]}"
     split = [segs[(s, hr, "mspa")]["n"] for s in ("new_to_user", "repeat")
              if (s, hr, "mspa") in segs]
     assert 0 < max(split) and sum(split) >= cov["requests_with_watched"]
-    assert '<table id="segments">' in store.get_text(f"reports/replay/ds={DS}/report.html")
-    # the same table as Markdown (mspa replay show --segments): one line per segment row
+
+
+def test_the_segments_table_as_markdown_has_one_line_per_segment_row(replayed):
     from mspa_tasks.replay import segments_markdown
 
-    md = segments_markdown(report, (hr,)).splitlines()
+    hr = f"hr@{replayed.settings.replay.hr_ks[0]}"
+    md = segments_markdown(replayed.report, (hr,)).splitlines()
     assert md[0].startswith("| segment | metric | mspa |")
     body = [line for line in md[2:] if f"| {hr} |" in line]
-    assert len(body) == len({s for s, m, _ in segs if m == hr}) > 0
-    assert table["chance@4"]["chance"]["value"] == 0.25
-    assert report["previous_ds"] is None
+    segments = {r["segment"] for r in replayed.report["segments"] if r["metric"] == hr}
+    assert len(body) == len(segments) > 0
 
-    html = store.get_text(f"reports/replay/ds={DS}/report.html")
-    assert '<table id="metrics">' in html and html.count("data:image/png;base64,") == 3
+
+def test_the_html_report_has_its_tables_plots_and_catalogue_caveat_and_is_listed(replayed):
+    html = replayed.store.get_text(f"reports/replay/ds={DS}/report.html")
+    assert '<table id="metrics">' in html and '<table id="segments">' in html
+    assert html.count("data:image/png;base64,") == 3
     assert "HR@K for K &ge;" in html  # the catalogue-size caveat is spelled out
-    assert replay.list_reports(store, settings) == [DS]
+    assert replay.list_reports(replayed.store, replayed.settings) == [DS]
 
-    rows = _rows(url, DS)
-    assert len(rows) == sum(len(v) for v in table.values())
+
+def test_replay_metrics_rows_are_the_reports_and_a_rerun_replaces_them(replayed):
+    rows = replayed.rows
+    assert len(rows) == sum(len(v) for v in replayed.table.values())
     assert ("auc_click", "als", "baseline") == rows[[r[:2] for r in rows].index(
         ("auc_click", "als"))][:3]
-
-    # rerun: the day is replaced, nothing duplicated
-    replay.publish_report(DayRun(DS, settings, store, url))
-    assert _rows(url, DS) == rows
+    assert _rows(replayed.url, DS) == rows  # after the rerun: replaced, nothing duplicated
 
 
 def test_delta_and_trend_use_the_previous_replayed_day(day, tmp_path):
