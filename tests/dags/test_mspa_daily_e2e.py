@@ -98,8 +98,13 @@ def test_daily_dag_ingests_composes_and_publishes(airflow_env):
     extras = _asset_extras(airflow_env, "mspa_author_vectors")
     assert {"alias": "mspa_authors", "collection": served, "ds": DS} in extras
 
+    # the forward day, built once by encoder.forward_day, announced for its three readers
+    forward = artifacts / f"forward_day/ds={DS}/manifest.json"
+    assert json.loads(forward.read_text())["model_day"] == D0
+    assert {"ds": DS, "manifest": f"file://{forward}"} in _asset_extras(airflow_env,
+                                                                        "mspa_forward_day")
     # replay: MSPA and both baselines side by side, recorded per day, announced as an Asset
-    assert {"replay.offline", "replay.u2a", "replay.ann_parity",
+    assert {"encoder.forward_day", "replay.offline", "replay.u2a", "replay.ann_parity",
             "replay.publish_report"} <= _succeeded_tasks(log)
     report = json.loads((artifacts / f"reports/replay/ds={DS}/report.json").read_text())
     for metric in ("auc_click", "uauc_gift", "hr@10", "acc@4", "a2a_alignment"):
