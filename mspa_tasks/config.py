@@ -585,7 +585,10 @@ class AlignConfig(Section):
     eval_max_new_tokens: int = Field(
         80, ge=1,
         description="tokens an evaluated answer may use")
-    tolerance: Share = Field(0.02, description="promote if Acc@m >= champion's - tolerance")
+    tolerance: Share = Field(
+        0.02,
+        description="the gate: besides an Acc@m interval above chance and not significantly "
+                    "below the champion, Acc@m may trail the champion's by at most this")
     use_champion: bool = Field(
         True,
         description="the composer writes with the champion recommender once one is trained")

@@ -5,9 +5,12 @@ table (``table=``, the recommender's by default).
 
 Exactly one version is the **champion**: the model the composer writes with and the one every
 new version is measured against. The first retraining run registers the configured base
-model as the initial champion. A new version is promoted only if, on the same validation
-examples in the same run, its Acc@m is not worse than the champion's by more than the
-tolerance for every ``m``; the decision, its reason and both models' figures are stored.
+model as the initial champion. A new recommender is promoted only if, on the same validation
+examples in the same run and for every ``m`` (:func:`recommender_gate`): its Acc@m interval
+over users lies above chance (1/m), so a model that picks no better than a coin never serves,
+the first trained champion included; it is not significantly below the champion (paired
+interval); and its Acc@m is not worse than the champion's by more than the tolerance. The
+decision, its reason and both models' figures are stored.
 Promotion (retire the old champion, crown the new one) is one transaction.
 """
 
@@ -163,3 +166,55 @@ def decide(new: dict[str, float], champ: dict[str, float], tolerance: float,
         else:
             parts.append(f"{k} {new[k]:.4f} vs champion {champ[k]:.4f} ok")
     return Decision(not worse, ("rejected: " if worse else "promoted: ") + "; ".join(parts))
+
+
+def _figure(r: dict[str, Any]) -> str:
+    return f"acc@{r['m']} {r['value']:.4f} [{r['low']:.4f}, {r['high']:.4f}]"
+
+
+def recommender_gate(intervals: list[dict[str, Any]], tolerance: float) -> Decision:
+    """The recommender's promotion rule (module doc) over the evaluation's interval rows
+    (:func:`mspa_tasks.llm.ranking.accuracy_intervals` with ``new`` as the reference: the
+    champion's ``diff`` is champion - new). Every ``m`` must pass; the reason names each
+    figure, its interval and the bound it was held to.
+
+    >>> row = lambda model, v, lo, hi, d=None: {"metric": "acc", "segment": "all", "m": 4,
+    ...     "model": model, "value": v, "low": lo, "high": hi, "diff": d,
+    ...     "diff_low": None if d is None else d - 0.1, "diff_high": None if d is None else d + 0.1}
+    >>> recommender_gate([row("new", 0.30, 0.20, 0.40), row("champion", 0.05, 0.0, 0.1, -0.25)],
+    ...                  0.02).reason
+    'rejected: acc@4 0.3000 [0.2000, 0.4000]: its lower bound does not clear chance 0.2500'
+    >>> recommender_gate([row("new", 0.50, 0.40, 0.60), row("champion", 0.05, 0.0, 0.1, -0.45)],
+    ...                  0.02).promote
+    True
+    """
+    acc = {(int(r["m"]), r["model"]): r for r in intervals
+           if r["metric"] == "acc" and r["segment"] == "all"}
+    sizes = sorted({m for m, _ in acc})
+    if not sizes or any((m, who) not in acc for m in sizes for who in ("new", "champion")):
+        raise ValueError(f"cannot decide: Acc@m intervals of both models needed, have "
+                         f"{sorted(acc)}")
+    parts, refused = [], False
+    for m in sizes:
+        new, champ = acc[m, "new"], acc[m, "champion"]
+        chance = 1 / m
+        if any(v is None or v != v for v in (new["value"], new["low"], champ["value"])):
+            refused = True
+            parts.append(f"acc@{m} not measured (new {new['value']}, champion "
+                         f"{champ['value']})")
+        elif not new["low"] > chance:
+            refused = True
+            parts.append(f"{_figure(new)}: its lower bound does not clear chance {chance:.4f}")
+        elif champ.get("diff_low") is not None and champ["diff_low"] > 0:
+            refused = True
+            parts.append(f"{_figure(new)}: significantly below the champion's "
+                         f"{champ['value']:.4f} (champion - new {champ['diff']:+.4f} "
+                         f"[{champ['diff_low']:+.4f}, {champ['diff_high']:+.4f}])")
+        elif new["value"] < champ["value"] - tolerance - 1e-12:
+            refused = True
+            parts.append(f"{_figure(new)} < champion {champ['value']:.4f} - tolerance "
+                         f"{tolerance:.4f}")
+        else:
+            parts.append(f"{_figure(new)} clears chance {chance:.4f}; vs champion "
+                         f"{champ['value']:.4f} ok")
+    return Decision(not refused, ("rejected: " if refused else "promoted: ") + "; ".join(parts))

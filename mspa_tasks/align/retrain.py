@@ -137,7 +137,10 @@ def register_run(run: DayRun, version: str) -> dict[str, Any]:
     tolerance = report["config"]["align"]["tolerance"]
     new = {k: v for k, v in report["new"].items() if k.startswith("acc@")}
     champ = {k: v for k, v in report["champion"].items() if k.startswith("acc@")}
-    decision = registry.decide(new, champ, tolerance)
+    if not report.get("intervals"):
+        raise RunIncomplete(f"{store.uri(f'{prefix}/{EVAL}')} has no Acc@m intervals (an "
+                            "older trainer wrote it); the gate needs them: retrain")
+    decision = registry.recommender_gate(report["intervals"], tolerance)
     current = registry.champion(warehouse_url)
     if current is not None and current.version != report["champion_version"]:
         # Another version was promoted while this one trained: it was not measured against it.
