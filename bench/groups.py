@@ -1,5 +1,5 @@
 """bench/groups: the daily DAG's ``encoder`` and ``replay`` groups, today's code against a
-reference commit, on the same home, in one run (today = the commit checked out: HEAD).
+reference commit, on the same home, in one run (today = ``--today``, by default HEAD).
 
 Each side gets its own copy of ``--home`` (a world whose day ``--ds`` the daily DAG has run:
 ``make replay-default`` builds the default world's) and runs the groups task by task through
@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=REPO / "var" / "default")
     parser.add_argument("--ds", default="2026-11-20")
     parser.add_argument("--reference", required=True, help="the commit to compare against")
+    parser.add_argument("--today", default="HEAD",
+                        help="the commit measured against it (default: HEAD)")
     parser.add_argument("--config", type=Path, default=REPO / "bench" / "scale_dag.toml")
     parser.add_argument("--acc-users", type=int, default=4)
     parser.add_argument("--scratch", type=Path, default=None)
@@ -90,7 +92,7 @@ def main() -> None:
     config = scratch / "bench.toml"
     config.write_text(args.config.read_text() + f"\n[replay]\nacc_max_users = {args.acc_users}\n")
     sides = {}
-    for name, rev in (("reference", args.reference), ("today", "HEAD")):
+    for name, rev in (("reference", args.reference), ("today", args.today)):
         # each side from its commit, so that edits to the working tree cannot leak in
         sides[name] = scratch / name
         if not sides[name].exists():
@@ -99,7 +101,7 @@ def main() -> None:
     result = {"ds": args.ds, "reference": subprocess.run(
         ["git", "rev-parse", "--short", args.reference], cwd=REPO, capture_output=True,
         text=True).stdout.strip(), "today": subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+        ["git", "rev-parse", "--short", args.today], cwd=REPO, capture_output=True,
         text=True).stdout.strip(), "acc_users": args.acc_users, "seconds": {}}
     homes = {}
     for name, tree in sides.items():

@@ -10,6 +10,11 @@ of a ``make demo`` home), in one run and on the same validation examples:
 5. **popularity** and **als**: the replay's baselines, trained on the same window with every
    validation user's held-out last tip removed, answering the same candidate sets.
 
+Each LLM answers once (greedy); its choice is read two ways from that one answer: **scored**
+(the probability of each candidate's letter after "Recommended author:", a full order, so
+Recall@5 and NDCG@5 at m = 10 too) and **generated** (the letter its answer names: the row
+"<model> (generated)"), with ``align.candidate_labels = "letters"``; with "ids" only generated.
+
 Each model's Acc@4, Acc@10, format and answered rates, with 95% bootstrap intervals over
 validation users and the paired difference against the paper's recipe (``▲`` the row is
 significantly above it, ``▼`` below, ``≈`` no significant difference); Acc@m again by
@@ -46,6 +51,16 @@ VARIANTS = {  # name: (rewards, their weights lambda)
     PAPER: (("accuracy", "format", "similarity"), (1.0, 0.5, 0.5)),
 }
 ORDER = ("base", "sft", "sft+grpo a+f", PAPER, "popularity", "als")
+GENERATED = " (generated)"  # the same answers, the choice read from the text
+
+
+def ordered(models: set[str]) -> list[str]:
+    """The table's row order: each model of :data:`ORDER`, its generated reading after it.
+
+    >>> ordered({"als", "sft (generated)", "sft", "base"})
+    ['base', 'sft', 'sft (generated)', 'als']
+    """
+    return [n for m in ORDER for n in (m, m + GENERATED) if n in models]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,8 +90,9 @@ def tables(result: dict[str, Any]) -> str:
     rows = result["intervals"]
     pick = {(r["model"], r["metric"], r["m"], r["segment"]): r for r in rows}
     sizes = sorted({r["m"] for r in rows})
-    models = [m for m in ORDER if any(r["model"] == m for r in rows)]
-    cols = [(metric, m) for metric in ("acc", "format", "answered") for m in sizes]
+    models = ordered({r["model"] for r in rows})
+    cols = [(metric, m) for metric in ("acc", "recall5", "ndcg5", "format", "answered")
+            for m in sizes if any(r["metric"] == metric and r["m"] == m for r in rows)]
     head = "| model | " + " | ".join(f"{metric}@{m}" for metric, m in cols) + " |"
     out = [head, "|" + " --- |" * (len(cols) + 1)]
     for model in models:
@@ -148,6 +164,38 @@ def gains_table(gains: list[dict[str, Any]]) -> str:
     return "\n".join(out + ["", "* the paired 95% interval excludes 0."])
 
 
+def position_table(by_position: list[dict[str, Any]]) -> str:
+    """Acc@m by the ground truth's position in the prompt, one row per model and m.
+
+    >>> print(position_table([{"model": "base", "m": 2, "position": 0, "acc": 1.0, "n": 3},
+    ...                       {"model": "base", "m": 2, "position": 1, "acc": 0.0, "n": 2}]))
+    | model | m | acc at position 1, 2, ... (n) |
+    | --- | --- | --- |
+    | base | 2 | 1.00 (3) · 0.00 (2) |
+    """
+    out = ["| model | m | acc at position 1, 2, ... (n) |", "| --- | --- | --- |"]
+    keys = dict.fromkeys((r["model"], r["m"]) for r in by_position)
+    for model, m in keys:
+        cells = [f"{r['acc']:.2f} ({r['n']})" for r in by_position
+                 if r["model"] == model and r["m"] == m]
+        out.append(f"| {model} | {m} | " + " · ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def tokens_per_example(rows: list[dict[str, Any]], model_path: str) -> dict[str, float]:
+    """Prompt tokens per example (chat template applied) and the target's, mean and max."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    prompt = [len(tok(tok.apply_chat_template(r["prompt"], tokenize=False,
+                                              add_generation_prompt=True)).input_ids)
+              for r in rows]
+    target = [len(tok(r["target"]).input_ids) for r in rows]
+    return {"prompt_mean": round(float(np.mean(prompt)), 1), "prompt_max": int(max(prompt)),
+            "target_mean": round(float(np.mean(target)), 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
@@ -159,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
     from mspa_tasks.forward_day import load_day, scorers
-    from mspa_tasks.llm.ranking import accuracy_intervals, generate_answers
+    from mspa_tasks.llm.ranking import (
+        Choices,
+        accuracy_by_position,
+        accuracy_intervals,
+        choose,
+    )
     from mspa_tasks.model_store import resolve_model
     from mspa_tasks.replay.u2a import baseline_answers
 
@@ -183,13 +236,17 @@ def main(argv: list[str] | None = None) -> int:
              len(train_rows), len({r["user_id"] for r in train_rows}), len(val_rows),
              len({r["user_id"] for r in val_rows}))
 
+    choice = "scored" if cfg.candidate_labels == "letters" else "generated"
+
     def answer(name: str, path: str) -> None:
         t = time.perf_counter()
-        answers[name] = generate_answers(path, [r["prompt"] for r in val_rows],
-                                         cfg.eval_batch_size, cfg.eval_max_new_tokens, name)
+        answers[name] = choose(path, val_rows, cfg.eval_batch_size, cfg.eval_max_new_tokens,
+                               choice, name)
+        if answers[name].orders is not None:
+            answers[name + GENERATED] = Choices(answers[name].texts)
         timings[f"evaluate {name}"] = time.perf_counter() - t
 
-    answers: dict[str, list[str]] = {}
+    answers: dict[str, Choices] = {}
     train_metrics: dict[str, Any] = {}
     base = resolve_model(cfg.base_model, store, settings.models_dir)
     answer("base", base)
@@ -220,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     timings["baselines"] = time.perf_counter() - t
 
     intervals = accuracy_intervals(answers, val_rows, PAPER, args.boot)
+    by_position = accuracy_by_position(answers, val_rows)
     gains = step_gains(answers, val_rows, args.boot)
     result = {
         "ds": args.ds, "home": args.home,
@@ -228,23 +286,24 @@ def main(argv: list[str] | None = None) -> int:
             "learning_rate", "num_generations", "per_device_train_batch_size", "beta",
             "temperature", "max_completion_length", "loss_type", "scale_rewards",
             "multi_objective_aggregation", "mask_truncated_completions", "max_train_users",
-            "max_eval_users", "train_m", "eval_m")},
+            "max_eval_users", "train_m", "eval_m", "candidate_labels")},
         "examples": {"train": len(train_rows), "val": len(val_rows),
                      "train_users": len({r["user_id"] for r in train_rows}),
                      "val_users": len({r["user_id"] for r in val_rows})},
-        "intervals": intervals, "step_gains": gains,
+        "intervals": intervals, "step_gains": gains, "by_position": by_position,
+        "tokens_per_example": tokens_per_example(val_rows + train_rows, base),
         "zero_std_share": {n: train_metrics[n].get("zero_std_share") for n in VARIANTS},
         "sft_loss": [s["loss"] for s in train_metrics["sft"]["steps"]],
         "grpo_reward": {n: [s["reward"] for s in train_metrics[n]["steps"]] for n in VARIANTS},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "samples": [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
-                     **{n: answers[n][i][:300] for n in ("base", "sft", PAPER)}}
+                     **{n: answers[n].texts[i][:300] for n in ("base", "sft", PAPER)}}
                     for i, r in enumerate(val_rows[:4])],
         # every answer, to study what a model picks without rerunning the bench
         "answers": {"rows": [{k: r[k] for k in ("user_id", "m", "candidate_ids",
                                                 "ground_truth", "gt_in_history",
                                                 "gt_tipped_before")} for r in val_rows],
-                    **answers},
+                    **{n: {"texts": c.texts, "orders": c.orders} for n, c in answers.items()}},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
@@ -252,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(gains_table(gains))
     print()
+    print(position_table(by_position))
+    print()
+    print("prompt tokens per example (train and validation):", result["tokens_per_example"])
     for name in VARIANTS:
         print(f"{name}: frac_reward_zero_std per step {result['zero_std_share'][name]}, "
               f"reward per step {[round(x, 3) for x in result['grpo_reward'][name]]}")

@@ -506,9 +506,26 @@ class AlignConfig(Section):
     history_chars: int = Field(600, ge=1, description="the user's fenced history block")
     candidate_chars: int = Field(120, ge=1, description="one candidate's line: profile, "
                                                         "tips, then the feature text")
+    candidate_labels: Literal["letters", "ids"] = Field(
+        "letters",
+        description="how the prompt names its candidates: letters (A, B, ...: one token each, "
+                    "so the choice can be read from their probabilities) or the author ids")
+    choice: Literal["scored", "generated"] = Field(
+        "scored",
+        description="how the evaluation reads a model's choice: scored (the probability of "
+                    "each candidate's letter after 'Recommended author:', a full order of the "
+                    "m candidates) or generated (the id or letter its greedy answer names)")
     candidate_salt: str = Field(
         "mspa-candidates-v1",
         description="salt of the candidate draws; changing it redraws every example's candidates")
+    examples_per_user: Literal["every_tip", "last_tip"] = Field(
+        "every_tip",
+        description="train and validation examples: one per tip after the user's first "
+                    "min_history_tips (its history before that tip), or only the last tip; "
+                    "test users (the replay) always give their last tip")
+    min_history_tips: int = Field(
+        3, ge=1,
+        description="tips of history an every_tip example needs before its labelled tip")
     max_train_users: int = Field(0, ge=0, description="cap on train users; 0 = all")
     max_eval_users: int = Field(0, ge=0, description="cap on validation users; 0 = all")
     # What a run trains: GRPO from the starting model (as before), a supervised warm start
@@ -618,6 +635,12 @@ class AlignConfig(Section):
                f"must be a multiple of num_generations ({self.num_generations})")
         _check(len(self.reward_weights) == len(self.rewards), "align.reward_weights",
                self.reward_weights, f"needs one weight per reward {list(self.rewards)}")
+        _check(self.candidate_labels == "letters" or self.choice == "generated",
+               "align.choice", self.choice,
+               "scored needs candidate_labels = 'letters' (an id spans several tokens)")
+        _check(self.candidate_labels == "ids" or max((*self.train_m, *self.eval_m)) <= 26,
+               "align.candidate_labels", self.candidate_labels,
+               "letters label at most 26 candidates; use ids for larger sets")
         return self
 
 

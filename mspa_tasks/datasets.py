@@ -278,15 +278,17 @@ def vector_schema(id_col: str, dim: int, with_fields: bool) -> pa.Schema:
 
 
 def example_schema(dim: int) -> pa.Schema:
-    """An alignment example: prompt, candidates, ground truth, candidates' vectors, the
-    supervised target (the three-line answer the SFT warm start learns), whether the ground
-    truth is among the authors the prompt's history shows (memory, not preference) and
-    whether the user tipped it before in the window (shown or cut from the history)."""
+    """An alignment example: which tip of the user it asks about (``tip_seq``), prompt,
+    candidates and their labels, ground truth, candidates' vectors, the supervised target
+    (the three-line answer the SFT warm start learns), whether the ground truth is among the
+    authors the prompt's history shows (memory, not preference) and whether the user tipped
+    it before (shown or cut from the history)."""
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
     return pa.schema([("user_id", pa.int64()), ("split", pa.string()), ("m", pa.int32()),
-                      ("prompt", pa.list_(message)), ("candidate_ids", pa.list_(pa.int64())),
+                      ("tip_seq", pa.int32()), ("prompt", pa.list_(message)), ("candidate_ids", pa.list_(pa.int64())),
+                      ("candidate_labels", pa.list_(pa.string())),
                       ("ground_truth", pa.int64()),
                       ("candidate_vectors", pa.list_(vector_type(dim))),
                       ("target", pa.string()), ("gt_in_history", pa.bool_()),
@@ -327,7 +329,7 @@ USER_VECTORS = Dataset(
              "mspa_daily: encoder.forward_day"), asset="mspa_user_vector_data")
 ALIGN_EXAMPLES = Dataset(
     "align_examples", Producer("mspa_retrain", "prepare", "the alignment examples (mspa_retrain)"),
-    "recommendation prompts with m candidates each, the last tip held out",
+    "recommendation prompts with m candidates each, the labelled tip held out",
     lambda: {"examples": example_schema(ANY_DIM)},
     readers=("mspa_retrain: train", "mspa_daily: replay.u2a (after replay.prepare_examples "
              "publishes it when missing)"))

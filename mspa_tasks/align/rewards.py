@@ -5,6 +5,8 @@ as lists aligned with ``completions`` (TRL ``GRPOTrainer``). Each function's ``_
 its metric key. The columns used here:
 
 * ``candidate_ids``: the ``m`` candidate author ids shown to the model, in prompt order;
+* ``candidate_labels``: the labels the prompt shows them by (letters; absent: the ids), the
+  one label-to-id map the answer is read with;
 * ``ground_truth``: the author the user actually tipped last;
 * ``candidate_vectors``: the candidates' author vectors (unit length), same order.
 
@@ -28,11 +30,24 @@ import numpy as np
 from mspa_tasks.llm.answers import completion_text, has_format, parse_recommended
 
 
+def _labels(candidate_ids: list[Sequence[int]], candidate_labels: list[Sequence[str]] | None
+            ) -> list[Sequence[str] | None]:
+    return list(candidate_labels) if candidate_labels is not None else [None] * len(
+        candidate_ids)
+
+
 def accuracy_reward(completions: list[Any], candidate_ids: list[Sequence[int]],
-                    ground_truth: list[int], **kwargs: Any) -> list[float]:
-    """1.0 when the recommended author is the ground truth, else 0.0."""
-    return [1.0 if parse_recommended(completion_text(c), ids) == int(gt) else 0.0
-            for c, ids, gt in zip(completions, candidate_ids, ground_truth, strict=True)]
+                    ground_truth: list[int], candidate_labels: list[Sequence[str]] | None = None,
+                    **kwargs: Any) -> list[float]:
+    """1.0 when the recommended author is the ground truth, else 0.0.
+
+    >>> accuracy_reward(["Recommended author: B", "Recommended author: 2"], [[1, 2]] * 2,
+    ...                 [2, 2], [["A", "B"], ["A", "B"]])
+    [1.0, 0.0]
+    """
+    return [1.0 if parse_recommended(completion_text(c), ids, labels) == int(gt) else 0.0
+            for c, ids, gt, labels in zip(completions, candidate_ids, ground_truth,
+                                          _labels(candidate_ids, candidate_labels), strict=True)]
 
 
 def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
@@ -42,6 +57,7 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
 
 def similarity_reward(completions: list[Any], candidate_ids: list[Sequence[int]],
                       ground_truth: list[int], candidate_vectors: list[Sequence[Sequence[float]]],
+                      candidate_labels: list[Sequence[str]] | None = None,
                       **kwargs: Any) -> list[float]:
     """cos(recommended, ground truth) clipped to [0, 1]; 0.0 when no candidate is named.
 
@@ -49,9 +65,10 @@ def similarity_reward(completions: list[Any], candidate_ids: list[Sequence[int]]
     group often scores the same, and a group with zero reward variance has zero gradient.
     """
     out = []
-    for c, ids, gt, vectors in zip(completions, candidate_ids, ground_truth, candidate_vectors,
-                                   strict=True):
-        picked = parse_recommended(completion_text(c), ids)
+    for c, ids, gt, vectors, labels in zip(completions, candidate_ids, ground_truth,
+                                           candidate_vectors,
+                                           _labels(candidate_ids, candidate_labels), strict=True):
+        picked = parse_recommended(completion_text(c), ids, labels)
         if picked is None:
             out.append(0.0)
             continue

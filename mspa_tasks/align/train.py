@@ -296,7 +296,8 @@ def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
     if cfg.use_vllm and not torch.cuda.is_available():
         raise SystemExit("align.use_vllm=true needs a GPU and vLLM (the trainer image); this "
                          "machine has no GPU: set align.use_vllm=false")
-    columns = ("prompt", "candidate_ids", "ground_truth", "candidate_vectors")
+    columns = ("prompt", "candidate_ids", "candidate_labels", "ground_truth",
+               "candidate_vectors")
     dataset = Dataset.from_list([{k: r[k] for k in columns} for r in rows])
     dtype = weights_dtype(cfg)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
@@ -363,15 +364,16 @@ def run_training(run: RunConfig) -> dict[str, Any]:
         model_uri = upload_folder(store, out / "model", f"{run.output}/model")
         store.put_text(f"{run.output}/{METRICS}", json.dumps(metrics, indent=2, default=str))
         new, new_answers = evaluate_model(str(out / "model"), val_rows, cfg.eval_batch_size,
-                                          cfg.eval_max_new_tokens, f"new {run.version}")
+                                          cfg.eval_max_new_tokens, f"new {run.version}",
+                                          cfg.choice)
     champ, champ_answers = evaluate_model(champion_path, val_rows, cfg.eval_batch_size,
                                           cfg.eval_max_new_tokens,
-                                          f"champion {run.champion_version}")
+                                          f"champion {run.champion_version}", cfg.choice)
     # Every figure with its 95% interval over validation users, and new - champion paired.
     intervals = accuracy_intervals({"new": new_answers, "champion": champ_answers}, val_rows,
                                    "new", n_boot=1000, seed=cfg.seed)
     report = {"version": run.version, "ds": run.ds, "model_uri": model_uri,
-              "intervals": intervals, "recipe": metrics.get("recipe"),
+              "intervals": intervals, "choice": cfg.choice, "recipe": metrics.get("recipe"),
               "precision": metrics.get("precision"),
               # GRPO's health per step: the share of groups whose completions all scored alike
               "zero_std_share": metrics.get("zero_std_share"),
@@ -380,8 +382,8 @@ def run_training(run: RunConfig) -> dict[str, Any]:
               "validation_examples": len(val_rows), "config": run.as_dict(),
               "samples": [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
                            "new": a, "champion": b}
-                          for r, a, b in list(zip(val_rows, new_answers, champ_answers,
-                                                  strict=True))[:5]]}
+                          for r, a, b in list(zip(val_rows, new_answers.texts,
+                                                  champ_answers.texts, strict=True))[:5]]}
     store.put_text(f"{run.output}/{EVAL}", json.dumps(report, indent=2, default=str))
     log.info("Acc new %s vs champion %s", {k: v for k, v in new.items() if k.startswith("acc")},
              {k: v for k, v in champ.items() if k.startswith("acc")})

@@ -162,6 +162,41 @@ class TextBackend(_BatchedBackend):
             **self._vocabulary_processor(batch), **sampling)
         return self._decode(out[:, enc.input_ids.shape[1]:], enc.attention_mask)
 
+    def label_token_ids(self, labels: list[str]) -> list[int]:
+        """The token of each label as it follows "...:" (a space, then the label): what
+        :meth:`next_token_logprobs` reads. Labels must be distinct single tokens."""
+        tokens = [self.tokenizer(" " + label, add_special_tokens=False).input_ids
+                  for label in labels]
+        if any(len(t) != 1 for t in tokens) or len({t[0] for t in tokens}) != len(tokens):
+            raise ValueError(f"labels {labels} are not distinct single tokens of "
+                             f"{self.model_version}; ranking by scoring needs short labels "
+                             "(align.candidate_labels = 'letters')")
+        return [t[0] for t in tokens]
+
+    def next_token_logprobs(self, requests: list[Request],
+                            token_ids: list[list[int]]) -> list[list[float]]:
+        """Per request, the log-probability of each of its ``token_ids`` as the next token
+        after its prompt and prefill: one forward pass per length-sorted, left-padded batch
+        (positions counted from each row's first real token, so padding changes nothing)."""
+        import torch
+
+        lengths = self._lengths(requests)
+        order = sorted(range(len(requests)), key=lambda i: lengths[i])
+        out: list[list[float]] = [[] for _ in requests]
+        progress = Progress(f"{self.label}: score", len(requests), log, unit="sequences")
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            enc = self.tokenizer([self._prompt(requests[i]) for i in idx], return_tensors="pt",
+                                 padding=True).to(self.model.device)
+            positions = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self.model(**enc, position_ids=positions).logits[:, -1, :]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for row, i in enumerate(idx):
+                out[i] = logp[row, token_ids[i]].tolist()
+            progress.update(len(idx))
+        return out
+
     def _decode(self, new, mask) -> list[Generation]:
         results = []
         for row, m in zip(new, mask, strict=True):

@@ -13,7 +13,8 @@ import numpy as np
 
 from mspa_tasks.datasets import ALIGN_EXAMPLES
 from mspa_tasks.forward_day import ReplayData, baselines, load_day
-from mspa_tasks.llm.ranking import accuracy_report, evaluate_model
+from mspa_tasks.llm.answers import answer_line, labels_of
+from mspa_tasks.llm.ranking import Choices, accuracy_report, evaluate_model
 from mspa_tasks.model_store import resolve_model
 from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
 from mspa_tasks.run import DayRun
@@ -26,19 +27,21 @@ log = logging.getLogger(__name__)
 
 
 def baseline_answers(scorer: Scorer, rows: list[dict[str, Any]],
-                     data: ReplayData) -> list[str]:
-    """Each example answered by ``scorer``: the candidate it scores highest for the user (an
-    author it has no row for scores -inf), written as the recommender would write it, so the
-    one parser reads both."""
+                     data: ReplayData) -> Choices:
+    """Each example answered by ``scorer``: its candidates ordered by the scorer's score for
+    the user (an author it has no row for scores -inf; ties keep prompt order), the best
+    written as the recommender would write it, so one reader scores both."""
     u_index, a_index = data.user_index, data.author_index
-    answers = []
+    texts, orders = [], []
     for r in rows:
         cands = [a_index.get(int(a), -1) for a in r["candidate_ids"]]
         u = u_index[int(r["user_id"])]
-        scores = [float(scorer.users[u] @ scorer.items[c]) if c >= 0 else -np.inf
-                  for c in cands]
-        answers.append(f"Recommended author: {r['candidate_ids'][int(np.argmax(scores))]}")
-    return answers
+        scores = np.array([float(scorer.users[u] @ scorer.items[c]) if c >= 0 else -np.inf
+                           for c in cands])
+        order = np.argsort(-scores, kind="stable").tolist()
+        orders.append(order)
+        texts.append(answer_line(labels_of(r)[order[0]]))
+    return Choices(texts, orders)
 
 
 def replay_u2a(run: DayRun) -> dict[str, Any]:
@@ -57,7 +60,7 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
     path = resolve_model(ref, store, settings.models_dir)
     report, answers = evaluate_model(path, rows, settings.align.eval_batch_size,
                                      settings.align.eval_max_new_tokens,
-                                     label=f"champion {version}")
+                                     label=f"champion {version}", choice=settings.align.choice)
     metrics = [row(f"acc@{m}", MSPA, report[f"acc@{m}"], report[f"n@{m}"],
                    model_version=version) for m in settings.align.eval_m]
 
@@ -72,7 +75,7 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
     metrics += [row(f"chance@{m}", "chance", 1 / m, report[f"n@{m}"])
                 for m in settings.align.eval_m]
     samples = [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
-                "answer": a[:400]} for r, a in list(zip(rows, answers, strict=True))[:5]]
+                "answer": a[:400]} for r, a in list(zip(rows, answers.texts, strict=True))[:5]]
     return write_part(store, settings, ds, "u2a", {
         "metrics": metrics, "champion": version, "test_users": len(chosen),
         "artifacts": {"mspa": f"champion {version} on the examples of {ds} (last tip held out)",

@@ -43,7 +43,7 @@ def _sessions(store):
     return by_user
 
 
-def test_each_example_holds_the_last_tipped_author_once_and_no_other_tipped_author(day):
+def test_each_example_holds_its_labelled_author_once_and_no_other_tipped_author(day):
     url, store, settings = day
     build_examples(DS, url, store, settings)
     sessions = _sessions(store)
@@ -55,26 +55,43 @@ def test_each_example_holds_the_last_tipped_author_once_and_no_other_tipped_auth
     assert {r["m"] for r in rows} == {4, 10}
     for r in rows:
         events = sessions[r["user_id"]]
-        (gt,) = [e["author_id"] for e in events if e["is_ground_truth"]]
+        (label,) = [e for e in events if e["seq"] == r["tip_seq"]]
+        gt = label["author_id"]
         assert r["ground_truth"] == gt and r["split"] == split[r["user_id"]]
+        # the replay's test examples: the last tip only; train/val: any tip after the third
+        assert label["is_ground_truth"] if r["split"] == "test" else r["tip_seq"] >= 3
         assert len(r["candidate_ids"]) == r["m"] == len(set(r["candidate_ids"]))
         assert r["candidate_ids"].count(gt) == 1
         others = {e["author_id"] for e in events} - {gt}
         assert not others & set(r["candidate_ids"]), "a tipped author is not a negative"
         np.testing.assert_allclose(r["candidate_vectors"],
                                    vectors[[row_of[a] for a in r["candidate_ids"]]], atol=1e-7)
+        # candidates by letter, in prompt order: A, B, C, ...
         user_msg = r["prompt"][-1]["content"]
-        assert all(f"\n{a}: " in user_msg for a in r["candidate_ids"])
+        assert r["candidate_labels"] == list("ABCDEFGHIJ"[:r["m"]])
+        assert all(f"\n{label}: " in user_msg for label in r["candidate_labels"])
         # the SFT target: the exact format, read by the one shared parser as the ground truth
         assert format_reward([r["target"]]) == [1.0]
-        assert parse_recommended(r["target"], r["candidate_ids"]) == gt
+        assert r["target"].endswith(f"Recommended author: "
+                                    f"{r['candidate_labels'][r['candidate_ids'].index(gt)]}")
+        assert parse_recommended(r["target"], r["candidate_ids"], r["candidate_labels"]) == gt
 
 
-def test_a_candidate_line_shows_its_tips_without_any_held_out_tip(day):
-    """The tips count in a candidate line is the window's tips minus every example's label
-    (each kept user's last tip): the ground truth's own held-out tip never raises it."""
+def _candidate_tips(r):
+    """``{author: tips shown}`` from an example's candidate lines."""
     import re
 
+    block = r["prompt"][-1]["content"].split("<data>\n")[2]
+    out = {}
+    for a, label in zip(r["candidate_ids"], r["candidate_labels"], strict=True):
+        line = re.search(rf"^{label}: [^\n]*", block, re.MULTILINE).group(0)
+        out[a] = int(re.search(r"; (\d+) tips? in 30 days", line).group(1))
+    return out
+
+
+def test_a_test_candidate_line_shows_its_tips_without_any_held_out_tip(day):
+    """A test example's tips count in a candidate line is the window's tips minus every test
+    label (each kept user's last tip): the ground truth's own held-out tip never raises it."""
     url, store, settings = day
     build_examples(DS, url, store, settings)
     sessions = read_table(store, "sessions", DS, "sessions").to_pylist()
@@ -82,10 +99,9 @@ def test_a_candidate_line_shows_its_tips_without_any_held_out_tip(day):
     every = Counter(e["author_id"] for e in sessions)
     seen = differs = 0
     for r in read_table(store, DATASET, DS, "examples").to_pylist():
-        block = r["prompt"][-1]["content"].split("<data>\n")[2]
-        for a in r["candidate_ids"]:
-            line = re.search(rf"^{a}: [^\n]*", block, re.MULTILINE).group(0)
-            shown = int(re.search(r"; (\d+) tips? in 30 days", line).group(1))
+        if r["split"] != "test":
+            continue
+        for a, shown in _candidate_tips(r).items():
             assert shown == kept[a], (a, shown, kept[a])
             seen += 1
             differs += kept[a] != every[a]
@@ -94,11 +110,42 @@ def test_a_candidate_line_shows_its_tips_without_any_held_out_tip(day):
     assert seen and differs  # some author's count would have included a label
 
 
+def test_no_train_or_validation_example_sees_its_label_or_anything_after_it(day):
+    """The leakage test of per-tip examples: the history is the tips before the labelled one,
+    every candidate's tips are counted before it (the label's own tip and any later tip of
+    anyone never raise a count), and the target names only what the prompt shows."""
+    url, store, settings = day
+    build_examples(DS, url, store, settings)
+    sessions = _sessions(store)
+    every = [e for ev in sessions.values() for e in ev]
+    rows = [r for r in read_table(store, DATASET, DS, "examples").to_pylist()
+            if r["split"] in ("train", "val")]
+    assert len({r["user_id"] for r in rows}) < len(rows) // 2  # several tips per user
+    content, _ = load_author_content(url, {e["author_id"] for e in every},
+                                     window_for(DS, 30).end_ms)
+    later_tips_excluded = 0
+    for r in rows:
+        events = sorted(sessions[r["user_id"]], key=lambda e: e["seq"])
+        (label,) = [e for e in events if e["seq"] == r["tip_seq"]]
+        before = [(e["seq"], e["author_id"]) for e in events if e["seq"] < label["seq"]]
+        _, history = split_last_tip(before + [(label["seq"], label["author_id"])])
+        shown = render_user(r["user_id"], history, content, settings.align.history_chars,
+                            settings.compose.min_author_chars, "a", "b").data
+        assert f"<data>\n{shown}\n</data>" in r["prompt"][-1]["content"]
+        for a, n in _candidate_tips(r).items():
+            assert n == sum(e["author_id"] == a and e["ts"] < label["ts"] for e in every), a
+            later_tips_excluded += n < sum(e["author_id"] == a for e in every)
+        assert f"with {_candidate_tips(r)[label['author_id']]} tip" in r["target"]
+        assert r["gt_tipped_before"] == any(a == label["author_id"] for _, a in before)
+    assert later_tips_excluded  # the world has later tips a leaky count would have shown
+
+
 def test_the_prompt_shows_the_history_without_the_last_tip(day):
     url, store, settings = day
     build_examples(DS, url, store, settings)
     sessions = _sessions(store)
-    rows = [r for r in read_table(store, DATASET, DS, "examples").to_pylist() if r["m"] == 4]
+    rows = [r for r in read_table(store, DATASET, DS, "examples").to_pylist()
+            if r["m"] == 4 and r["split"] == "test"]
     content, _ = load_author_content(url, {e["author_id"] for ev in sessions.values()
                                            for e in ev}, window_for(DS, 30).end_ms)
     differs = in_history = 0
@@ -128,9 +175,15 @@ def test_splits_are_capped_and_rerun_is_byte_identical(day):
     assert users["test"] == first["counts"]["users_available"]["test"]
     again = build_examples(DS, url, store, settings).manifest
     assert again["files"] == first["files"]  # same bytes, same sha256
-    train = {r["user_id"] for r in read_examples(store, DS, "train", (4, 10))}
+    sessions = _sessions(store)
+    train_rows = read_examples(store, DS, "train", (4,))
+    train = {r["user_id"] for r in train_rows}
     val = {r["user_id"] for r in read_examples(store, DS, "val", (4, 10))}
-    assert len(train) == 20 and not train & val
+    assert len(train) <= 20 and not train & val
+    # one example per tip after the third, for every capped train user with more than three
+    per_user = Counter(r["user_id"] for r in train_rows)
+    assert per_user == {u: len(sessions[u]) - 3 for u in per_user}
+    assert sum(per_user.values()) == first["counts"]["examples"]["train"]["4"] > len(train)
 
 
 def test_a_missing_input_is_named(tmp_path, settings):

@@ -27,16 +27,18 @@ def _publish_examples(store, dim: int = 8) -> None:
             ids = [int(a) for a in rng.choice(np.arange(100, 200), size=m, replace=False)]
             vectors = rng.normal(size=(m, dim)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            lines = [candidate_line(a, f"{CATEGORIES[i % 4]} streamer", i, 30, None, 60)
-                     for i, a in enumerate(ids)]
+            labels = list("ABCDEFGHIJ"[:m])
+            lines = [candidate_line(label, f"{CATEGORIES[i % 4]} streamer", i, 30, None, 60)
+                     for i, label in enumerate(labels)]
             history = "- singing streamer Mia in Chengdu (tipped 2x)\n- singing streamer Bo"
-            gt = ids[(3 * user) % m]  # not always the first candidate
+            pick = (3 * user) % m  # not always the first candidate
             rows.append({"user_id": user, "split": "train" if user < 6 else "val", "m": m,
-                         "prompt": build_prompt(history, lines), "candidate_ids": ids,
-                         "ground_truth": gt, "candidate_vectors": vectors.tolist(),
+                         "tip_seq": 3, "prompt": build_prompt(history, lines),
+                         "candidate_ids": ids, "candidate_labels": labels,
+                         "ground_truth": ids[pick], "candidate_vectors": vectors.tolist(),
                          "target": ("User Preference: singing streams; mostly from Chengdu\n"
                                     "Recommendation Reason: a singing streamer, the taste this "
-                                    f"viewer tips most\nRecommended author: {gt}")})
+                                    f"viewer tips most\nRecommended author: {labels[pick]}")})
     publish_partition(store, DATASET, DS, {"examples": pa.Table.from_pylist(
         rows, schema=example_schema(dim))}, {"counts": {}})
 
@@ -173,6 +175,11 @@ def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings
     for model in ("new", "champion"):
         assert {"acc@4", "acc@10", "n@4", "n@10"} <= set(report[model])
         assert report[model]["n@4"] == report[model]["n@10"] == 2
+        # the choice is scored (the letters' probabilities): every example answered, and the
+        # full order of the 10 candidates gives Recall@5 / NDCG@5
+        assert report[model]["answered@4"] == report[model]["answered@10"] == 1.0
+        assert {"recall5@10", "ndcg5@10"} <= set(report[model])
+    assert report["choice"] == "scored"
     # every figure with its interval over the 2 validation users, champion paired with new
     intervals = {(r["model"], r["metric"], r["m"], r["segment"]): r for r in report["intervals"]}
     for m in (4, 10):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mspa_tasks.llm.ranking import accuracy_intervals, accuracy_report
+from mspa_tasks.llm.ranking import Choices, accuracy_intervals, accuracy_report
 
 
 def _rows(n_users: int = 20) -> list[dict]:
@@ -65,3 +65,49 @@ def test_unanswered_and_unformatted_answers_are_counted_apart():
     assert out[("acc", "all")] == 0.5
     assert out[("answered", "all")] == 0.5
     assert out[("format", "all")] == 0.25
+
+
+@pytest.mark.slow
+def test_the_label_scorer_ranks_a_planted_pick_first_at_every_position():
+    """The packaged SmolLM2 answers with a pick it already wrote twice: the probability of
+    the label after "Recommended author:" must put that candidate first whatever its position,
+    in batches mixing set sizes and prompt lengths (left padding), each order a permutation."""
+    from mspa_tasks.llm.hf import TextBackend
+    from mspa_tasks.llm.ranking import score_choices
+    from mspa_tasks.models import convert_smollm2
+    from tests.conftest import DEV_MODELS_DIR
+
+    backend = TextBackend(convert_smollm2(DEV_MODELS_DIR), batch_size=3, max_new_tokens=8,
+                          repetition_penalty=1.0, one_line=False)
+    rows, answers = [], []
+    for m in (4, 6):
+        labels = list("ABCDEF"[:m])
+        for gt in range(m):
+            lines = "\n".join(f"{label}: streamer {i}" + " who sings" * (gt % 3)
+                              for i, label in enumerate(labels))
+            rows.append({"user_id": gt, "m": m, "candidate_ids": [100 + i for i in range(m)],
+                         "candidate_labels": labels, "ground_truth": 100 + gt,
+                         "prompt": [{"role": "user", "content": f"Candidates:\n{lines}\nWho?"}]})
+            answers.append("User Preference: x\nRecommendation Reason: y\n"
+                           + f"Recommended author: {labels[gt]}\n" * 2 + "Recommended author: ?")
+    orders = score_choices(backend, rows, answers)
+    assert [o[0] for o in orders] == [0, 1, 2, 3, 0, 1, 2, 3, 4, 5]
+    assert all(sorted(o) == list(range(r["m"])) for o, r in zip(orders, rows, strict=True))
+    report = accuracy_report(Choices(answers, orders), rows)
+    assert (report["acc@4"], report["acc@6"], report["recall5@6"]) == (1.0, 1.0, 1.0)
+    # the same answers read as text: the last phrase names no candidate
+    assert accuracy_report(answers, rows)["answered@4"] == 0.0
+
+
+def test_a_full_order_gives_recall_and_ndcg_below_the_set_size():
+    rows = [{"user_id": u, "m": 10, "candidate_ids": list(range(10)), "ground_truth": 3}
+            for u in range(2)]
+    orders = [[3, 0, 1, 2, 4, 5, 6, 7, 8, 9], [0, 1, 2, 4, 5, 3, 6, 7, 8, 9]]
+    report = accuracy_report(Choices(["", ""], orders), rows)
+    assert report["acc@10"] == 0.5 and report["answered@10"] == 1.0
+    assert report["recall5@10"] == 0.5 and report["ndcg5@10"] == pytest.approx(0.5)
+    assert "recall10@10" not in report  # K = m: the whole set, nothing to rank
+    out = {(r["model"], r["metric"]): r["value"]
+           for r in accuracy_intervals({"scored": Choices(["", ""], orders),
+                                        "generated": ["", ""]}, rows, "scored", n_boot=50)}
+    assert out[("scored", "recall5")] == 0.5 and ("generated", "recall5") not in out
