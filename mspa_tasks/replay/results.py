@@ -174,7 +174,8 @@ def publish_report(run: DayRun) -> ReportPublished:
         "metrics": table, "coverage": offline.get("coverage", {}),
         "n_authors": offline.get("n_authors"), "a2a": offline.get("a2a"),
         "model_day": offline.get("model_day"), "offline_note": offline.get("note"),
-        "warnings": coverage_warnings(offline.get("coverage", {})),
+        "warnings": (coverage_warnings(offline.get("coverage", {}))
+                     + parts["u2a"].get("warnings", [])),
         "segments": offline.get("segments", []),
         "segment_counts": offline.get("segment_counts", {}),
         "bootstrap": offline.get("bootstrap", {}),

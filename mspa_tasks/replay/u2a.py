@@ -14,7 +14,7 @@ import numpy as np
 from mspa_tasks.datasets import ALIGN_EXAMPLES
 from mspa_tasks.forward_day import ReplayData, baselines, load_day
 from mspa_tasks.llm.answers import answer_line, labels_of
-from mspa_tasks.llm.ranking import Choices, accuracy_report, evaluate_model
+from mspa_tasks.llm.ranking import Choices, accuracy_intervals, accuracy_report, evaluate_model
 from mspa_tasks.model_store import resolve_model
 from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
 from mspa_tasks.run import DayRun
@@ -44,6 +44,19 @@ def baseline_answers(scorer: Scorer, rows: list[dict[str, Any]],
     return Choices(texts, orders)
 
 
+def chance_warnings(version: str, intervals: list[dict[str, Any]]) -> list[str]:
+    """A champion that chooses no better than a coin, said first in the report rather than
+    left in a table: one line per ``m`` whose Acc@m interval does not lie above 1/m.
+
+    >>> chance_warnings("r1", [{"m": 4, "value": 0.3, "low": 0.1, "high": 0.5},
+    ...                        {"m": 10, "value": 0.4, "low": 0.2, "high": 0.6}])
+    ['the champion r1 picks no better than chance on test users: acc@4 0.300 [0.100, 0.500], chance 0.250']
+    """
+    return [f"the champion {version} picks no better than chance on test users: acc@{b['m']} "
+            f"{b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}], chance {1 / b['m']:.3f}"
+            for b in intervals if b["low"] is not None and not b["low"] > 1 / b["m"]]
+
+
 def replay_u2a(run: DayRun) -> dict[str, Any]:
     """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
     ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
@@ -61,23 +74,33 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
     report, answers = evaluate_model(path, rows, settings.align.eval_batch_size,
                                      settings.align.eval_max_new_tokens,
                                      label=f"champion {version}", choice=settings.align.choice)
-    metrics = [row(f"acc@{m}", MSPA, report[f"acc@{m}"], report[f"n@{m}"],
-                   model_version=version) for m in settings.align.eval_m]
-
     # Held out, not forward: the label is each test user's last tip of the window ending
     # ds, kept out of the examples' histories and of the baselines' training rows.
     data = load_day(ds, warehouse_url, store, settings.ingest.window_days, held_out=True)
     models = baselines(data, settings.replay)  # only what it scores: the baselines' picks
-    for name in BASELINES:
-        base = accuracy_report(baseline_answers(models[name], rows, data), rows)
-        metrics += [row(f"acc@{m}", name, base[f"acc@{m}"], base[f"n@{m}"])
+    picks = {MSPA: answers, **{name: baseline_answers(models[name], rows, data)
+                               for name in BASELINES}}
+    # every figure with its 95% interval over test users, the baselines paired with MSPA
+    bounds = {(r["model"], r["m"]): r for r in (accuracy_intervals(
+        picks, rows, MSPA, n_boot=cfg.bootstrap, seed=cfg.seed) if cfg.bootstrap else [])
+        if r["metric"] == "acc" and r["segment"] == "all"}
+    metrics = []
+    for name, choices in picks.items():
+        figures = report if name == MSPA else accuracy_report(choices, rows)
+        metrics += [row(f"acc@{m}", name, figures[f"acc@{m}"], figures[f"n@{m}"],
+                        **{k: bounds[name, m][k] for k in ("low", "high", "diff", "diff_low",
+                                                           "diff_high", "significant")
+                           if (name, m) in bounds},
+                        **({"model_version": version} if name == MSPA else {}))
                     for m in settings.align.eval_m]
     metrics += [row(f"chance@{m}", "chance", 1 / m, report[f"n@{m}"])
                 for m in settings.align.eval_m]
+    warnings = chance_warnings(version, [b for (name, _), b in bounds.items() if name == MSPA])
     samples = [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
                 "answer": a[:400]} for r, a in list(zip(rows, answers.texts, strict=True))[:5]]
     return write_part(store, settings, ds, "u2a", {
         "metrics": metrics, "champion": version, "test_users": len(chosen),
+        "warnings": warnings, "choice": settings.align.choice,
         "artifacts": {"mspa": f"champion {version} on the examples of {ds} (last tip held out)",
                       "baselines": f"tips of the window ending {ds}, held-out tips excluded"},
         "format": {f"format@{m}": report[f"format@{m}"] for m in settings.align.eval_m},

@@ -74,6 +74,20 @@ def test_u2a_answers_with_the_base_model_before_any_training(replayed):
     assert replayed.table["chance@4"]["chance"]["value"] == 0.25
 
 
+def test_u2a_rows_carry_intervals_and_a_chance_level_champion_is_said_first(replayed):
+    from mspa_tasks.replay.u2a import chance_warnings
+
+    rows = {(r["metric"], r["model"]): r for r in replayed.u2a["metrics"]}
+    for m in (4, 10):
+        champ, als = rows[(f"acc@{m}", "mspa")], rows[(f"acc@{m}", "als")]
+        assert champ["low"] <= champ["value"] <= champ["high"]
+        assert als["diff"] == pytest.approx(als["value"] - champ["value"])
+    expected = chance_warnings(replayed.u2a["champion"], [
+        {"m": m, **rows[(f"acc@{m}", "mspa")]} for m in (4, 10)])
+    assert replayed.u2a["warnings"] == expected
+    assert set(expected) <= set(replayed.report["warnings"])
+
+
 def test_ann_parity_on_flat_finds_the_exact_top_k(replayed):
     by = {r["metric"]: r["value"] for r in replayed.ann["metrics"]}
     assert by["ann_recall"] == 1.0  # FLAT: Milvus returns the exact top K
