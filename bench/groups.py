@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
 TASKS = ("encoder.forward_day", "encoder.align", "replay.offline", "replay.prepare_examples",
          "replay.u2a", "replay.ann_parity", "replay.publish_report")
-VOLATILE = ("generated_at", "timing")  # report keys that differ on every run
+VOLATILE = ("generated_at", "timing")  # report keys that differ on every run (and below)
 
 
 def _tasks(tree: Path, env: dict[str, str]) -> list[str]:
@@ -64,9 +64,15 @@ def run_side(name: str, tree: Path, home: Path, ds: str, config: Path, log: Path
 
 
 def _report(home: Path, ds: str) -> dict:
+    """The day's report without what differs on every run: the top-level timings, the ANN
+    part's timing, and when each trend row was computed."""
     report = json.loads((home / "artifacts" / "reports" / "replay" / f"ds={ds}" /
                          "report.json").read_text())
-    return {k: v for k, v in report.items() if k not in VOLATILE}
+    out = {k: v for k, v in report.items() if k not in VOLATILE}
+    out["ann"] = {k: v for k, v in out.get("ann", {}).items() if k != "timing"}
+    out["trend"] = sorted((json.dumps({k: v for k, v in r.items() if k != "computed_at"},
+                                      sort_keys=True) for r in out.get("trend", [])))
+    return out
 
 
 def _gate(home: Path, ds: str) -> dict:
