@@ -70,8 +70,8 @@ def _report(home: Path, ds: str) -> dict:
                          "report.json").read_text())
     out = {k: v for k, v in report.items() if k not in VOLATILE}
     out["ann"] = {k: v for k, v in out.get("ann", {}).items() if k != "timing"}
-    out["trend"] = sorted((json.dumps({k: v for k, v in r.items() if k != "computed_at"},
-                                      sort_keys=True) for r in out.get("trend", [])))
+    out["trend"] = sorted(json.dumps({k: v for k, v in r.items() if k != "computed_at"},
+                                      sort_keys=True) for r in out.get("trend", []))
     return out
 
 

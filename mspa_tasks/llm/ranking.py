@@ -208,18 +208,6 @@ def accuracy_by_position(answers: Mapping[str, Choices | Sequence[str]],
     return out
 
 
-def generate_answers(model_path: str, prompts: Sequence[list[dict[str, str]]], batch_size: int,
-                     max_new_tokens: int, label: str = "model") -> list[str]:
-    """Greedy completions of chat ``prompts``, whole (not cut at a line), through the
-    composer's batched text backend (length-sorted, left-padded batches; GPU when present)."""
-
-    backend = TextBackend(model_path, batch_size, max_new_tokens, repetition_penalty=1.0,
-                          one_line=False, label=f"{label}: answer")
-    answers = [g.text for g in backend.generate([Request(messages=list(p)) for p in prompts])]
-    del backend
-    return answers
-
-
 _CHOICE = re.compile(r"recommended\s+author\s*:?", re.IGNORECASE)
 
 
