@@ -13,7 +13,7 @@ of a ``make demo`` home), in one run and on the same validation examples:
 Each LLM answers once (greedy); its choice is read two ways from that one answer: **scored**
 (the probability of each candidate's letter after "Recommended author:", a full order, so
 Recall@5 and NDCG@5 at m = 10 too) and **generated** (the letter its answer names: the row
-"<model> (generated)"), with ``align.candidate_labels = "letters"``; with "ids" only generated.
+"<model> (generated)"), with ``align.examples.candidate_labels = "letters"``; with "ids" only generated.
 
 Each model's Acc@4, Acc@10, format and answered rates, with 95% bootstrap intervals over
 validation users and the paired difference against the paper's recipe (``▲`` the row is
@@ -67,10 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--home", default=str(REPO / "var"), help="a make demo home (MSPA_HOME)")
     p.add_argument("--ds", default="2026-11-20")
-    p.add_argument("--sft-steps", type=int, default=None, help="default: [align] sft_max_steps")
-    p.add_argument("--grpo-steps", type=int, default=None, help="default: [align] max_steps")
+    p.add_argument("--sft-steps", type=int, default=None, help="default: [align.sft] max_steps")
+    p.add_argument("--grpo-steps", type=int, default=None, help="default: [align.grpo] max_steps")
     p.add_argument("--train-users", type=int, default=None,
-                   help="default: [align] max_train_users")
+                   help="default: [align.examples] max_train_users")
     p.add_argument("--eval-users", type=int, default=0, help="validation users; 0 = all")
     p.add_argument("--boot", type=int, default=1000, help="bootstrap replicates")
     p.add_argument("--out", default=str(OUT / "retrain.json"))
@@ -217,11 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     from mspa_tasks.replay.u2a import baseline_answers
 
     settings = load_settings(home=args.home)
-    changes: dict[str, Any] = {"max_eval_users": args.eval_users}
-    for key, value in (("sft_max_steps", args.sft_steps), ("max_steps", args.grpo_steps),
-                       ("max_train_users", args.train_users)):
+    changes: dict[str, dict[str, Any]] = {"examples": {"max_eval_users": args.eval_users}}
+    for (sub, key), value in ((("sft", "max_steps"), args.sft_steps),
+                              (("grpo", "max_steps"), args.grpo_steps),
+                              (("examples", "max_train_users"), args.train_users)):
         if value is not None:
-            changes[key] = value
+            changes.setdefault(sub, {})[key] = value
     settings = settings.with_align(**changes)
     cfg = settings.align
     store = open_store(settings.artifacts_uri)
@@ -229,18 +230,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     build_examples(args.ds, settings.warehouse_url, store, settings)
-    train_rows = read_examples(store, args.ds, "train", cfg.train_m)
-    val_rows = read_examples(store, args.ds, "val", cfg.eval_m)
+    train_rows = read_examples(store, args.ds, "train", cfg.examples.train_m)
+    val_rows = read_examples(store, args.ds, "val", cfg.examples.eval_m)
     timings["examples"] = time.perf_counter() - started
     log.info("%d train examples (%d users), %d validation examples (%d users)",
              len(train_rows), len({r["user_id"] for r in train_rows}), len(val_rows),
              len({r["user_id"] for r in val_rows}))
 
-    choice = "scored" if cfg.candidate_labels == "letters" else "generated"
+    choice = "scored" if cfg.examples.candidate_labels == "letters" else "generated"
 
     def answer(name: str, path: str) -> None:
         t = time.perf_counter()
-        answers[name] = choose(path, val_rows, cfg.eval_batch_size, cfg.eval_max_new_tokens,
+        answers[name] = choose(path, val_rows, cfg.gate.batch_size, cfg.gate.max_new_tokens,
                                choice, name)
         if answers[name].orders is not None:
             answers[name + GENERATED] = Choices(answers[name].texts)
@@ -260,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         timings["train sft"] = time.perf_counter() - t
         answer("sft", str(out / "sft"))
         for name, (rewards, weights) in VARIANTS.items():
-            variant = dataclasses.replace(run, align=cfg.replaced(rewards=rewards,
-                                                                  reward_weights=weights))
+            variant = dataclasses.replace(run, align=cfg.replaced(grpo={"rewards": rewards,
+                                                                        "reward_weights": weights}))
             t = time.perf_counter()
             folder = out / name.replace(" ", "_").replace("+", "p")
             train_metrics[name] = grpo(variant, train_rows, str(out / "sft"), folder)
@@ -281,12 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     gains = step_gains(answers, val_rows, args.boot)
     result = {
         "ds": args.ds, "home": args.home,
-        "config": {k: getattr(cfg, k) for k in (
-            "sft_max_steps", "sft_learning_rate", "sft_batch_size", "max_steps",
-            "learning_rate", "num_generations", "per_device_train_batch_size", "beta",
-            "temperature", "max_completion_length", "loss_type", "scale_rewards",
-            "multi_objective_aggregation", "mask_truncated_completions", "max_train_users",
-            "max_eval_users", "train_m", "eval_m", "candidate_labels")},
+        "config": {"sft": cfg.sft.model_dump(), "grpo": cfg.grpo.model_dump(),
+                   "examples": cfg.examples.model_dump(), "recipe": cfg.recipe},
         "examples": {"train": len(train_rows), "val": len(val_rows),
                      "train_users": len({r["user_id"] for r in train_rows}),
                      "val_users": len({r["user_id"] for r in val_rows})},

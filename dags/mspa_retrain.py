@@ -25,8 +25,10 @@ teaches nothing; near 1.0 means GRPO is not learning). `eval.json` and the `regi
 Acc@m, format and answered rates with 95% intervals over validation users, also split by
 whether the right author was in the user's shown history (memory) or not (preference).
 
-**Params**: `ds`, `recipe`, `sft_max_steps`, `max_steps`, `learning_rate`, `beta`,
-`num_generations`, `max_train_users`, `max_eval_users`, `tolerance` (empty = config).
+**Params**: `ds`, and the settings a run may override (empty = config): `recipe`,
+`sft_max_steps` (`[align.sft] max_steps`), `max_steps`, `learning_rate`, `beta`,
+`num_generations` (`[align.grpo]`), `max_train_users`, `max_eval_users` (`[align.examples]`),
+`tolerance` (`[align.gate]`).
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ RECOMMENDER_MODEL = Asset(name="mspa_recommender_model", uri="mspa://recommender
                           group="mspa")
 GPU_POOL = "mspa_gpu"  # created by `make airflow-init`; one slot per trainer node
 # [align] knobs a run may set; each Param's type, bounds and description come from the model.
-OVERRIDABLE = ("recipe", "sft_max_steps", "max_steps", "learning_rate", "beta", "num_generations",
-               "max_train_users",
-               "max_eval_users", "tolerance")
+# The run's Params and the [align] setting each one overrides.
+OVERRIDABLE = {"recipe": "recipe", "sft_max_steps": "sft.max_steps", "max_steps": "grpo.max_steps",
+               "learning_rate": "grpo.learning_rate", "beta": "grpo.beta",
+               "num_generations": "grpo.num_generations",
+               "max_train_users": "examples.max_train_users",
+               "max_eval_users": "examples.max_eval_users", "tolerance": "gate.tolerance"}
 
 
 @dag(
@@ -67,7 +72,8 @@ OVERRIDABLE = ("recipe", "sft_max_steps", "max_steps", "learning_rate", "beta", 
     params={
         "ds": Param("", type="string",
                     description="Data day (YYYY-MM-DD); empty = newest day with vectors."),
-        **{name: setting_param("align", name, optional=True) for name in OVERRIDABLE},
+        **{name: setting_param("align", path, optional=True)
+           for name, path in OVERRIDABLE.items()},
     },
 )
 def mspa_retrain():

@@ -32,7 +32,7 @@ from mspa_tasks.artifacts import (
     file_uri,
     open_store,
 )
-from mspa_tasks.config import CONF_DIR, ConfigError, load_settings
+from mspa_tasks.config import CONF_DIR, ConfigError, explain_settings, load_settings
 from mspa_tasks.datasets import InputsMissing, UnknownDataset, dataset
 from mspa_tasks.days import InvalidPartition, window_for
 from mspa_tasks.ingest import NotStaged, run_ingest
@@ -142,6 +142,13 @@ def cmd_config(args: argparse.Namespace) -> int:
     """Every setting in effect (the environment's file, $MSPA_CONFIG over it, the defaults
     for the rest), as JSON: what a run of this environment would use."""
     settings = _settings(args)
+    if args.explain is not None:
+        try:
+            print(explain_settings(settings, args.explain or None))
+        except KeyError as exc:
+            print(exc.args[0], file=sys.stderr)
+            return 2
+        return 0
     print(json.dumps({"fingerprint": settings.fingerprint(),
                       **settings.model_dump(mode="json")}, indent=2))
     return 0
@@ -276,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare-models", help="convert packaged models into the cache")
     p.set_defaults(func=cmd_prepare_models)
     p = sub.add_parser("config", help="print every setting in effect (defaults included)")
+    p.add_argument("--explain", nargs="?", const="", default=None, metavar="SECTION",
+                   help="as TOML, each setting with what it means (one section: align, "
+                        "align.grpo, ...)")
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("vectors", help="the author-vector refresh in Milvus, step by step")
     p.add_argument("action", choices=["align", "encode", "build", "validate", "publish",

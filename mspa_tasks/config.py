@@ -20,6 +20,7 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+import logging
 import math
 import os
 import tomllib
@@ -45,6 +46,7 @@ from mspa_tasks.artifacts import URI_SAFE, StoreURIError, local_root
 ENVIRONMENTS = ("local", "prod")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = Path(__file__).parent / "conf"
+log = logging.getLogger(__name__)
 
 # TOML arrays arrive as lists: tuples of strict items, the container itself coerced.
 Ints = Annotated[tuple[StrictInt, ...], Field(strict=False)]
@@ -154,8 +156,16 @@ class Section(BaseModel):
             raise _config_error(type(self), self.section, exc) from None
 
     def replaced(self, **changes: Any):
-        """A validated copy with some values replaced (``model_copy`` would not validate)."""
-        return type(self)(**{**self.model_dump(), **changes})
+        """A validated copy with some values replaced (``model_copy`` would not validate); a
+        sub-section given as a dict has only those values replaced
+        (``align.replaced(grpo={"max_steps": 2})``)."""
+        data = dict(self)
+        for key, value in changes.items():
+            current = data.get(key)
+            data[key] = current.replaced(**value) if isinstance(current, Section) \
+                and isinstance(value, dict) else value
+        return type(self)(**{k: v.model_dump() if isinstance(v, Section) else v
+                             for k, v in data.items()})
 
 
 class IngestConfig(Section):
@@ -493,16 +503,15 @@ class VectorsConfig(Section):
         return value
 
 
-class AlignConfig(Section):
-    """MSPA's self-corrective preference alignment: examples, GRPO, evaluation gate, pod."""
+class ExamplesConfig(Section):
+    """``[align.examples]``: which examples the recommender is trained and evaluated on, and
+    what their prompts show."""
 
-    section: ClassVar[str] = "align"
+    section: ClassVar[str] = "align.examples"
 
-    base_model: str = Field(
-        "packaged:smollm2-135m-instruct",
-        description="the first champion recommender: packaged:..., a hub id, a folder or s3://")
     train_m: Ints = Field((4, 10), description="candidate-set sizes trained on")
-    eval_m: Ints = Field((4, 10), description="Acc@m reported and gated")
+    eval_m: Ints = Field((4, 10), description="candidate-set sizes evaluated (Acc@m reported "
+                                              "and gated)")
     history_chars: int = Field(600, ge=1, description="the user's fenced history block")
     candidate_chars: int = Field(120, ge=1, description="one candidate's line: profile, "
                                                         "tips, then the feature text")
@@ -510,15 +519,10 @@ class AlignConfig(Section):
         "letters",
         description="how the prompt names its candidates: letters (A, B, ...: one token each, "
                     "so the choice can be read from their probabilities) or the author ids")
-    choice: Literal["scored", "generated"] = Field(
-        "scored",
-        description="how the evaluation reads a model's choice: scored (the probability of "
-                    "each candidate's letter after 'Recommended author:', a full order of the "
-                    "m candidates) or generated (the id or letter its greedy answer names)")
     candidate_salt: str = Field(
         "mspa-candidates-v1",
         description="salt of the candidate draws; changing it redraws every example's candidates")
-    examples_per_user: Literal["every_tip", "last_tip"] = Field(
+    per_user: Literal["every_tip", "last_tip"] = Field(
         "every_tip",
         description="train and validation examples: one per tip after the user's first "
                     "min_history_tips (its history before that tip), or only the last tip; "
@@ -528,30 +532,50 @@ class AlignConfig(Section):
         description="tips of history an every_tip example needs before its labelled tip")
     max_train_users: int = Field(0, ge=0, description="cap on train users; 0 = all")
     max_eval_users: int = Field(0, ge=0, description="cap on validation users; 0 = all")
-    # What a run trains: GRPO from the starting model (as before), a supervised warm start
-    # only, or the warm start then GRPO from it (the fix for a model that never produced the
-    # answer format, so that GRPO's groups have reward variance to learn from).
-    recipe: Literal["grpo", "sft", "sft+grpo"] = Field(
-        "sft+grpo", description="sft+grpo (the supervised warm start, then GRPO from it); "
-                                "sft (the warm start only); grpo (GRPO alone)")
-    # SFT warm start (TRL SFTTrainer) on the train split's examples and their `target`.
-    sft_max_steps: int = Field(16, ge=1, description="supervised steps of the warm start")
-    sft_learning_rate: float = Field(
-        5e-5, gt=0,
-        description="learning rate of the supervised warm start")
-    sft_batch_size: int = Field(4, ge=1, description="examples per supervised step")
-    # GRPO (TRL GRPOTrainer). The paper uses a KL penalty; TRL's default beta is 0.
+
+    @field_validator("train_m", "eval_m")
+    @classmethod
+    def _set_sizes(cls, value: tuple[int, ...], info) -> tuple[int, ...]:
+        _check(bool(value) and min(value) >= 2, f"align.examples.{info.field_name}", value,
+               "needs sizes >= 2 (the ground truth and a negative)")
+        return value
+
+    @model_validator(mode="after")
+    def _labels_fit(self) -> ExamplesConfig:
+        _check(self.candidate_labels == "ids" or max((*self.train_m, *self.eval_m)) <= 26,
+               "align.examples.candidate_labels", self.candidate_labels,
+               "letters label at most 26 candidates; use ids for larger sets")
+        return self
+
+
+class SftConfig(Section):
+    """``[align.sft]``: the supervised warm start (TRL ``SFTTrainer``) on the train examples'
+    ``target``."""
+
+    section: ClassVar[str] = "align.sft"
+
+    max_steps: int = Field(16, ge=1, description="supervised steps of the warm start")
+    learning_rate: float = Field(5e-5, gt=0,
+                                 description="learning rate of the supervised warm start")
+    batch_size: int = Field(4, ge=1, description="examples per supervised step")
+
+
+class GrpoConfig(Section):
+    """``[align.grpo]``: TRL's ``GRPOTrainer`` options, under TRL's names. The paper uses a KL
+    penalty; TRL's default beta is 0. Every non-default is chosen for a reason that
+    docs/decisions.md ("GRPO options") writes down."""
+
+    section: ClassVar[str] = "align.grpo"
+
     num_generations: int = Field(4, ge=2, description="GRPO group size: the advantage "
                                                       "compares completions within a group")
     per_device_train_batch_size: int = Field(4, ge=1, description="completions per step; a "
                                                                    "multiple of the group")
     gradient_accumulation_steps: int = Field(
-        1, ge=1,
-        description="GRPO micro-batches per optimizer step")
+        1, ge=1, description="GRPO micro-batches per optimizer step")
     beta: float = Field(0.04, ge=0, description="KL penalty; 0 disables the reference model")
     learning_rate: float = Field(
-        1e-5, gt=0,
-        description="GRPO learning rate (the paper: 1e-6 on a 7B model)")
+        1e-5, gt=0, description="GRPO learning rate (the paper: 1e-6 on a 7B model)")
     max_steps: int = Field(8, ge=1, description="GRPO steps")
     # The three-line answer is 50-65 tokens on the demo world: room for all of it (a cut
     # answer names no author).
@@ -561,8 +585,6 @@ class AlignConfig(Section):
         "cut answer names no author)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the group; "
                                                        "1.0 keeps the group diverse")
-    # TRL 1.16's loss and advantage options; every non-default is chosen for a reason that
-    # docs/decisions.md ("GRPO options") writes down.
     loss_type: Literal["dapo", "dr_grpo", "grpo", "bnpo"] = Field(
         "dapo", description="token-level loss normalisation (TRL's default, no length bias)")
     scale_rewards: Literal["batch", "group", "none"] = Field(
@@ -586,6 +608,76 @@ class AlignConfig(Section):
         description="the reward functions, in the order of reward_weights")
     reward_weights: Floats = Field((1.0, 0.5, 0.5), description="lambda1..lambda3, in "
                                                                 "`rewards` order")
+
+    @field_validator("reward_weights")
+    @classmethod
+    def _floats(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(float(w) for w in value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GrpoConfig:
+        _check(self.per_device_train_batch_size % self.num_generations == 0,
+               "align.grpo.per_device_train_batch_size", self.per_device_train_batch_size,
+               f"must be a multiple of num_generations ({self.num_generations})")
+        _check(len(self.reward_weights) == len(self.rewards), "align.grpo.reward_weights",
+               self.reward_weights, f"needs one weight per reward {list(self.rewards)}")
+        return self
+
+
+class GateConfig(Section):
+    """``[align.gate]``: how a recommender's choices are read and scored, and what a new one
+    must show to replace the champion."""
+
+    section: ClassVar[str] = "align.gate"
+
+    choice: Literal["scored", "generated"] = Field(
+        "scored",
+        description="how the evaluation reads a model's choice: scored (the probability of "
+                    "each candidate's letter after 'Recommended author:', a full order of the "
+                    "m candidates) or generated (the id or letter its greedy answer names)")
+    batch_size: int = Field(
+        8, ge=1, description="examples per batch when evaluating a recommender")
+    max_new_tokens: int = Field(
+        80, ge=1, description="tokens a generated answer may use")
+    tolerance: Share = Field(
+        0.02,
+        description="besides an Acc@m interval above chance and not significantly below the "
+                    "champion, Acc@m may trail the champion's by at most this")
+
+
+# The flat [align] keys before the sub-sections, and where each lives now.
+ALIGN_MOVED: dict[str, tuple[str, str]] = {
+    **{k: ("examples", k) for k in ("train_m", "eval_m", "history_chars", "candidate_chars",
+                                    "candidate_labels", "candidate_salt", "min_history_tips",
+                                    "max_train_users", "max_eval_users")},
+    "examples_per_user": ("examples", "per_user"),
+    "sft_max_steps": ("sft", "max_steps"), "sft_learning_rate": ("sft", "learning_rate"),
+    "sft_batch_size": ("sft", "batch_size"),
+    **{k: ("grpo", k) for k in ("num_generations", "per_device_train_batch_size",
+                                "gradient_accumulation_steps", "beta", "learning_rate",
+                                "max_steps", "max_completion_length", "temperature",
+                                "loss_type", "scale_rewards", "multi_objective_aggregation",
+                                "mask_truncated_completions", "use_vllm", "vllm_mode",
+                                "vllm_gpu_memory_utilization", "rewards", "reward_weights")},
+    "choice": ("gate", "choice"), "eval_batch_size": ("gate", "batch_size"),
+    "eval_max_new_tokens": ("gate", "max_new_tokens"), "tolerance": ("gate", "tolerance"),
+}
+
+
+class AlignConfig(Section):
+    """``[align]``: MSPA's self-corrective preference alignment, TRL-style: what is trained and
+    where (here), the examples, the SFT warm start, GRPO and the promotion gate (sub-sections)."""
+
+    section: ClassVar[str] = "align"
+
+    base_model: str = Field(
+        "packaged:smollm2-135m-instruct",
+        description="the first champion recommender: packaged:..., a hub id, a folder or s3://")
+    # What a run trains: GRPO from the starting model, a supervised warm start only, or the
+    # warm start then GRPO from it (so that GRPO's groups have reward variance to learn from).
+    recipe: Literal["grpo", "sft", "sft+grpo"] = Field(
+        "sft+grpo", description="sft+grpo (the supervised warm start, then GRPO from it); "
+                                "sft (the warm start only); grpo (GRPO alone)")
     seed: int = Field(
         0,
         description="seed of the trainer and of the evaluation's bootstrap")
@@ -596,51 +688,51 @@ class AlignConfig(Section):
     gradient_checkpointing: bool = Field(
         False,
         description="recompute activations in backward: less memory, slower steps")
-    eval_batch_size: int = Field(
-        8, ge=1,
-        description="answers generated per batch when evaluating a recommender")
-    eval_max_new_tokens: int = Field(
-        80, ge=1,
-        description="tokens an evaluated answer may use")
-    tolerance: Share = Field(
-        0.02,
-        description="the gate: besides an Acc@m interval above chance and not significantly "
-                    "below the champion, Acc@m may trail the champion's by at most this")
     use_champion: bool = Field(
         True,
         description="the composer writes with the champion recommender once one is trained")
     launcher: Literal["local", "kubernetes"] = Field(
         "local",
         description="where the trainer runs: a local subprocess or a Kubernetes pod")
+    examples: ExamplesConfig = Field(
+        default_factory=ExamplesConfig,
+        description="the train/validation examples and what their prompts show")
+    sft: SftConfig = Field(default_factory=SftConfig,
+                           description="the supervised warm start (TRL SFTTrainer)")
+    grpo: GrpoConfig = Field(default_factory=GrpoConfig,
+                             description="GRPO (TRL GRPOTrainer), under TRL's option names")
+    gate: GateConfig = Field(default_factory=GateConfig,
+                             description="the evaluation and the promotion gate")
     pod: PodConfig = Field(
         default_factory=PodConfig,
         description="the trainer pod of launcher = kubernetes")
 
-    @field_validator("train_m", "eval_m")
+    @model_validator(mode="before")
     @classmethod
-    def _set_sizes(cls, value: tuple[int, ...], info) -> tuple[int, ...]:
-        _check(bool(value) and min(value) >= 2, f"align.{info.field_name}", value,
-               "needs sizes >= 2 (the ground truth and a negative)")
-        return value
-
-    @field_validator("reward_weights")
-    @classmethod
-    def _floats(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        return tuple(float(w) for w in value)
+    def _moved_keys(cls, data: Any) -> Any:
+        """A flat key of the old layout (``max_steps``) is moved to its sub-section
+        (``[align.grpo] max_steps``) with a warning that names the new place."""
+        if not isinstance(data, dict) or not set(data) & set(ALIGN_MOVED):
+            return data
+        data = dict(data)
+        for old in sorted(set(data) & set(ALIGN_MOVED)):
+            sub, new = ALIGN_MOVED[old]
+            section = data.get(sub) or {}
+            section = dict(section) if isinstance(section, dict) else section.model_dump()
+            _check(new not in section, f"align.{old}", data[old],
+                   f"is set twice: also as [align.{sub}] {new}; keep only the latter")
+            section[new] = data.pop(old)
+            data[sub] = section
+            log.warning("setting [align] %s is deprecated: it is now [align.%s] %s", old, sub,
+                        new)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> AlignConfig:
-        _check(self.per_device_train_batch_size % self.num_generations == 0,
-               "align.per_device_train_batch_size", self.per_device_train_batch_size,
-               f"must be a multiple of num_generations ({self.num_generations})")
-        _check(len(self.reward_weights) == len(self.rewards), "align.reward_weights",
-               self.reward_weights, f"needs one weight per reward {list(self.rewards)}")
-        _check(self.candidate_labels == "letters" or self.choice == "generated",
-               "align.choice", self.choice,
-               "scored needs candidate_labels = 'letters' (an id spans several tokens)")
-        _check(self.candidate_labels == "ids" or max((*self.train_m, *self.eval_m)) <= 26,
-               "align.candidate_labels", self.candidate_labels,
-               "letters label at most 26 candidates; use ids for larger sets")
+        _check(self.examples.candidate_labels == "letters" or self.gate.choice == "generated",
+               "align.gate.choice", self.gate.choice,
+               "scored needs [align.examples] candidate_labels = 'letters' (an id spans "
+               "several tokens)")
         return self
 
 
@@ -890,7 +982,7 @@ def param_schema(section: type[Section], name: str, *, optional: bool = False) -
 
     >>> param_schema(IngestConfig, "window_days")
     {'type': 'integer', 'minimum': 1, 'maximum': 365, 'description': 'Days of tipping history ending at ds.'}
-    >>> param_schema(AlignConfig, "beta", optional=True)["type"]
+    >>> param_schema(GrpoConfig, "beta", optional=True)["type"]
     ['number', 'null']
     >>> param_schema(AlignConfig, "recipe", optional=True)["enum"]
     ['grpo', 'sft', 'sft+grpo', None]
@@ -907,6 +999,53 @@ def param_schema(section: type[Section], name: str, *, optional: bool = False) -
     description = section.model_fields[name].description or name.replace("_", " ")
     schema["description"] = description[0].upper() + description[1:] + "."
     return schema
+
+
+def explain_settings(settings: Settings, section: str | None = None) -> str:
+    """The settings in effect as TOML, every value with its description as a comment: what
+    ``mspa config --explain [SECTION]`` prints. ``section`` is a table's path (``align``,
+    ``align.grpo``); an unknown one raises KeyError naming the known ones.
+
+    >>> s = load_settings("local", home="/tmp/mspa-explain")
+    >>> print(explain_settings(s, "align.sft").splitlines()[1])
+    max_steps = 16  # supervised steps of the warm start
+    """
+    tables: list[tuple[str, BaseModel]] = []
+
+    def walk(path: str, model: BaseModel) -> None:
+        tables.append((path, model))
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                walk(f"{path}.{name}".lstrip("."), value)
+
+    walk("", settings)
+    known = [path for path, _ in tables if path]
+    if section is not None and section not in known:
+        raise KeyError(f"no section [{section}]; known: {', '.join(known)}")
+    lines: list[str] = []
+    for path, model in tables:
+        if section is not None and path != section and not path.startswith(f"{section}."):
+            continue
+        values = [(name, info) for name, info in type(model).model_fields.items()
+                  if not isinstance(getattr(model, name), BaseModel)]
+        if not values:
+            continue
+        lines.extend([""] * bool(lines) + [f"[{path}]"] * bool(path))
+        for name, info in values:
+            value = model.model_dump(mode="json", include={name})[name]
+            line = f"{name} = {_toml(value)}" if value is not None else f"# {name} unset"
+            lines.append(f"{line}  # {info.description}" if info.description else line)
+    return "\n".join(lines)
+
+
+def _toml(value: Any) -> str:
+    """A JSON-like value as TOML (inline tables for dicts)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def default_home() -> Path:
@@ -927,10 +1066,16 @@ def merge_overrides(raw: dict, path: Path) -> dict:
         extra = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"MSPA_CONFIG={str(path)!r} cannot be read as TOML: {exc}") from exc
-    merged = dict(raw)
+    return _merged(raw, extra)
+
+
+def _merged(base: dict, extra: dict) -> dict:
+    """``extra`` over ``base``, tables merged key by key at every depth
+    (``[align.grpo] max_steps`` replaces that key only, not the whole ``[align]``)."""
+    merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
+            merged[key] = _merged(merged[key], value)
         else:
             merged[key] = value
     return merged

@@ -2,7 +2,7 @@
 
 Which tips label an example (:func:`labelled_tips`): a **test** user's last tip in the window
 (ingest's ``is_ground_truth`` row: the replay's examples); a **train** or **validation** user's
-every tip after its first ``align.min_history_tips`` (``align.examples_per_user =
+every tip after its first ``align.examples.min_history_tips`` (``align.examples.per_user =
 "every_tip"``; ``"last_tip"``: the last one only), so a user with ten tips teaches seven times.
 The prompt of the tip at position ``i`` shows the history *before it* (the distinct authors of
 tips ``0..i-1``, most recent first, with counts) and ``m`` candidates
@@ -20,7 +20,7 @@ window, last tip included, so they name the ground truth (see docs/decisions.md)
 Published as ``align_examples/ds=<ds>/examples.parquet`` (+ manifest), one row per labelled
 tip and ``m``: ``user_id, split, m, tip_seq`` (the labelled tip), ``prompt`` (chat messages),
 ``candidate_ids`` (prompt order),
-``candidate_labels`` (what the prompt calls them: A, B, ... with ``align.candidate_labels =
+``candidate_labels`` (what the prompt calls them: A, B, ... with ``align.examples.candidate_labels =
 "letters"``, the ids themselves with ``"ids"``; the rewards and the evaluation read answers
 through this one map),
 ``ground_truth``, ``candidate_vectors`` (unit author vectors, same order), ``target`` (the
@@ -218,7 +218,7 @@ def ensure_examples(run: DayRun) -> None:
 def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                    settings: Settings) -> Published:
     """Build and publish ``align_examples/ds=<ds>/`` (see module doc)."""
-    cfg = settings.align
+    cfg = settings.align.examples
     for dataset in (SESSIONS, AUTHOR_TEXTS, AUTHOR_VECTORS):
         dataset.require(store, ds, READER)
     sessions = SESSIONS.read(store, ds, "sessions")
@@ -270,7 +270,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
     sizes = sorted(set(cfg.train_m) | set(cfg.eval_m))
     for s in ("train", "val", "test"):
         for u in chosen[s]:
-            for i in labelled_tips(len(events[u]), s, cfg.examples_per_user,
+            for i in labelled_tips(len(events[u]), s, cfg.per_user,
                                    cfg.min_history_tips):
                 seq, gt, ts = events[u][i]
                 if gt not in index:
@@ -309,11 +309,11 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
     counts = {s: {str(m): sum(1 for r in rows if r["split"] == s and r["m"] == m)
                   for m in sizes} for s in ("train", "val", "test")}
     log.info("examples per split and m: %s (%s per user: train/val one per tip after the "
-             "first %d, test the last tip)", counts, cfg.examples_per_user,
+             "first %d, test the last tip)", counts, cfg.per_user,
              cfg.min_history_tips)
     manifest = {"prompt_version": PROMPT_VERSION, "code_version": code_version(),
                 "config_version": settings.fingerprint(),
-                "examples_per_user": cfg.examples_per_user,
+                "examples_per_user": cfg.per_user,
                 "min_history_tips": cfg.min_history_tips,
                 "counts": {"examples": counts, "skipped": dict(skipped),
                            "users": {s: len(chosen[s]) for s in chosen},

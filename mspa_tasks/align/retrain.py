@@ -27,7 +27,7 @@ from mspa_tasks.align.examples import build_examples
 from mspa_tasks.align.train import EVAL, METRICS, RunConfig
 from mspa_tasks.artifacts import ArtifactNotFound, ArtifactStore
 from mspa_tasks.champion import base_version
-from mspa_tasks.config import Settings
+from mspa_tasks.config import AlignConfig, Settings
 from mspa_tasks.datasets import AUTHOR_VECTORS
 from mspa_tasks.model_store import model_prefix
 from mspa_tasks.run import DayRun
@@ -78,7 +78,7 @@ def prepare_run(run: DayRun, run_id: str,
                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Steps 1 of the module doc, on the run's day. Returns ``{ds, version, config_uri,
     champion_version, examples}``; ``overrides`` replace ``[align]`` knobs for this
-    training run (DAG Params)."""
+    training run (DAG Params), sub-sections as dicts (``{"grpo": {"max_steps": 2}}``)."""
     ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     if overrides:
         settings = settings.with_align(**overrides)
@@ -134,7 +134,8 @@ def register_run(run: DayRun, version: str) -> dict[str, Any]:
     prefix = model_prefix(version)
     report = _read_json(store, f"{prefix}/{EVAL}")
     metrics = _read_json(store, f"{prefix}/{METRICS}")
-    tolerance = report["config"]["align"]["tolerance"]
+    # through the config model: a run file of the flat [align] layout still reads
+    tolerance = AlignConfig(**report["config"]["align"]).gate.tolerance
     new = {k: v for k, v in report["new"].items() if k.startswith("acc@")}
     champ = {k: v for k, v in report["champion"].items() if k.startswith("acc@")}
     if not report.get("intervals"):

@@ -1,12 +1,13 @@
 """The trainer entry point: GRPO on the alignment examples, then Acc@m of new vs champion.
 
-    python -m mspa_tasks.align.train --config RUN.json [--set max_steps=2 --set beta=0.0]
+    python -m mspa_tasks.align.train --config RUN.json [--set grpo.max_steps=2 --set grpo.beta=0.0]
 
 The same command runs as a local subprocess (embedded default, CPU) and in the trainer pod
 (production: ``accelerate launch --config_file docker/accelerate_zero3.yaml -m
 mspa_tasks.align.train ...``). ``--config`` is a JSON or TOML file, a ``file://`` or an
 ``s3://`` URI (the run file ``mspa_retrain`` writes); ``--set key=value`` overrides a run
-field or an ``[align]`` knob (values parsed as JSON, else taken as strings).
+field or an ``[align]`` knob by its path (``grpo.max_steps``, ``examples.max_eval_users``,
+``seed``; values parsed as JSON, else taken as strings).
 
 Steps: read ``align_examples/ds=<ds>`` (train split for training, validation split for
 Acc@m); resolve the starting model and the champion (``packaged:``, ``artifact:``, a folder or
@@ -42,7 +43,7 @@ from typing import Any
 from mspa_tasks.align.examples import read_examples
 from mspa_tasks.align.rewards import reward_functions
 from mspa_tasks.artifacts import open_store
-from mspa_tasks.config import AlignConfig
+from mspa_tasks.config import ALIGN_MOVED, AlignConfig, Section
 from mspa_tasks.llm.ranking import accuracy_intervals, evaluate_model
 from mspa_tasks.model_store import model_prefix, resolve_model, upload_folder
 
@@ -93,18 +94,41 @@ def load_run_config(source: str, overrides: list[str] | None = None) -> RunConfi
     raw = tomllib.loads(text) if source.endswith(".toml") else json.loads(text)
     align = dict(raw.pop("align", {}))
     run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"align"}
-    align_fields = set(AlignConfig.model_fields)
+    knobs = align_paths()
     for item in overrides or []:
         key, sep, value = item.partition("=")
         key = key.strip().removeprefix("align.")
-        if not sep or key not in run_fields | align_fields:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of "
-                             f"{sorted(run_fields | align_fields)}")
-        (raw if key in run_fields else align)[key] = _value(value)
+        if key in ALIGN_MOVED:  # the flat name of the old layout: max_steps = grpo.max_steps
+            key = ".".join(ALIGN_MOVED[key])
+        if not sep or key not in run_fields | knobs:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY a run field "
+                             f"{sorted(run_fields)} or an [align] path {sorted(knobs)}")
+        if key in run_fields:
+            raw[key] = _value(value)
+            continue
+        *parents, leaf = key.split(".")
+        node = align
+        for part in parents:
+            child = dict(node.get(part) or {})
+            node[part] = child
+            node = child
+        node[leaf] = _value(value)
     missing = run_fields - set(raw)
     if missing:
         raise SystemExit(f"run config {source} lacks {sorted(missing)}")
     return RunConfig(**{k: raw[k] for k in run_fields}, align=AlignConfig(**align))
+
+
+def align_paths() -> set[str]:
+    """Every ``[align]`` knob by its path: ``recipe``, ``grpo.max_steps``, ``pod.gpus``."""
+    paths = set()
+    for name, info in AlignConfig.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, Section):
+            paths |= {f"{name}.{key}" for key in sub.model_fields}
+        else:
+            paths.add(name)
+    return paths
 
 
 def grpo_args(cfg: AlignConfig, output_dir: str) -> Any:
@@ -112,19 +136,11 @@ def grpo_args(cfg: AlignConfig, output_dir: str) -> Any:
     import torch
     from trl import GRPOConfig
 
+    # [align.grpo] uses GRPOConfig's own names: each knob is passed as it is.
+    knobs = cfg.grpo.model_dump(exclude={"rewards"})
     return GRPOConfig(
-        output_dir=output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        num_generations=cfg.num_generations, beta=cfg.beta,
-        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
-        reward_weights=list(cfg.reward_weights), seed=cfg.seed, loss_type=cfg.loss_type,
-        scale_rewards=cfg.scale_rewards,
-        multi_objective_aggregation=cfg.multi_objective_aggregation,
-        mask_truncated_completions=cfg.mask_truncated_completions,
-        use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
-        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        bf16=precision(cfg).bf16, use_cpu=not torch.cuda.is_available(),
+        output_dir=output_dir, **{**knobs, "reward_weights": list(knobs["reward_weights"])},
+        seed=cfg.seed, bf16=precision(cfg).bf16, use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
 
@@ -136,8 +152,8 @@ def sft_args(cfg: AlignConfig, output_dir: str) -> Any:
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=output_dir, max_steps=cfg.sft_max_steps, learning_rate=cfg.sft_learning_rate,
-        per_device_train_batch_size=cfg.sft_batch_size, completion_only_loss=True,
+        output_dir=output_dir, max_steps=cfg.sft.max_steps, learning_rate=cfg.sft.learning_rate,
+        per_device_train_batch_size=cfg.sft.batch_size, completion_only_loss=True,
         max_length=None, seed=cfg.seed, bf16=precision(cfg).bf16, use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=1,
         save_strategy="no", report_to="none", disable_tqdm=True)
@@ -293,9 +309,9 @@ def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
 
 
     cfg = run.align
-    if cfg.use_vllm and not torch.cuda.is_available():
-        raise SystemExit("align.use_vllm=true needs a GPU and vLLM (the trainer image); this "
-                         "machine has no GPU: set align.use_vllm=false")
+    if cfg.grpo.use_vllm and not torch.cuda.is_available():
+        raise SystemExit("align.grpo.use_vllm=true needs a GPU and vLLM (the trainer image); "
+                         "this machine has no GPU: set align.grpo.use_vllm=false")
     columns = ("prompt", "candidate_ids", "candidate_labels", "ground_truth",
                "candidate_vectors")
     dataset = Dataset.from_list([{k: r[k] for k in columns} for r in rows])
@@ -305,7 +321,7 @@ def grpo(run: RunConfig, rows: list[dict[str, Any]], model_path: str,
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     before = _snapshot(model)
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_functions(cfg.rewards),
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_functions(cfg.grpo.rewards),
                           args=grpo_args(cfg, str(out_dir / "trainer")),
                           train_dataset=dataset, processing_class=tokenizer)
     if torch.cuda.is_available():
@@ -345,8 +361,8 @@ def run_training(run: RunConfig) -> dict[str, Any]:
 
     store = open_store(run.artifacts_uri)
     cfg = run.align
-    train_rows = read_examples(store, run.ds, "train", cfg.train_m)
-    val_rows = read_examples(store, run.ds, "val", cfg.eval_m)
+    train_rows = read_examples(store, run.ds, "train", cfg.examples.train_m)
+    val_rows = read_examples(store, run.ds, "val", cfg.examples.eval_m)
     if not train_rows or not val_rows:
         raise SystemExit(f"align_examples/ds={run.ds} has {len(train_rows)} train and "
                          f"{len(val_rows)} validation examples; both are needed")
@@ -363,17 +379,17 @@ def run_training(run: RunConfig) -> dict[str, Any]:
             return {}
         model_uri = upload_folder(store, out / "model", f"{run.output}/model")
         store.put_text(f"{run.output}/{METRICS}", json.dumps(metrics, indent=2, default=str))
-        new, new_answers = evaluate_model(str(out / "model"), val_rows, cfg.eval_batch_size,
-                                          cfg.eval_max_new_tokens, f"new {run.version}",
-                                          cfg.choice)
-    champ, champ_answers = evaluate_model(champion_path, val_rows, cfg.eval_batch_size,
-                                          cfg.eval_max_new_tokens,
-                                          f"champion {run.champion_version}", cfg.choice)
+        new, new_answers = evaluate_model(str(out / "model"), val_rows, cfg.gate.batch_size,
+                                          cfg.gate.max_new_tokens, f"new {run.version}",
+                                          cfg.gate.choice)
+    champ, champ_answers = evaluate_model(champion_path, val_rows, cfg.gate.batch_size,
+                                          cfg.gate.max_new_tokens,
+                                          f"champion {run.champion_version}", cfg.gate.choice)
     # Every figure with its 95% interval over validation users, and new - champion paired.
     intervals = accuracy_intervals({"new": new_answers, "champion": champ_answers}, val_rows,
                                    "new", n_boot=1000, seed=cfg.seed)
     report = {"version": run.version, "ds": run.ds, "model_uri": model_uri,
-              "intervals": intervals, "choice": cfg.choice, "recipe": metrics.get("recipe"),
+              "intervals": intervals, "choice": cfg.gate.choice, "recipe": metrics.get("recipe"),
               "precision": metrics.get("precision"),
               # GRPO's health per step: the share of groups whose completions all scored alike
               "zero_std_share": metrics.get("zero_std_share"),

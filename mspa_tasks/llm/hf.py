@@ -170,7 +170,7 @@ class TextBackend(_BatchedBackend):
         if any(len(t) != 1 for t in tokens) or len({t[0] for t in tokens}) != len(tokens):
             raise ValueError(f"labels {labels} are not distinct single tokens of "
                              f"{self.model_version}; ranking by scoring needs short labels "
-                             "(align.candidate_labels = 'letters')")
+                             "(align.examples.candidate_labels = 'letters')")
         return [t[0] for t in tokens]
 
     def next_token_logprobs(self, requests: list[Request],

@@ -1,6 +1,6 @@
 """Acc@m of a recommender model: its choice among each example's candidates.
 
-Two ways to read the choice (``align.choice``):
+Two ways to read the choice (``align.gate.choice``):
 
 * **generated**: the greedy answer, parsed by the rewards' parser
   (:func:`mspa_tasks.llm.answers.parse_choice`); an answer naming no candidate counts as

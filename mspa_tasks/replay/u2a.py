@@ -61,7 +61,7 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
     """The ``u2a`` part: Acc@m of the champion LLM and of the baselines' picks, test users."""
     ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     cfg = settings.replay
-    sizes = set(settings.align.eval_m)
+    sizes = set(settings.align.examples.eval_m)
     rows = [r for r in ALIGN_EXAMPLES.read(store, ds, "examples", READER).to_pylist()
             if r["split"] == "test" and r["m"] in sizes]
     chosen = set(stable_sample({r["user_id"] for r in rows}, cfg.acc_max_users, f"{ds}:acc"))
@@ -71,9 +71,9 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
             "metrics": [], "note": "no test-user alignment examples for this day"})
     version, ref = run.serving.recommender_version, run.serving.recommender_ref
     path = resolve_model(ref, store, settings.models_dir)
-    report, answers = evaluate_model(path, rows, settings.align.eval_batch_size,
-                                     settings.align.eval_max_new_tokens,
-                                     label=f"champion {version}", choice=settings.align.choice)
+    report, answers = evaluate_model(path, rows, settings.align.gate.batch_size,
+                                     settings.align.examples.eval_max_new_tokens,
+                                     label=f"champion {version}", choice=settings.align.gate.choice)
     # Held out, not forward: the label is each test user's last tip of the window ending
     # ds, kept out of the examples' histories and of the baselines' training rows.
     data = load_day(ds, warehouse_url, store, settings.ingest.window_days, held_out=True)
@@ -92,16 +92,16 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
                                                            "diff_high", "significant")
                            if (name, m) in bounds},
                         **({"model_version": version} if name == MSPA else {}))
-                    for m in settings.align.eval_m]
+                    for m in settings.align.examples.eval_m]
     metrics += [row(f"chance@{m}", "chance", 1 / m, report[f"n@{m}"])
-                for m in settings.align.eval_m]
+                for m in settings.align.examples.eval_m]
     warnings = chance_warnings(version, [b for (name, _), b in bounds.items() if name == MSPA])
     samples = [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
                 "answer": a[:400]} for r, a in list(zip(rows, answers.texts, strict=True))[:5]]
     return write_part(store, settings, ds, "u2a", {
         "metrics": metrics, "champion": version, "test_users": len(chosen),
-        "warnings": warnings, "choice": settings.align.choice,
+        "warnings": warnings, "choice": settings.align.gate.choice,
         "artifacts": {"mspa": f"champion {version} on the examples of {ds} (last tip held out)",
                       "baselines": f"tips of the window ending {ds}, held-out tips excluded"},
-        "format": {f"format@{m}": report[f"format@{m}"] for m in settings.align.eval_m},
+        "format": {f"format@{m}": report[f"format@{m}"] for m in settings.align.examples.eval_m},
         "samples": samples})

@@ -158,5 +158,28 @@ def test_config_prints_every_setting_in_effect(tmp_path, monkeypatch, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["compose"]["n_shards"] == 8            # the overlay
     assert shown["compose"]["batch_size"] == 16         # a default no file states
-    assert shown["align"]["max_train_users"] == 64      # local.toml
+    assert shown["align"]["examples"]["max_train_users"] == 64      # local.toml
     assert shown["warehouse_url"] == f"sqlite:///{tmp_path}/warehouse.db"
+
+
+def test_config_explain_is_the_settings_as_toml_each_with_its_meaning(monkeypatch, tmp_path,
+                                                                     capsys):
+    """`mspa config --explain` reads back as TOML equal to the settings in effect, and every
+    setting line carries its description; `--explain align.grpo` is that table alone."""
+    import tomllib
+
+    from mspa_tasks.config import load_settings
+
+    monkeypatch.setenv("MSPA_HOME", str(tmp_path))
+    assert main(["config", "--explain"]) == 0
+    text = capsys.readouterr().out
+    dumped = load_settings().model_dump(mode="json")
+    assert tomllib.loads(text) == {k: v for k, v in dumped.items() if v is not None}
+    settings_lines = [line for line in text.splitlines() if " = " in line]
+    assert settings_lines and all("  # " in line for line in settings_lines)
+    assert main(["config", "--explain", "align.grpo"]) == 0
+    grpo = capsys.readouterr().out
+    assert grpo.splitlines()[0] == "[align.grpo]" and "[align.sft]" not in grpo
+    assert tomllib.loads(grpo)["align"]["grpo"] == dumped["align"]["grpo"]
+    assert main(["config", "--explain", "align.grp"]) == 2
+    assert "no section [align.grp]; known: " in capsys.readouterr().err

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
+from pydantic import BaseModel
 
 from mspa_tasks.config import (
     ComposeConfig,
@@ -25,7 +28,7 @@ def test_prod_settings_carry_no_credentials(tmp_path):
     assert s.warehouse_url == "" and s.warehouse_conn_id == "mspa_warehouse"
     assert s.artifacts_uri.startswith("s3://") and s.artifacts_conn_id == "aws_default"
     # production's GPU path: bf16 and vLLM generating GRPO's groups on the training GPUs
-    assert s.align.bf16 and s.align.use_vllm and s.align.vllm_mode == "colocate"
+    assert s.align.bf16 and s.align.grpo.use_vllm and s.align.grpo.vllm_mode == "colocate"
 
 
 def test_env_is_picked_by_one_setting(monkeypatch, tmp_path):
@@ -117,12 +120,20 @@ def test_an_int_is_a_valid_float(monkeypatch, tmp_path):
      "'keywords' or 'openai' (text: transformers in process; vision: frames as images; "
      "openai: an OpenAI-compatible server at openai_base_url; keywords: no model; default "
      "'text')."),
-    ("[align]\nnum_generations = 1\n",
-     "setting align.num_generations=1 is invalid: it must be >= 2 (GRPO group size: the "
+    ("[align.grpo]\nnum_generations = 1\n",
+     "setting align.grpo.num_generations=1 is invalid: it must be >= 2 (GRPO group size: the "
      "advantage compares completions within a group; default 4)."),
-    ("[align]\nper_device_train_batch_size = 6\n",
-     "setting align.per_device_train_batch_size=6 is invalid: it must be a multiple of "
+    ("[align.grpo]\nper_device_train_batch_size = 6\n",
+     "setting align.grpo.per_device_train_batch_size=6 is invalid: it must be a multiple of "
      "num_generations (4)."),
+    ("[align.grpo]\nmax_step = 6\n",
+     "unknown setting(s) ['max_step'] in [align.grpo]: did you mean 'max_steps'?"),
+    ("[align]\nmax_steps = 3\n[align.grpo]\nmax_steps = 4\n",
+     "setting align.max_steps=3 is invalid: it is set twice: also as [align.grpo] max_steps; "
+     "keep only the latter."),
+    ("[align.gate]\nchoice = \"scored\"\n[align.examples]\ncandidate_labels = \"ids\"\n",
+     "setting align.gate.choice='scored' is invalid: it scored needs [align.examples] "
+     "candidate_labels = 'letters' (an id spans several tokens)."),
     ("[ingest]\nmax_amount = nan\n",
      "setting ingest.max_amount='nan' is invalid: it must be a finite number (larger (or "
      "NaN/Infinity): invalid_amount; default 100000.0)."),
@@ -152,13 +163,18 @@ def test_defaults_live_in_the_model_and_the_files_only_set_what_differs(tmp_path
     for env in ("local", "prod"):
         settings = load_settings(env, home=tmp_path)
         raw = tomllib.loads((CONF_DIR / f"{env}.toml").read_text())
-        for section, values in raw.items():
-            if not isinstance(values, dict):
-                continue
-            model = Settings.model_fields[section].annotation
+        tables = [(name, Settings.model_fields[name].annotation, values)
+                  for name, values in raw.items() if isinstance(values, dict)]
+        checked = set()
+        while tables:
+            section, model, values = tables.pop()
+            checked.add(section)
             for key, value in values.items():
-                if isinstance(value, dict):
-                    continue  # a nested table ([align.pod]) or a dict-valued knob
+                annotation = model.model_fields[key].annotation
+                if isinstance(value, dict) and isinstance(annotation, type) \
+                        and issubclass(annotation, BaseModel):
+                    tables.append((f"{section}.{key}", annotation, value))  # [align.grpo]
+                    continue
                 default = model.model_fields[key].get_default(call_default_factory=True)
                 if section == "vectors" and key in ("milvus_conn_id", "milvus_uri"):
                     continue  # where this environment's Milvus is: stated on purpose
@@ -166,6 +182,7 @@ def test_defaults_live_in_the_model_and_the_files_only_set_what_differs(tmp_path
                     continue  # which launcher: stated on purpose in each environment
                 assert value != (list(default) if isinstance(default, tuple) else default), \
                     f"{env}.toml [{section}] {key} repeats the default"
+        assert {"align.examples", "align.grpo"} <= checked  # the sub-sections were walked
         assert settings.env == env
 
 
@@ -175,11 +192,16 @@ def test_dag_params_take_their_bounds_from_the_settings_model():
     window = setting_param("ingest", "window_days")
     assert window.value == 30
     assert (window.schema["minimum"], window.schema["maximum"]) == (1, 365)
-    groups = setting_param("align", "num_generations", optional=True)
+    groups = setting_param("align", "grpo.num_generations", optional=True)
     assert groups.value is None and groups.schema["type"] == ["integer", "null"]
     assert groups.schema["minimum"] == 2
     assert param_overrides({"window_days": "14", "min_authors": None}, "ingest",
                            ("window_days", "min_authors")) == {"window_days": 14}
+    # a Param named for the UI, overriding a setting of a sub-section
+    assert param_overrides({"max_steps": "3", "tolerance": "0.1", "recipe": ""}, "align",
+                           {"max_steps": "grpo.max_steps", "tolerance": "gate.tolerance",
+                            "recipe": "recipe"}) == {"grpo": {"max_steps": 3},
+                                                     "gate": {"tolerance": 0.1}}
 
 
 @pytest.mark.parametrize(("toml", "message"), [
@@ -249,3 +271,36 @@ def test_every_setting_says_what_it_means():
                if issubclass(cls, config.BaseModel) and cls.__module__ == config.__name__
                for field, info in cls.model_fields.items() if not info.description]
     assert missing == []
+
+
+def test_an_overlay_replaces_one_key_of_a_sub_section_and_keeps_the_rest(monkeypatch, tmp_path):
+    """MSPA_CONFIG's ``[align.grpo] beta`` changes beta only: local.toml's
+    ``[align.grpo] max_steps`` and ``[align.examples]`` stay."""
+    overlay = tmp_path / "overlay.toml"
+    overlay.write_text("[align.grpo]\nbeta = 0.5\n")
+    base = load_settings("local", home=tmp_path)
+    monkeypatch.setenv("MSPA_CONFIG", str(overlay))
+    s = load_settings("local", home=tmp_path)
+    assert s.align.grpo.beta == 0.5 and base.align.grpo.beta != 0.5
+    assert s.align.grpo.max_steps == base.align.grpo.max_steps != 8  # local.toml's, not default
+    assert s.align.examples == base.align.examples
+
+
+def test_a_flat_align_key_of_the_old_layout_lands_in_its_sub_section_with_a_warning(
+        monkeypatch, tmp_path, caplog):
+    overlay = tmp_path / "old.toml"
+    overlay.write_text("[align]\neval_batch_size = 3\nexamples_per_user = \"last_tip\"\n")
+    monkeypatch.setenv("MSPA_CONFIG", str(overlay))
+    with caplog.at_level(logging.WARNING, logger="mspa_tasks.config"):
+        s = load_settings("local", home=tmp_path)
+    assert s.align.gate.batch_size == 3 and s.align.examples.per_user == "last_tip"
+    assert "[align] eval_batch_size is deprecated: it is now [align.gate] batch_size" \
+        in caplog.text
+
+
+def test_a_replaced_sub_section_keeps_its_other_values(tmp_path):
+    s = load_settings("local", home=tmp_path)
+    changed = s.with_align(grpo={"beta": 0.5}, examples={"max_eval_users": 3})
+    assert (changed.align.grpo.beta, changed.align.grpo.max_steps) == (0.5, s.align.grpo.max_steps)
+    assert changed.align.examples.max_train_users == s.align.examples.max_train_users
+    assert changed.align.examples.max_eval_users == 3

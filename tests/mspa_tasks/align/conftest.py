@@ -43,7 +43,7 @@ def _world(tmp_path):
     from mspa_tasks.config import load_settings
 
     settings = load_settings("local", home=tmp_path / "home")
-    settings = settings.with_align(max_train_users=20, max_eval_users=6)
+    settings = settings.with_align(examples={"max_train_users": 20, "max_eval_users": 6})
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     store = open_store(f"file://{tmp_path / 'artifacts'}")
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=DS), url, store)

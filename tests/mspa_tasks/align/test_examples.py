@@ -129,7 +129,7 @@ def test_no_train_or_validation_example_sees_its_label_or_anything_after_it(day)
         (label,) = [e for e in events if e["seq"] == r["tip_seq"]]
         before = [(e["seq"], e["author_id"]) for e in events if e["seq"] < label["seq"]]
         _, history = split_last_tip(before + [(label["seq"], label["author_id"])])
-        shown = render_user(r["user_id"], history, content, settings.align.history_chars,
+        shown = render_user(r["user_id"], history, content, settings.align.examples.history_chars,
                             settings.compose.min_author_chars, "a", "b").data
         assert f"<data>\n{shown}\n</data>" in r["prompt"][-1]["content"]
         for a, n in _candidate_tips(r).items():
@@ -154,7 +154,7 @@ def test_the_prompt_shows_the_history_without_the_last_tip(day):
         _, history = split_last_tip([(e["seq"], e["author_id"]) for e in events])
         full = split_last_tip([(e["seq"], e["author_id"]) for e in events]
                               + [(10**9, -1)])[1]  # every real event in the history
-        budget, floor = settings.align.history_chars, settings.compose.min_author_chars
+        budget, floor = settings.align.examples.history_chars, settings.compose.min_author_chars
         rendered = render_user(r["user_id"], history, content, budget, floor, "a", "b")
         shown = rendered.data
         leaked = render_user(r["user_id"], full, content, budget, floor, "a", "b").data

@@ -52,15 +52,28 @@ def _run_file(tmp_path, settings, **align) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(("overrides", "field", "expected"), [
-    (["max_steps=3"], "max_steps", 3),
-    (["align.beta=0.0"], "beta", 0.0),
-    (["reward_weights=[1, 0, 0]"], "reward_weights", (1.0, 0.0, 0.0)),
+@pytest.mark.parametrize(("overrides", "path", "expected"), [
+    (["grpo.max_steps=3"], "align.grpo.max_steps", 3),
+    (["align.grpo.beta=0.0"], "align.grpo.beta", 0.0),
+    (["grpo.reward_weights=[1, 0, 0]"], "align.grpo.reward_weights", (1.0, 0.0, 0.0)),
+    (["examples.max_eval_users=5"], "align.examples.max_eval_users", 5),
+    (["seed=3"], "align.seed", 3),
     (["version=r7"], "version", "r7"),
+    # the flat name of the layout before the sub-sections still reaches its setting
+    (["max_steps=3"], "align.grpo.max_steps", 3),
+    (["sft_max_steps=2"], "align.sft.max_steps", 2),
 ])
-def test_run_config_overrides(tmp_path, settings, overrides, field, expected):
-    run = load_run_config(_run_file(tmp_path, settings), overrides)
-    assert getattr(run if hasattr(run, field) else run.align, field) == expected
+def test_run_config_overrides(tmp_path, settings, overrides, path, expected):
+    value = load_run_config(_run_file(tmp_path, settings), overrides)
+    for part in path.split("."):
+        value = getattr(value, part)
+    assert value == expected
+
+
+def test_an_override_keeps_the_run_files_other_settings_of_its_section(tmp_path, settings):
+    run = load_run_config(_run_file(tmp_path, settings, grpo={"beta": 0.5}),
+                          ["grpo.max_steps=3"])
+    assert (run.align.grpo.beta, run.align.grpo.max_steps) == (0.5, 3)
 
 
 def test_the_chosen_grpo_options_reach_trl(tmp_path):
@@ -73,8 +86,8 @@ def test_the_chosen_grpo_options_reach_trl(tmp_path):
         "dapo", "batch", "sum_then_normalize")
     assert args.mask_truncated_completions is False and args.use_vllm is False
     assert args.reward_weights == [1.0, 0.5, 0.5] and args.beta == 0.04
-    prod = grpo_args(AlignConfig(use_vllm=True, vllm_gpu_memory_utilization=0.25,
-                                 scale_rewards="none"), str(tmp_path))
+    prod = grpo_args(AlignConfig(grpo={"use_vllm": True, "vllm_gpu_memory_utilization": 0.25,
+                                       "scale_rewards": "none"}), str(tmp_path))
     assert (prod.use_vllm, prod.vllm_mode, prod.vllm_gpu_memory_utilization) == (
         True, "colocate", 0.25)
     assert prod.scale_rewards == "none"
@@ -113,8 +126,9 @@ def test_the_precision_choice_follows_this_cpus_capability(monkeypatch, tmp_path
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["max_step=3"], "expected KEY=VALUE with KEY one of"),
-    (["num_generations=1"], "num_generations=1 is invalid"),
+    (["max_step=3"], "expected KEY=VALUE with KEY a run field"),
+    (["grpo.max_step=3"], "expected KEY=VALUE with KEY a run field"),
+    (["grpo.num_generations=1"], "align.grpo.num_generations=1 is invalid"),
 ])
 def test_bad_overrides_are_refused_with_the_rule(tmp_path, settings, overrides, message):
     from mspa_tasks.config import ConfigError
@@ -139,10 +153,11 @@ def test_a_warm_start_then_grpo_from_it_both_move_the_weights(tmp_path, settings
     _publish_examples(store)
     # Room for the whole three-line answer (a cut answer earns nothing, so every group would
     # have zero reward variance and GRPO nothing to learn from).
-    config = _run_file(tmp_path, settings, recipe="sft+grpo", sft_max_steps=4, sft_batch_size=4,
-                       sft_learning_rate=1e-4, max_steps=2, num_generations=4,
-                       per_device_train_batch_size=4, max_completion_length=72,
-                       eval_max_new_tokens=48, eval_batch_size=4, bf16=True)
+    config = _run_file(tmp_path, settings, recipe="sft+grpo", bf16=True,
+                       sft={"max_steps": 4, "batch_size": 4, "learning_rate": 1e-4},
+                       grpo={"max_steps": 2, "num_generations": 4,
+                             "per_device_train_batch_size": 4, "max_completion_length": 72},
+                       gate={"max_new_tokens": 48, "batch_size": 4})
     assert main(["--config", config]) == 0
     metrics = json.loads(store.get_text(f"{model_prefix('t1')}/metrics.json"))
     assert metrics["recipe"] == "sft+grpo"
