@@ -50,9 +50,6 @@ class Scorer:
         return self.items / np.where(norms > 0, norms, 1.0)
 
 
-FUSED = "fused"
-
-
 def score_spread(scorer: Scorer, rows: np.ndarray | None = None, sample: int = 100_000,
                  seed: int = 0) -> float:
     """The standard deviation of ``scorer``'s scores over random (user, author) pairs of

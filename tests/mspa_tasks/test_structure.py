@@ -192,3 +192,123 @@ def test_every_path_the_build_names_exists():
     missing = {(src.name, m) for src in sources for m in pattern.findall(src.read_text())
                if not (REPO / m).exists()}
     assert not missing, sorted(missing)
+
+
+# Where the behaviour of a module without a same-named test file is specified: a name the
+# module provides (or its command), the test file that exercises it, and what it holds there.
+# A new module gets its own test_<name>.py or an entry here.
+SPECIFIED_IN = {
+    "mspa_tasks.champion": (
+        "base_version", "mspa_tasks/test_run.py",
+        "the run object resolves the serving recommender and encoder"),
+    "mspa_tasks.compose.batch_io": (
+        "batch_prefix", "mspa_tasks/compose/test_batch.py",
+        "batch requests, results and their resume"),
+    "mspa_tasks.compose.batch_pod": (
+        "mspa_tasks.compose.batch_pod", "plugins/test_pods.py",
+        "the batch pod's spec"),
+    "mspa_tasks.compose.generate": (
+        "compose_texts", "mspa_tasks/llm/test_hf.py",
+        "generation through each backend (also test_keywords.py, test_openai_server.py)"),
+    "mspa_tasks.compose.outputs": (
+        "publish_texts", "mspa_tasks/compose/test_run.py",
+        "publishing the shards' texts, refused when a shard is missing"),
+    "mspa_tasks.compose.shards": (
+        "compose_shard", "mspa_tasks/compose/test_run.py",
+        "planning and composing shards (and test_guards.py: resume, bad rows)"),
+    "mspa_tasks.days": (
+        "window_for", "mspa_tasks/test_ingest.py",
+        "day windows (and the module's doctests)"),
+    "mspa_tasks.forward_day": (
+        "model_day", "mspa_tasks/replay/test_replay.py",
+        "the forward day loaded once and shared (and vectors/test_alignment.py)"),
+    "mspa_tasks.llm.answers": (
+        "parse_recommended", "mspa_tasks/align/test_rewards.py",
+        "parsing answers and labels (and align/test_examples.py)"),
+    "mspa_tasks.llm.content": (
+        "load_author_content", "mspa_tasks/align/test_examples.py",
+        "what the prompt shows"),
+    "mspa_tasks.llm.engine": (
+        "load_backend", "mspa_tasks/llm/test_keywords.py",
+        "the backend factory"),
+    "mspa_tasks.llm.openai_backend": (
+        "OpenAIBackend", "mspa_tasks/llm/test_openai_server.py",
+        "against a real OpenAI-compatible server"),
+    "mspa_tasks.llm.requests": (
+        "Request", "mspa_tasks/llm/test_hf.py",
+        "request building per backend"),
+    "mspa_tasks.llm.validate": (
+        "has_structure", "mspa_tasks/llm/test_hf.py",
+        "an answer's sections checked (and test_keywords.py)"),
+    "mspa_tasks.model_store": (
+        "model_prefix", "mspa_tasks/test_registry.py",
+        "model resolution and upload (and align/test_train.py)"),
+    "mspa_tasks.publish": (
+        "publish_partition", "mspa_tasks/test_datasets.py",
+        "atomic partitions (and test_artifacts.py, test_faults.py)"),
+    "mspa_tasks.replay.ann": (
+        "replay_ann", "mspa_tasks/replay/test_replay.py",
+        "ANN parity"),
+    "mspa_tasks.replay.offline": (
+        "replay_offline", "mspa_tasks/replay/test_replay.py",
+        "the offline metrics"),
+    "mspa_tasks.replay.parts": (
+        "write_part", "mspa_tasks/replay/test_replay.py",
+        "each part's rows"),
+    "mspa_tasks.replay.render": (
+        "segments_markdown", "mspa_tasks/replay/test_replay.py",
+        "the report's tables (and plugins/test_reports_ui.py: the report as shown)"),
+    "mspa_tasks.replay.results": (
+        "publish_report", "mspa_tasks/replay/test_report_guards.py",
+        "merging parts into the report"),
+    "mspa_tasks.replay.u2a": (
+        "replay_u2a", "mspa_tasks/replay/test_replay.py",
+        "Acc@m of the champion and the baselines"),
+    "mspa_tasks.summaries": (
+        "show-manifest", "mspa_tasks/test_cli.py",
+        "show-manifest"),
+    "mspa_tasks.vector_store": (
+        "milvus_client", "mspa_tasks/vectors/test_milvus.py",
+        "milvus-lite and a Milvus server (and vectors/test_faults.py)"),
+    "mspa_tasks.vectors.build": (
+        "build_collection", "mspa_tasks/vectors/test_milvus.py",
+        "building a collection"),
+    "mspa_tasks.vectors.gate": (
+        "validate_collection", "mspa_tasks/vectors/test_milvus.py",
+        "the collection's gate"),
+    "mspa_tasks.vectors.lifecycle": (
+        "publish_collection", "mspa_tasks/vectors/test_milvus.py",
+        "publish, rollback, retention (and dags/test_mspa_vectors_rollback.py)"),
+    "mspa_tasks.warehouse": (
+        "make_engine", "mspa_tasks/test_bad_input.py",
+        "SQLite and PostgreSQL (and test_guards.py, plugins/test_secrets.py)"),
+    "mspa_tasks.world.calibration": (
+        "out_of_band", "mspa_tasks/test_world.py",
+        "the calibrated marginals"),
+    "mspa_tasks.world.generate": (
+        "generate_world", "mspa_tasks/test_world.py",
+        "the generated world"),
+    "mspa_airflow.docs": (
+        "DagDocs", "dags/test_dag_integrity.py",
+        "every task's doc"),
+    "mspa_airflow.params": (
+        "param_overrides", "mspa_tasks/test_config.py",
+        "Params from the settings' fields"),
+}
+
+
+def test_every_module_has_its_test_file_or_says_where_it_is_specified():
+    tests = REPO / "tests"
+    named = {p.stem.removeprefix("test_") for p in tests.rglob("test_*.py")}
+    modules = {m for m, path in MODULES.items()
+               if path.name not in ("__init__.py", "__main__.py")}
+    unspecified = sorted(m for m in modules
+                         if m.rpartition(".")[2] not in named and m not in SPECIFIED_IN)
+    assert unspecified == [], "add tests/.../test_<name>.py or an entry in SPECIFIED_IN"
+    stale = sorted(m for m in SPECIFIED_IN if m not in modules or m.rpartition(".")[2] in named)
+    assert stale == [], "these have a same-named test file now (or are gone): drop the entry"
+    for module, (marker, test_file, _) in SPECIFIED_IN.items():
+        assert marker in (tests / test_file).read_text(), (module, marker, test_file)
+        assert marker.startswith("show-") or marker == module or re.search(
+            rf"^(def|class) {marker}\b|^{marker} = ", MODULES[module].read_text(), re.M), \
+            (module, marker)
