@@ -8,7 +8,14 @@ of a ``make demo`` home), in one run and on the same validation examples:
 3. **sft+grpo a+f**: GRPO from the warm start with accuracy + format;
 4. **sft+grpo a+f+s**: the same with the dense similarity reward too (the paper's recipe);
 5. **popularity** and **als**: the replay's baselines, trained on the same window with every
-   validation user's held-out last tip removed, answering the same candidate sets.
+   validation user's held-out last tip removed, answering the same candidate sets;
+6. **prompt reader**: the reference, a logistic regression over the features the prompt shows
+   (``bench/prompt_reader.py``), fitted on the train examples: what an ideal reader of that
+   prompt gets.
+
+The headline sets follow ``[align.examples] negatives`` (``live``, the paper's protocol:
+negatives random among the authors live at the labelled tip); with ``--hard`` every model
+answers the hard sets too (half the truth's nearest neighbours), a second table.
 
 Each LLM answers once (greedy); its choice is read two ways from that one answer: **scored**
 (the probability of each candidate's letter after "Recommended author:", a full order, so
@@ -43,6 +50,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 OUT = REPO / "bench" / "out"
 
 PAPER = "sft+grpo a+f+s"
@@ -50,7 +58,8 @@ VARIANTS = {  # name: (rewards, their weights lambda)
     "sft+grpo a+f": (("accuracy", "format"), (1.0, 0.5)),
     PAPER: (("accuracy", "format", "similarity"), (1.0, 0.5, 0.5)),
 }
-ORDER = ("base", "sft", "sft+grpo a+f", PAPER, "popularity", "als")
+READER = "prompt reader"
+ORDER = ("base", "sft", "sft+grpo a+f", PAPER, "popularity", "als", READER)
 GENERATED = " (generated)"  # the same answers, the choice read from the text
 
 
@@ -73,6 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="default: [align.examples] max_train_users")
     p.add_argument("--eval-users", type=int, default=0, help="validation users; 0 = all")
     p.add_argument("--boot", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument("--hard", action="store_true",
+                   help="every model answers the hard sets too (a second table)")
     p.add_argument("--out", default=str(OUT / "retrain.json"))
     return p.parse_args(argv)
 
@@ -196,8 +207,25 @@ def tokens_per_example(rows: list[dict[str, Any]], model_path: str) -> dict[str,
             "target_mean": round(float(np.mean(target)), 1)}
 
 
+def reader_history(store, ds: str):
+    """The prompt reader's view of the day: sessions, profiles and author vectors."""
+    import prompt_reader
+
+    from mspa_tasks.datasets import AUTHOR_VECTORS, SESSIONS, read_vectors
+
+    sessions = SESSIONS.read(store, ds, "sessions")
+    events = list(zip(*(sessions.column(c).to_pylist() for c in ("user_id", "seq", "author_id")),
+                      strict=True))
+    profile = {r["author_id"]: r for r in SESSIONS.read(store, ds, "authors").to_pylist()}
+    table, vectors = read_vectors(store, AUTHOR_VECTORS, ds)
+    return prompt_reader.History(events, profile, dict(zip(
+        table.column("author_id").to_pylist(), vectors, strict=True)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import prompt_reader
+
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("bench.retrain")
@@ -207,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
     from mspa_tasks.forward_day import load_day, scorers
+    from mspa_tasks.llm.answers import answer_line, labels_of
     from mspa_tasks.llm.ranking import (
         Choices,
         accuracy_by_position,
@@ -229,9 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
-    build_examples(args.ds, settings.warehouse_url, store, settings)
-    train_rows = read_examples(store, args.ds, "train", cfg.examples.train_m)
-    val_rows = read_examples(store, args.ds, "val", cfg.examples.eval_m)
+    sets: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    protocols = [p for p in ("hard",) if args.hard and cfg.examples.negatives != "hard"]
+    for protocol in [*protocols, cfg.examples.negatives]:  # the headline's last: it stays
+        build_examples(args.ds, settings.warehouse_url, store,
+                       settings.with_align(examples={"negatives": protocol}))
+        sets[protocol] = {"train": read_examples(store, args.ds, "train", cfg.examples.train_m),
+                          "val": read_examples(store, args.ds, "val", cfg.examples.eval_m)}
+    train_rows, val_rows = (sets[cfg.examples.negatives][s] for s in ("train", "val"))
     timings["examples"] = time.perf_counter() - started
     log.info("%d train examples (%d users), %d validation examples (%d users)",
              len(train_rows), len({r["user_id"] for r in train_rows}), len(val_rows),
@@ -240,14 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     choice = "scored" if cfg.examples.candidate_labels == "letters" else "generated"
 
     def answer(name: str, path: str) -> None:
-        t = time.perf_counter()
-        answers[name] = choose(path, val_rows, cfg.gate.batch_size, cfg.gate.max_new_tokens,
-                               choice, name)
-        if answers[name].orders is not None:
-            answers[name + GENERATED] = Choices(answers[name].texts)
-        timings[f"evaluate {name}"] = time.perf_counter() - t
+        for protocol, got in answers_by.items():
+            t = time.perf_counter()
+            got[name] = choose(path, sets[protocol]["val"], cfg.gate.batch_size,
+                               cfg.gate.max_new_tokens, choice, f"{name} ({protocol})")
+            if got[name].orders is not None:
+                got[name + GENERATED] = Choices(got[name].texts)
+            timings[f"evaluate {name} ({protocol})"] = time.perf_counter() - t
 
-    answers: dict[str, Choices] = {}
+    answers_by: dict[str, dict[str, Choices]] = {p: {} for p in sets}
+    answers = answers_by[cfg.examples.negatives]
     train_metrics: dict[str, Any] = {}
     base = resolve_model(cfg.base_model, store, settings.models_dir)
     answer("base", base)
@@ -273,11 +309,20 @@ def main(argv: list[str] | None = None) -> int:
     data = load_day(args.ds, settings.warehouse_url, store, settings.ingest.window_days,
                     held_out=True, hold_out=("val",))
     models = scorers(data, settings)
-    for name in ("popularity", "als"):
-        answers[name] = baseline_answers(models[name], val_rows, data)
-    timings["baselines"] = time.perf_counter() - t
+    history = reader_history(store, args.ds)
+    for protocol, got in answers_by.items():
+        for name in ("popularity", "als"):
+            got[name] = baseline_answers(models[name], sets[protocol]["val"], data)
+        reader = prompt_reader.fit(sets[protocol]["train"], history)
+        rows = sets[protocol]["val"]
+        picks = prompt_reader.orders(reader, rows, history)
+        got[READER] = Choices([answer_line(labels_of(r)[o[0]]) for r, o in
+                               zip(rows, picks, strict=True)], picks)
+    timings["baselines and the prompt reader"] = time.perf_counter() - t
 
     intervals = accuracy_intervals(answers, val_rows, PAPER, args.boot)
+    hard = {p: accuracy_intervals(answers_by[p], sets[p]["val"], PAPER, args.boot)
+            for p in answers_by if p != cfg.examples.negatives}
     by_position = accuracy_by_position(answers, val_rows)
     gains = step_gains(answers, val_rows, args.boot)
     result = {
@@ -287,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         "examples": {"train": len(train_rows), "val": len(val_rows),
                      "train_users": len({r["user_id"] for r in train_rows}),
                      "val_users": len({r["user_id"] for r in val_rows})},
-        "intervals": intervals, "step_gains": gains, "by_position": by_position,
+        "negatives": cfg.examples.negatives, "intervals": intervals,
+        "other_protocols": hard, "step_gains": gains, "by_position": by_position,
         "tokens_per_example": tokens_per_example(val_rows + train_rows, base),
         "zero_std_share": {n: train_metrics[n].get("zero_std_share") for n in VARIANTS},
         "sft_loss": [s["loss"] for s in train_metrics["sft"]["steps"]],
@@ -304,8 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+    print(f"Candidate sets: negatives = {cfg.examples.negatives}")
     print(tables(result))
     print()
+    for protocol, rows in hard.items():
+        print(f"Candidate sets: negatives = {protocol}")
+        print(tables({"intervals": rows}))
+        print()
     print(gains_table(gains))
     print()
     print(position_table(by_position))

@@ -513,8 +513,15 @@ class ExamplesConfig(Section):
     eval_m: Ints = Field((4, 10), description="candidate-set sizes evaluated (Acc@m reported "
                                               "and gated)")
     history_chars: int = Field(600, ge=1, description="the user's fenced history block")
-    candidate_chars: int = Field(120, ge=1, description="one candidate's line: profile, "
-                                                        "tips, then the feature text")
+    candidate_format: Literal["structured", "text"] = Field(
+        "structured",
+        description="a candidate's line: structured (profile | tips | offline when not live "
+                    "at the tip | mood: the feature text's atmosphere, cut at section_chars) "
+                    "or text (profile, tips, then the feature text, cut at candidate_chars)")
+    candidate_chars: int = Field(120, ge=1, description="a text candidate line's length: "
+                                                        "profile, tips, then the feature text")
+    section_chars: int = Field(32, ge=1, description="a structured line's mood answer, cut "
+                                                     "to this")
     candidate_labels: Literal["letters", "ids"] = Field(
         "letters",
         description="how the prompt names its candidates: letters (A, B, ...: one token each, "
@@ -522,6 +529,12 @@ class ExamplesConfig(Section):
     candidate_salt: str = Field(
         "mspa-candidates-v1",
         description="salt of the candidate draws; changing it redraws every example's candidates")
+    negatives: Literal["live", "hard"] = Field(
+        "live",
+        description="the candidate sets' negatives: live (the paper's protocol: random among "
+                    "the authors live at the labelled tip, per the warehouse's live_rooms; "
+                    "among all authors where it does not say) or hard (half the ground "
+                    "truth's nearest neighbours, the rest random)")
     per_user: Literal["every_tip", "last_tip"] = Field(
         "every_tip",
         description="train and validation examples: one per tip after the user's first "

@@ -1,10 +1,18 @@
 """Candidate sets for alignment and evaluation: the ground truth among ``m - 1`` negatives.
 
-For a user whose last tipped author is ``gt``, the negatives are never authors the user
-tipped in the window (they are not wrong answers). Half of them (rounded down) are *hard*:
-the authors nearest to ``gt``'s vector, same category first; the rest are drawn at random
-from the remaining authors. The order is shuffled. Every draw is seeded by the user, ``m``
-and a salt, so the same inputs always give the same sets (reruns are identical).
+For a user whose labelled tip went to ``gt``, the negatives are never authors the user
+tipped in the window (they are not wrong answers). Two protocols (``negatives``):
+
+* ``live`` (the paper's, the headline): the negatives are drawn at random among the authors
+  live at the labelled tip's moment (:mod:`mspa_tasks.live`), the choice the user actually
+  had. Without that knowledge (``live`` is None) they are drawn among all authors.
+* ``hard``: half of them (rounded down) are the authors nearest to ``gt``'s vector, same
+  category first; the rest random among the remaining authors. Near neighbours in the very
+  space the similarity reward uses: a harder, less realistic set, reported beside.
+
+The order is shuffled, so the ground truth's position is uniform. Every draw is seeded by
+the user, ``m`` and a salt, so the same inputs always give the same sets (reruns are
+identical).
 """
 
 from __future__ import annotations
@@ -39,8 +47,10 @@ class CandidatePool:
                                   for a in self.ids.tolist()], dtype=np.int64)
 
     def draw(self, user_id: int, gt: int, tipped: set[int], m: int,
-             salt: str = "mspa-candidates-v1") -> list[int]:
-        """``m`` author ids holding ``gt`` once, in a seeded shuffled order (module doc)."""
+             salt: str = "mspa-candidates-v1", negatives: str = "hard",
+             live: np.ndarray | None = None) -> list[int]:
+        """``m`` author ids holding ``gt`` once, in a seeded shuffled order (module doc);
+        ``live``: the ids of the authors live at the labelled tip (``negatives = "live"``)."""
         if m < 2:
             raise ValueError(f"m={m}: a candidate set needs the ground truth and a negative")
         if gt not in self.index:
@@ -49,14 +59,18 @@ class CandidatePool:
         # The ground truth is never its own negative, whether or not ``tipped`` holds it.
         excluded = np.fromiter(tipped | {gt}, dtype=np.int64, count=len(tipped | {gt}))
         eligible = ~np.isin(self.ids, excluded)
+        if negatives == "live" and live is not None:
+            eligible &= np.isin(self.ids, live)
         n_eligible = int(eligible.sum())
         if n_eligible < m - 1:
             raise NotEnoughAuthors(f"user {user_id}: {n_eligible} eligible negatives, "
                                    f"need {m - 1}")
+        if negatives not in ("live", "hard"):
+            raise ValueError(f"negatives={negatives!r}: use 'live' or 'hard'")
         scores = self.vectors @ self.vectors[g]
         same = self.category == self.category[g]
         # Hard: same category first, then nearest; ties broken by id for determinism.
-        n_hard = (m - 1) // 2
+        n_hard = (m - 1) // 2 if negatives == "hard" else 0
         hard: list[int] = []
         for group in (eligible & same, eligible & ~same):
             if len(hard) >= n_hard:

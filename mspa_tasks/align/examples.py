@@ -55,6 +55,7 @@ from mspa_tasks.datasets import (
     read_vectors,
 )
 from mspa_tasks.days import code_version, window_for
+from mspa_tasks.live import live_rooms
 from mspa_tasks.llm.answers import LETTERS, answer_line
 from mspa_tasks.llm.content import load_author_content
 from mspa_tasks.llm.prompting import clean, render_user
@@ -157,6 +158,34 @@ def candidate_line(author_id: int | str, profile: str, tips: int, days: int, tex
     return f"{author_id}: {clean(clean('; '.join(parts)), limit)}"
 
 
+# The feature text's sections a structured candidate line keeps, and their short names: the
+# mood (the category and the region are in the profile already).
+LINE_SECTIONS = {"Atmosphere and style": "mood"}
+
+
+def structured_line(label: str, profile: str, tips: int, days: int, text: str | None,
+                    live: bool | None, section_chars: int) -> str:
+    """One candidate as short ``key: value`` fields instead of a cut feature text: its
+    profile, its tips, ``offline`` when it was not live at the labelled tip (``live`` False;
+    None: unknown, nothing said), and the feature text's mood answer cut to
+    ``section_chars``. Every field survives, whatever the text's length.
+
+    >>> structured_line("B", "singing streamer Mia in Chengdu", 1, 30, "Author type: sings "
+    ...                 "ballads\\nEnvironment and scene: a bedroom\\nAtmosphere and style: warm, "
+    ...                 "heartfelt and slow", False, 16)
+    'B: singing streamer Mia in Chengdu | 1 tip in 30 days | offline | mood: warm, heartfelt…'
+    """
+    fields = [clean(profile, 80), f"{tips} tip{'s' if tips != 1 else ''} in {days} days"]
+    if live is False:
+        fields.append("offline")
+    answers = dict(line.split(": ", 1) for line in (text or "").splitlines() if ": " in line)
+    for section, short in LINE_SECTIONS.items():
+        answer = clean(answers.get(section, ""), section_chars)
+        if answer:
+            fields.append(f"{short}: {answer}")
+    return f"{label}: " + " | ".join(fields)
+
+
 def labelled_tips(n_tips: int, split: str, per_user: str, min_history: int) -> list[int]:
     """Which of a user's ``n_tips`` tips (in session order) label an example: a test user's
     last tip only (the replay's examples); a train or validation user's every tip after its
@@ -246,8 +275,8 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
 
     users = [u for s in ("train", "val", "test") for u in chosen[s]]
     needed = {a for u in users for _, a, _ in events[u]}
-    content, _ = load_author_content(warehouse_url, needed,
-                                     window_for(ds, settings.ingest.window_days).end_ms)
+    window = window_for(ds, settings.ingest.window_days)
+    content, _ = load_author_content(warehouse_url, needed, window.end_ms)
     index = {a: i for i, a in enumerate(author_ids)}
     # The test examples' candidate lines count every tip of the window but the held-out ones
     # (each kept user's last tip): what the replay's popularity baseline also knows. A train or
@@ -257,13 +286,23 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
     tips = Counter(a for a, gt in zip(sessions.column("author_id").to_pylist(),
                                       held_out.tolist(), strict=True) if not gt)
     tip_times = _tip_times(sessions)
+    rooms = live_rooms(warehouse_url, window.start_ms, window.end_ms) \
+        if cfg.negatives == "live" else None
+    if cfg.negatives == "live" and rooms is None:
+        log.warning("negatives = live, but the warehouse does not say who is live in the "
+                    "window (no live_rooms): negatives are drawn among all authors")
     tipped_by = {u: {a for _, a, _ in events[u]} for u in users}
     locations = {a: r.get("location") for a, r in authors.items()}
     pool = CandidatePool(author_ids, categories, vectors)
 
-    def line(label: str, a: int, count: int) -> str:
-        return candidate_line(label, profile_text(authors.get(a, {})), count,
-                              settings.ingest.window_days, texts.get(a), cfg.candidate_chars)
+    def line(label: str, a: int, count: int, live: np.ndarray | None) -> str:
+        profile = profile_text(authors.get(a, {}))
+        if cfg.candidate_format == "structured":
+            status = None if live is None else bool(np.isin(a, live))
+            return structured_line(label, profile, count, settings.ingest.window_days,
+                                   texts.get(a), status, cfg.section_chars)
+        return candidate_line(label, profile, count, settings.ingest.window_days, texts.get(a),
+                              cfg.candidate_chars)
 
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = defaultdict(int)
@@ -287,9 +326,11 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                                        PROMPT_VERSION)
                 data, shown = rendered.data, gt in rendered.authors_in
                 salt = cfg.candidate_salt if s == "test" else f"{cfg.candidate_salt}:{seq}"
+                live = rooms.live_at(ts) if rooms is not None else None
                 for m in sizes:
                     try:
-                        ids = pool.draw(u, gt, tipped_by[u] - {gt}, m, salt)
+                        ids = pool.draw(u, gt, tipped_by[u] - {gt}, m, salt, cfg.negatives,
+                                        live)
                     except NotEnoughAuthors:
                         skipped[f"not_enough_authors_m{m}"] += 1
                         continue
@@ -297,7 +338,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                               else [str(a) for a in ids])
                     rows.append({
                         "user_id": u, "split": s, "m": m, "tip_seq": seq,
-                        "prompt": build_prompt(data, [line(lb, a, count(a)) for lb, a in
+                        "prompt": build_prompt(data, [line(lb, a, count(a), live) for lb, a in
                                                       zip(labels, ids, strict=True)]),
                         "candidate_ids": ids, "candidate_labels": labels, "ground_truth": gt,
                         "candidate_vectors": vectors[[index[a] for a in ids]].tolist(),
@@ -314,6 +355,9 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
     manifest = {"prompt_version": PROMPT_VERSION, "code_version": code_version(),
                 "config_version": settings.fingerprint(),
                 "examples_per_user": cfg.per_user,
+                # which negatives, and whether the warehouse said who was live
+                "negatives": cfg.negatives if rooms is not None or cfg.negatives == "hard"
+                else "random (who is live unknown)",
                 "min_history_tips": cfg.min_history_tips,
                 "counts": {"examples": counts, "skipped": dict(skipped),
                            "users": {s: len(chosen[s]) for s in chosen},

@@ -228,7 +228,7 @@ def generate_world(spec: WorldSpec, warehouse_url: str, store: ArtifactStore) ->
     impression_rows = _impressions(spec, rng, authors, users, taste, day0_ms)
 
     rows = _write_sources(warehouse_url, tip_rows, author_rows, media_rows, comment_rows,
-                          impression_rows)
+                          impression_rows, _live_rooms(authors, day0_ms))
     rows["frames"] = frames
     summary = WorldSummary(
         spec=asdict(spec), rows=rows,
@@ -530,8 +530,20 @@ def _impressions(spec: WorldSpec, rng: np.random.Generator, authors: _Authors, u
     return rows
 
 
+def _live_rooms(authors: _Authors, day0_ms: int) -> list[tuple]:
+    """``live_rooms`` rows: a room for each day an author is live (the world schedules live
+    days, not hours: a room spans its day), with the ``live_id`` its tips and frames carry.
+    Draws nothing: the other tables are the same with or without it."""
+    days, cols = np.nonzero(authors.live)
+    ids = authors.ids[cols].astype(np.int64)
+    start = day0_ms + days.astype(np.int64) * DAY_MS
+    return list(zip(_py(ids * 1000 + days), _py(ids), _py(start), _py(start + DAY_MS - 1),
+                    strict=True))
+
+
 def _write_sources(warehouse_url: str, tip_rows: list, author_rows: list, media_rows: list,
-                   comment_rows: list, impression_rows: list) -> dict[str, int]:
+                   comment_rows: list, impression_rows: list,
+                   room_rows: list) -> dict[str, int]:
     """Replace the warehouse's source tables with these rows, in one transaction."""
     engine = make_engine(warehouse_url)
     with engine.begin() as conn:
@@ -547,6 +559,8 @@ def _write_sources(warehouse_url: str, tip_rows: list, author_rows: list, media_
                                          ["author_id", "live_id", "ts", "text"], comment_rows),
             "impressions": bulk_insert(conn, "impressions", [
                 "request_id", "user_id", "author_id", "ts", "clicked", "gifted"], impression_rows),
+            "live_rooms": bulk_insert(conn, "live_rooms",
+                                      ["live_id", "author_id", "start_ts", "end_ts"], room_rows),
         }
     engine.dispose()
     return rows

@@ -41,6 +41,15 @@ CREATE TABLE IF NOT EXISTS live_comments (
 );
 CREATE INDEX IF NOT EXISTS ix_live_comments_author ON live_comments (author_id);
 
+-- Who is live when: one row per live room, from its first start to its last end.
+CREATE TABLE IF NOT EXISTS live_rooms (
+    live_id    BIGINT,
+    author_id  BIGINT,
+    start_ts   BIGINT,
+    end_ts     BIGINT
+);
+CREATE INDEX IF NOT EXISTS ix_live_rooms_start ON live_rooms (start_ts);
+
 CREATE TABLE IF NOT EXISTS impressions (
     request_id  BIGINT,
     user_id     BIGINT,

@@ -4,3 +4,4 @@ DELETE FROM authors;
 DELETE FROM author_media;
 DELETE FROM live_comments;
 DELETE FROM impressions;
+DELETE FROM live_rooms;

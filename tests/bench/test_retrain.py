@@ -36,3 +36,30 @@ def test_tables_show_every_model_with_intervals_and_verdicts_against_the_paper_r
     gains = bench.gains_table(bench.step_gains(answers, rows, 200))
     assert "| base -> sft | +0.500 [" in gains and "| sft -> sft+grpo a+f+s | +0.500 [" in gains
     assert "| sft -> sft+grpo a+f |" not in gains  # a stage not run has no row
+
+
+def test_the_prompt_reader_learns_what_the_lines_show():
+    """Planted: the ground truth is the candidate whose line shows the most tips. Fitted on
+    train rows, the reader ranks it first on new rows, wherever it sits."""
+    import numpy as np
+
+    reader = load_bench("prompt_reader")
+    history = reader.History([(u, 0, 1) for u in range(60)], {}, {})
+    rng = np.random.default_rng(0)
+
+    def row(u):
+        tips = rng.permutation(4) * 3
+        gt = 100 + int(np.argmax(tips))
+        lines = "\n".join(f"{lb}: x | {n} tips in 30 days" for lb, n in zip("ABCD", tips,
+                                                                              strict=True))
+        return {"user_id": u, "tip_seq": 1, "candidate_ids": [100, 101, 102, 103],
+                "candidate_labels": list("ABCD"), "ground_truth": gt,
+                "prompt": [{"role": "user", "content": f"h<data>\nx\n</data>\n<data>\n{lines}\n"
+                                                       "</data>"}]}
+
+    train, val = [row(u) for u in range(40)], [row(u) for u in range(40, 60)]
+    model = reader.fit(train, history)
+    picks = reader.orders(model, val, history)
+    assert all(r["candidate_ids"][o[0]] == r["ground_truth"] for r, o in
+               zip(val, picks, strict=True))
+    assert len({r["candidate_ids"].index(r["ground_truth"]) for r in val}) > 1

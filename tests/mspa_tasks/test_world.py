@@ -21,7 +21,8 @@ SPEC = dataclasses.replace(PRESETS["tiny"], end_ds="2026-11-20")
 def _tables(url: str) -> dict[str, pd.DataFrame]:
     engine = sa.create_engine(url)
     out = {t: pd.read_sql(f"SELECT * FROM {t}", engine) for t in
-           ("tip_events", "authors", "author_media", "live_comments", "impressions")}
+           ("tip_events", "authors", "author_media", "live_comments", "impressions",
+            "live_rooms")}
     engine.dispose()
     return out
 
@@ -169,6 +170,26 @@ def kuai(tmp_path_factory):
 
 def _day(ts: pd.Series) -> pd.Series:
     return (ts - window_for(KUAI.end_ds, KUAI.n_days).start_ms) // 86_400_000
+
+
+def test_the_live_rooms_are_the_worlds_live_days_and_cover_every_tip_and_impression(kuai):
+    """``live_rooms`` says who is live when: one room per live author-day, the same days as
+    the latent truth, each tip and each impression inside a room of its author."""
+    _, truth, t = kuai
+    rooms = t["live_rooms"]
+    day0 = window_for(KUAI.end_ds, KUAI.n_days).start_ms
+    assert ((rooms.end_ts - rooms.start_ts) == 86_400_000 - 1).all()
+    assert set(zip(rooms.author_id, (rooms.start_ts - day0) // 86_400_000, strict=True)) == set(
+        zip(truth["live"].author_id, truth["live"].day, strict=True))
+    assert (rooms.live_id == rooms.author_id * 1000 + (rooms.start_ts - day0) // 86_400_000).all()
+    live = set(zip(rooms.author_id, (rooms.start_ts - day0) // 86_400_000, strict=True))
+    tips = t["tip_events"].dropna(subset=["author_id", "ts"])
+    tips = tips[tips.author_id.isin(rooms.author_id) & (tips.ts >= day0)]
+    inside = [(a, d) in live for a, d in zip(tips.author_id, _day(tips.ts), strict=True)]
+    assert np.mean(inside) > 0.99  # the dirty rows (late, shifted) are the rest
+    shown = t["impressions"]
+    assert all((a, d) in live for a, d in zip(shown.author_id, _day(shown.ts), strict=True))
+    assert len(live) < 0.5 * KUAI.n_authors * KUAI.n_days  # most authors are offline most days
 
 
 def test_kuailive_world_meets_its_calibrated_marginals(kuai):

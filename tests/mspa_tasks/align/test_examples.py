@@ -85,7 +85,7 @@ def _candidate_tips(r):
     out = {}
     for a, label in zip(r["candidate_ids"], r["candidate_labels"], strict=True):
         line = re.search(rf"^{label}: [^\n]*", block, re.MULTILINE).group(0)
-        out[a] = int(re.search(r"; (\d+) tips? in 30 days", line).group(1))
+        out[a] = int(re.search(r"[;|] (\d+) tips? in 30 days", line).group(1))
     return out
 
 
@@ -192,3 +192,48 @@ def test_a_missing_input_is_named(tmp_path, settings):
     store = open_store(f"file://{tmp_path / 'empty'}")
     with pytest.raises(ExamplesMissing, match="sessions/ds=2026-11-20 is not published"):
         build_examples(DS, f"sqlite:///{tmp_path / 'w.db'}", store, settings)
+
+
+def test_live_negatives_were_live_at_the_labelled_tip_and_hard_ones_need_not_be(day):
+    """[align.examples] negatives = "live" (the default, the paper's protocol): each negative
+    has a room open at the labelled tip. Half the authors are taken offline here; the hard
+    protocol still draws them (it does not ask who is live)."""
+    import sqlalchemy as sa
+
+    url, store, settings = day
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM live_rooms WHERE author_id % 2 = 1"))
+    engine.dispose()
+    live = build_examples(DS, url, store, settings).manifest
+    rows = read_table(store, DATASET, DS, "examples").to_pylist()
+    assert live["negatives"] == "live" and rows
+    assert all(a % 2 == 0 for r in rows for a in r["candidate_ids"] if a != r["ground_truth"])
+    hard = build_examples(DS, url, store, settings.with_align(
+        examples={"negatives": "hard"})).manifest
+    rows = read_table(store, DATASET, DS, "examples").to_pylist()
+    assert hard["negatives"] == "hard"
+    assert any(a % 2 for r in rows for a in r["candidate_ids"] if a != r["ground_truth"])
+
+
+def test_a_structured_candidate_line_keeps_type_and_mood_that_a_cut_text_line_loses(day):
+    """[align.examples] candidate_format = "structured" (default): every candidate line carries
+    its tips and, where the feature text answers it, its mood, in fewer characters than the
+    text line cut at candidate_chars, which drops the mood."""
+    import re
+
+    url, store, settings = day
+
+    def lines(fmt):
+        build_examples(DS, url, store, settings.with_align(examples={"candidate_format": fmt}))
+        rows = read_table(store, DATASET, DS, "examples").to_pylist()
+        return [line for r in rows for line in r["prompt"][-1]["content"].split("<data>\n")[2]
+                .split("\n</data>")[0].splitlines()]
+
+    structured, text = lines("structured"), lines("text")
+    assert len(structured) == len(text) > 50
+    assert all(re.search(r" \| \d+ tips? in 30 days", line) for line in structured)
+    moods = sum(" | mood: " in line for line in structured)
+    assert moods > 0.9 * len(structured)
+    assert sum("Atmosphere and style: " in line for line in text) < 0.5 * moods
+    assert np.mean([len(x) for x in structured]) < np.mean([len(x) for x in text])
