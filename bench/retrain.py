@@ -207,6 +207,30 @@ def tokens_per_example(rows: list[dict[str, Any]], model_path: str) -> dict[str,
             "target_mean": round(float(np.mean(target)), 1)}
 
 
+def reward_spread(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """How far each dense reward tells the truth (1.0) from a wrong pick: the mean reward a
+    negative earns, and the mean gap between the truth and the best-paid negative.
+
+    >>> rows = [{"candidate_ids": [1, 2, 3], "ground_truth": 1, "candidate_labels": list("ABC"),
+    ...          "candidate_vectors": [[1.0, 0.0], [0.96, 0.28], [0.0, 1.0]]}]
+    >>> reward_spread(rows)["similarity_rank"]
+    {'negative_mean': 0.25, 'gap_to_best_negative': 0.5}
+    """
+    import numpy as np
+
+    from mspa_tasks.align.rewards import reward_if_picked
+
+    out = {}
+    for name in ("similarity", "similarity_rank"):
+        paid = [reward_if_picked(name, r) for r in rows]
+        negatives = [[p for a, p in zip(r["candidate_ids"], pay, strict=True)
+                      if a != r["ground_truth"]] for r, pay in zip(rows, paid, strict=True)]
+        out[name] = {"negative_mean": round(float(np.mean([np.mean(n) for n in negatives])), 4),
+                     "gap_to_best_negative": round(float(np.mean(
+                         [1.0 - max(n) for n in negatives])), 4)}
+    return out
+
+
 def reader_history(store, ds: str):
     """The prompt reader's view of the day: sessions, profiles and author vectors."""
     import prompt_reader
@@ -258,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
+    # the other candidate line's prompt length, for the tokens per example before/after
+    other_format = "text" if cfg.examples.candidate_format == "structured" else "structured"
+    build_examples(args.ds, settings.warehouse_url, store,
+                   settings.with_align(examples={"candidate_format": other_format}))
+    other_rows = read_examples(store, args.ds, "val", cfg.examples.eval_m)
     sets: dict[str, dict[str, list[dict[str, Any]]]] = {}
     protocols = [p for p in ("hard",) if args.hard and cfg.examples.negatives != "hard"]
     for protocol in [*protocols, cfg.examples.negatives]:  # the headline's last: it stays
@@ -333,8 +362,11 @@ def main(argv: list[str] | None = None) -> int:
                      "train_users": len({r["user_id"] for r in train_rows}),
                      "val_users": len({r["user_id"] for r in val_rows})},
         "negatives": cfg.examples.negatives, "intervals": intervals,
+        "reward_spread": {p: reward_spread(sets[p]["train"]) for p in sets},
         "other_protocols": hard, "step_gains": gains, "by_position": by_position,
-        "tokens_per_example": tokens_per_example(val_rows + train_rows, base),
+        "tokens_per_example": {
+            cfg.examples.candidate_format: tokens_per_example(val_rows, base),
+            other_format: tokens_per_example(other_rows, base)},
         "zero_std_share": {n: train_metrics[n].get("zero_std_share") for n in VARIANTS},
         "sft_loss": [s["loss"] for s in train_metrics["sft"]["steps"]],
         "grpo_reward": {n: [s["reward"] for s in train_metrics[n]["steps"]] for n in VARIANTS},
@@ -361,7 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(position_table(by_position))
     print()
-    print("prompt tokens per example (train and validation):", result["tokens_per_example"])
+    print("prompt tokens per validation example, by candidate line:",
+          result["tokens_per_example"])
+    print("what a wrong pick earns, per protocol (train examples; the truth earns 1.0):",
+          result["reward_spread"])
     for name in VARIANTS:
         print(f"{name}: frac_reward_zero_std per step {result['zero_std_share'][name]}, "
               f"reward per step {[round(x, 3) for x in result['grpo_reward'][name]]}")

@@ -53,6 +53,9 @@ Ints = Annotated[tuple[StrictInt, ...], Field(strict=False)]
 Floats = Annotated[tuple[StrictInt | StrictFloat, ...], Field(strict=False)]
 Names = Annotated[tuple[StrictStr, ...], Field(strict=False)]
 Share = Annotated[float, Field(ge=0, le=1)]
+RewardNames = Annotated[
+    tuple[Literal["accuracy", "format", "similarity", "similarity_rank"], ...],
+    Field(strict=False)]
 
 
 class ConfigError(ValueError):
@@ -616,9 +619,11 @@ class GrpoConfig(Section):
         description="with use_vllm: generate on the training GPUs (colocate) or on a vLLM server")
     vllm_gpu_memory_utilization: Share = Field(0.3, description="colocate mode: the GPU share "
                                                                 "vLLM's cache may take")
-    rewards: Names = Field(
+    rewards: RewardNames = Field(
         ("accuracy", "format", "similarity"),
-        description="the reward functions, in the order of reward_weights")
+        description="the reward functions, in the order of reward_weights: accuracy, format, "
+                    "similarity (cosine of the pick to the truth) or similarity_rank (the "
+                    "pick's rank by that cosine within the set, 1 to 0)")
     reward_weights: Floats = Field((1.0, 0.5, 0.5), description="lambda1..lambda3, in "
                                                                 "`rewards` order")
 

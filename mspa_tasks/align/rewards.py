@@ -16,6 +16,12 @@ present, in that order) and **similarity** (cosine between the recommended and t
 ground-truth author vectors, clipped to [0, 1]; 0 when no candidate is named). Weights
 λ1..λ3 come from config (TRL ``reward_weights``, in :data:`REWARDS` order).
 
+**similarity_rank** replaces similarity where the negatives crowd the truth: the picked
+candidate's place when the set is ordered by closeness to the truth, from 1 (the truth) to 0
+(the farthest). With hard negatives (the truth's nearest neighbours) a wrong pick earns a
+cosine of ~0.96 against 1.0, almost no difference for GRPO's advantage to act on; the rank
+spreads every set over [0, 1] whatever its geometry.
+
 :func:`~mspa_tasks.llm.answers.parse_recommended` is the one parser of the recommendation,
 shared by the rewards and the evaluation.
 """
@@ -80,9 +86,57 @@ def similarity_reward(completions: list[Any], candidate_ids: list[Sequence[int]]
     return out
 
 
+def similarity_rank_reward(completions: list[Any], candidate_ids: list[Sequence[int]],
+                           ground_truth: list[int],
+                           candidate_vectors: list[Sequence[Sequence[float]]],
+                           candidate_labels: list[Sequence[str]] | None = None,
+                           **kwargs: Any) -> list[float]:
+    """1 - (the pick's rank by cosine to the truth) / (m - 1): 1.0 for the truth, 0.0 for the
+    candidate farthest from it or no pick (ties share the better rank).
+
+    >>> v = [[1.0, 0.0], [0.96, 0.28], [0.0, 1.0]]
+    >>> similarity_rank_reward(["Recommended author: B", "Recommended author: C", "none"],
+    ...                        [[1, 2, 3]] * 3, [1] * 3, [v] * 3, [["A", "B", "C"]] * 3)
+    [0.5, 0.0, 0.0]
+    """
+    out = []
+    for c, ids, gt, vectors, labels in zip(completions, candidate_ids, ground_truth,
+                                           candidate_vectors,
+                                           _labels(candidate_ids, candidate_labels), strict=True):
+        picked = parse_recommended(completion_text(c), ids, labels)
+        if picked is None or len(ids) < 2:
+            out.append(0.0)
+            continue
+        order = [int(i) for i in ids]
+        v = np.asarray(vectors, dtype=np.float64)
+        v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        cos = v @ v[order.index(int(gt))]
+        closer = int((cos > cos[order.index(picked)] + 1e-9).sum())
+        out.append(1.0 - closer / (len(ids) - 1))
+    return out
+
+
 RewardFunc = Callable[..., list[float | None]]
 REWARDS: dict[str, RewardFunc] = {"accuracy": accuracy_reward, "format": format_reward,
-                                  "similarity": similarity_reward}
+                                  "similarity": similarity_reward,
+                                  "similarity_rank": similarity_rank_reward}
+
+
+def reward_if_picked(name: str, row: dict[str, Any]) -> list[float]:
+    """What the reward ``name`` pays for each candidate of an example, were it the pick: how
+    much a reward tells a right answer from each wrong one.
+
+    >>> row = {"candidate_ids": [1, 2, 3], "ground_truth": 1, "candidate_labels": ["A", "B", "C"],
+    ...        "candidate_vectors": [[1.0, 0.0], [0.96, 0.28], [0.0, 1.0]]}
+    >>> reward_if_picked("similarity", row), reward_if_picked("similarity_rank", row)
+    ([1.0, 0.96, 0.0], [1.0, 0.5, 0.0])
+    """
+    labels = row.get("candidate_labels") or [str(a) for a in row["candidate_ids"]]
+    n = len(labels)
+    return [round(float(r), 6) for r in REWARDS[name](
+        [f"Recommended author: {label}" for label in labels], [row["candidate_ids"]] * n,
+        [row["ground_truth"]] * n, candidate_vectors=[row["candidate_vectors"]] * n,
+        candidate_labels=[labels] * n)]
 
 
 def reward_functions(names: Sequence[str]) -> list[RewardFunc]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from mspa_tasks.align.rewards import (
@@ -75,3 +76,32 @@ def test_registry_names_are_metric_keys_and_unknown_names_fail():
                                            "similarity_reward"]
     with pytest.raises(ValueError, match="unknown reward"):
         reward_functions(["accuracy", "length"])
+
+
+def test_the_rank_reward_spreads_a_set_of_near_neighbours_that_the_cosine_does_not():
+    """Hard negatives sit at cosine 0.95-0.99 of the truth: the similarity reward pays a wrong
+    pick almost what it pays the right one; the rank reward spreads the set over [0, 1]."""
+    from mspa_tasks.align.rewards import reward_if_picked
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=16)
+    truth /= np.linalg.norm(truth)
+    vectors = [truth]
+    for target in (0.99, 0.98, 0.97, 0.96, 0.95):
+        noise = rng.normal(size=16)
+        noise -= (noise @ truth) * truth
+        noise /= np.linalg.norm(noise)
+        vectors.append(target * truth + np.sqrt(1 - target**2) * noise)
+    row = {"candidate_ids": list(range(6)), "ground_truth": 0,
+           "candidate_labels": list("ABCDEF"), "candidate_vectors": [v.tolist() for v in vectors]}
+    cosine, rank = reward_if_picked("similarity", row), reward_if_picked("similarity_rank", row)
+    assert cosine[0] == rank[0] == 1.0
+    assert max(cosine[1:]) - min(cosine[1:]) < 0.05 and min(cosine[1:]) > 0.94
+    assert rank[1:] == [0.8, 0.6, 0.4, 0.2, 0.0]
+
+
+def test_an_unknown_reward_is_refused_by_the_config():
+    from mspa_tasks.config import AlignConfig, ConfigError
+
+    with pytest.raises(ConfigError, match="align.grpo.rewards.2='similarity_rnak' is invalid"):
+        AlignConfig(grpo={"rewards": ["accuracy", "format", "similarity_rnak"]})
