@@ -72,7 +72,7 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
     version, ref = run.serving.recommender_version, run.serving.recommender_ref
     path = resolve_model(ref, store, settings.models_dir)
     report, answers = evaluate_model(path, rows, settings.align.gate.batch_size,
-                                     settings.align.examples.eval_max_new_tokens,
+                                     settings.align.gate.max_new_tokens,
                                      label=f"champion {version}", choice=settings.align.gate.choice)
     # Held out, not forward: the label is each test user's last tip of the window ending
     # ds, kept out of the examples' histories and of the baselines' training rows.
