@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 DS ?= 2026-11-20
 PRESET ?= demo
+# SEED=<n>: the same preset drawn from another seed (MSPA_HOME=<another folder> beside it)
+SEED ?=
 
 export MSPA_ENV ?= local
 export MSPA_HOME ?= $(CURDIR)/var
@@ -64,7 +66,7 @@ airflow-init: venv
 	@echo "Airflow metadata DB ready under $(AIRFLOW_HOME) (SQLite)"
 
 seed: venv
-	$(BIN)/python -m mspa_tasks seed-world --preset $(PRESET) --end-ds $(DS)
+	$(BIN)/python -m mspa_tasks seed-world --preset $(PRESET) --end-ds $(DS) $(if $(SEED),--seed $(SEED))
 
 # Three days: the replay is forward (day DS's requests scored with what was published after the
 # day before), and the encoder alignment of a day trains on the day before's preference texts
