@@ -32,6 +32,8 @@ completions all got the same reward (``frac_reward_zero_std``). Both GRPO varian
 from the same warm-start weights; every stage is timed.
 
     python bench/retrain.py --home var --ds 2026-11-20 [--sft-steps 48 --grpo-steps 8]
+    MSPA_CONFIG=side.toml python bench/retrain.py ...  # side.toml: [align.examples] user_side =
+                                                      # "preference_text" (the paper's input)
     make demo SEED=7 MSPA_HOME=$PWD/var-seed7      # the same recipe on a world seeded differently
     python bench/retrain.py --home var-seed7 --out bench/out/retrain-seed7.json
 

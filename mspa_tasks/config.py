@@ -543,6 +543,12 @@ class ExamplesConfig(Section):
         description="train and validation examples: one per tip after the user's first "
                     "min_history_tips (its history before that tip), or only the last tip; "
                     "test users (the replay) always give their last tip")
+    user_side: Literal["history", "preference_text"] = Field(
+        "history",
+        description="the user's part of a prompt: history (the authors tipped before the "
+                    "labelled tip) or preference_text (the paper's input: the composer's text "
+                    "of the window ending the day before the labelled tip, which never saw it; "
+                    "an example whose day before has no published text is skipped)")
     min_history_tips: int = Field(
         3, ge=1,
         description="tips of history an every_tip example needs before its labelled tip")

@@ -306,7 +306,8 @@ PREFERENCE_TEXTS = Dataset(
     "preference_texts", Producer("mspa_daily", "compose.publish_texts", "the compose group"),
     "one preference text per kept user, with the model and prompt that wrote it",
     lambda: {"texts": text_schema("user_id")},
-    readers=("mspa_daily: compose.compose_shard (cache)", "mspa_daily: vectors.encode"))
+    readers=("mspa_daily: compose.compose_shard (cache)", "mspa_daily: vectors.encode",
+             "mspa_retrain: prepare (with [align.examples] user_side = preference_text)"))
 AUTHOR_TEXTS = Dataset(
     "author_texts", Producer("mspa_daily", "compose.publish_texts", "the compose group"),
     "one feature text per kept author, with the model and prompt that wrote it",

@@ -34,6 +34,7 @@ test users are all kept for the replay.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import Counter, defaultdict
 from typing import Any
@@ -48,13 +49,14 @@ from mspa_tasks.datasets import (
     ALIGN_EXAMPLES,
     AUTHOR_TEXTS,
     AUTHOR_VECTORS,
+    PREFERENCE_TEXTS,
     SESSIONS,
     InputsMissing,
     SchemaMismatch,
     example_schema,
     read_vectors,
 )
-from mspa_tasks.days import code_version, window_for
+from mspa_tasks.days import DAY_MS, code_version, window_for
 from mspa_tasks.live import live_rooms
 from mspa_tasks.llm.answers import LETTERS, answer_line
 from mspa_tasks.llm.content import load_author_content
@@ -220,14 +222,42 @@ def tips_before(tip_times: dict[int, np.ndarray], author: int, ts: int) -> int:
     return 0 if times is None else int(np.searchsorted(times, ts, side="left"))
 
 
-def build_prompt(history: str, candidates: list[str]) -> list[dict[str, str]]:
-    """The chat messages of one example (history and candidates fenced as data)."""
+USER_HEADERS = {"history": "Streamers this viewer tipped before, most recent first:",
+                "preference_text": "This viewer's preferences, written from their tips up to "
+                                   "the day before:"}
+
+
+def build_prompt(history: str, candidates: list[str],
+                 user_side: str = "history") -> list[dict[str, str]]:
+    """The chat messages of one example (the user's side and the candidates fenced as
+    data)."""
     return [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": (
-                "Streamers this viewer tipped before, most recent first:\n<data>\n"
+                f"{USER_HEADERS[user_side]}\n<data>\n"
                 f"{history}\n</data>\nCandidates (label: description):\n<data>\n"
                 + "\n".join(candidates)
                 + "\n</data>\nWhich candidate will this viewer tip next?")}]
+
+
+class PreferencesBefore:
+    """The published preference texts by day, read once per day: a user's text of the window
+    ending the day before a moment, which never saw that moment's day."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store, self.days = store, set(PREFERENCE_TEXTS.days(store))
+        self.loaded: dict[str, dict[int, str]] = {}
+
+    def of(self, user_id: int, ts: int) -> tuple[str | None, int]:
+        """``(text or None, the start of ts's day)``."""
+        day_start = ts - ts % DAY_MS
+        before = dt.datetime.fromtimestamp(day_start / 1000 - 1, dt.UTC).date().isoformat()
+        if before not in self.days:
+            return None, day_start
+        if before not in self.loaded:
+            table = PREFERENCE_TEXTS.read(self.store, before, "texts", READER)
+            self.loaded[before] = {r["user_id"]: r["text"] for r in table.to_pylist()
+                                   if r["status"] == "ok"}
+        return self.loaded[before].get(int(user_id)), day_start
 
 
 def ensure_examples(run: DayRun) -> None:
@@ -306,6 +336,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
 
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = defaultdict(int)
+    preferences = PreferencesBefore(store) if cfg.user_side == "preference_text" else None
     sizes = sorted(set(cfg.train_m) | set(cfg.eval_m))
     for s in ("train", "val", "test"):
         for u in chosen[s]:
@@ -325,6 +356,14 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                                        settings.compose.min_author_chars, "align",
                                        PROMPT_VERSION)
                 data, shown = rendered.data, gt in rendered.authors_in
+                if preferences is not None:
+                    text, day_start = preferences.of(u, ts)
+                    if text is None:
+                        skipped["no_preference_text_the_day_before"] += 1
+                        continue
+                    # the text's window ends where the labelled tip's day starts
+                    data = clean(text, cfg.history_chars)
+                    shown = any(a == gt and t < day_start for _, a, t in events[u][:i])
                 salt = cfg.candidate_salt if s == "test" else f"{cfg.candidate_salt}:{seq}"
                 live = rooms.live_at(ts) if rooms is not None else None
                 for m in sizes:
@@ -339,7 +378,8 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                     rows.append({
                         "user_id": u, "split": s, "m": m, "tip_seq": seq,
                         "prompt": build_prompt(data, [line(lb, a, count(a), live) for lb, a in
-                                                      zip(labels, ids, strict=True)]),
+                                                      zip(labels, ids, strict=True)],
+                                               cfg.user_side),
                         "candidate_ids": ids, "candidate_labels": labels, "ground_truth": gt,
                         "candidate_vectors": vectors[[index[a] for a in ids]].tolist(),
                         "target": sft_target(gt, history, categories, locations,
@@ -354,7 +394,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
              cfg.min_history_tips)
     manifest = {"prompt_version": PROMPT_VERSION, "code_version": code_version(),
                 "config_version": settings.fingerprint(),
-                "examples_per_user": cfg.per_user,
+                "examples_per_user": cfg.per_user, "user_side": cfg.user_side,
                 # which negatives, and whether the warehouse said who was live
                 "negatives": cfg.negatives if rooms is not None or cfg.negatives == "hard"
                 else "random (who is live unknown)",

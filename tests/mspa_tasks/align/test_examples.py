@@ -19,7 +19,7 @@ from mspa_tasks.datasets import AUTHOR_VECTORS, read_vectors
 from mspa_tasks.days import window_for
 from mspa_tasks.llm.answers import parse_recommended
 from mspa_tasks.llm.content import load_author_content
-from mspa_tasks.llm.prompting import render_user
+from mspa_tasks.llm.prompting import clean, render_user
 from mspa_tasks.publish import read_table
 
 from .conftest import DS
@@ -237,3 +237,30 @@ def test_a_structured_candidate_line_keeps_type_and_mood_that_a_cut_text_line_lo
     assert moods > 0.9 * len(structured)
     assert sum("Atmosphere and style: " in line for line in text) < 0.5 * moods
     assert np.mean([len(x) for x in structured]) < np.mean([len(x) for x in text])
+
+
+def test_the_preference_text_side_shows_the_text_of_the_day_before_the_labelled_tip(day, encoder):
+    """[align.examples] user_side = "preference_text" (the paper's input): a tip on DS gets
+    the user's text of the window ending D0, which never saw DS; a tip whose day before has no
+    published text is skipped and counted, never shown a later text."""
+    from mspa_tasks.datasets import PREFERENCE_TEXTS
+    from tests.mspa_tasks.align.conftest import D0, publish_day
+
+    url, store, settings = day
+    publish_day(D0, url, store, settings, encoder)
+    texts = {r["user_id"]: r["text"] for r in PREFERENCE_TEXTS.read(store, D0, "texts")
+             .to_pylist() if r["status"] == "ok"}
+    manifest = build_examples(DS, url, store, settings.with_align(
+        examples={"user_side": "preference_text"})).manifest
+    assert manifest["counts"]["skipped"]["no_preference_text_the_day_before"] > 0
+    rows = read_table(store, DATASET, DS, "examples").to_pylist()
+    sessions = _sessions(store)
+    ds_start = window_for(DS, 1).start_ms
+    assert rows and manifest["user_side"] == "preference_text"
+    for r in rows:
+        (label,) = [e for e in sessions[r["user_id"]] if e["seq"] == r["tip_seq"]]
+        assert label["ts"] >= ds_start  # only DS's tips have a text of the day before
+        user_block = r["prompt"][-1]["content"].split("<data>\n")[1].split("\n</data>")[0]
+        assert user_block == clean(texts[r["user_id"]], settings.align.examples.history_chars)
+        assert "preferences, written from their tips up to the day before" in \
+            r["prompt"][-1]["content"]
