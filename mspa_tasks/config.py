@@ -162,13 +162,19 @@ class Section(BaseModel):
         """A validated copy with some values replaced (``model_copy`` would not validate); a
         sub-section given as a dict has only those values replaced
         (``align.replaced(grpo={"max_steps": 2})``)."""
-        data = dict(self)
-        for key, value in changes.items():
-            current = data.get(key)
-            data[key] = current.replaced(**value) if isinstance(current, Section) \
-                and isinstance(value, dict) else value
+        data = _with_changes(dict(self), changes)
         return type(self)(**{k: v.model_dump() if isinstance(v, Section) else v
                              for k, v in data.items()})
+
+
+def _with_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``changes`` put over it: a (sub-)section given as a dict has only those
+    values replaced, anything else is set."""
+    for key, value in changes.items():
+        current = data.get(key)
+        data[key] = current.replaced(**value) if isinstance(current, Section) \
+            and isinstance(value, dict) else value
+    return data
 
 
 class IngestConfig(Section):
@@ -982,12 +988,7 @@ class Settings(BaseSettings):
     def replaced(self, **sections: dict[str, Any] | Any) -> Settings:
         """A validated copy: a section given as a dict has those values replaced
         (``settings.replaced(vectors={"milvus_uri": path})``), anything else is set."""
-        data = dict(self)
-        for key, value in sections.items():
-            current = data.get(key)
-            data[key] = current.replaced(**value) if isinstance(current, Section) \
-                and isinstance(value, dict) else value
-        return type(self)(**data)
+        return type(self)(**_with_changes(dict(self), sections))
 
     def with_ingest(self, **changes: object) -> Settings:
         """A copy with some ingest knobs replaced (e.g. from a DAG run's Params)."""
