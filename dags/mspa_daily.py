@@ -164,7 +164,7 @@ def mspa_daily():
         def prepare_examples(ds=None, params=None) -> None:
             return stage("align.examples:ensure_examples", ds, params, retry=True)
 
-        @task(pool=COMPOSE_POOL, execution_timeout=dt.timedelta(hours=2), inlets=[ALIGN_EXAMPLES],
+        @task(pool=COMPOSE_POOL, execution_timeout=dt.timedelta(hours=2), inlets=[ALIGN_EXAMPLES, FORWARD_DAY],
               doc_md=doc("replay.u2a"))
         def u2a(ds=None, params=None) -> dict:
             return stage("replay.u2a:replay_u2a", ds, params, retry=True,

@@ -560,6 +560,11 @@ class ExamplesConfig(Section):
         description="tips of history an every_tip example needs before its labelled tip")
     max_train_users: int = Field(0, ge=0, description="cap on train users; 0 = all")
     max_eval_users: int = Field(0, ge=0, description="cap on validation users; 0 = all")
+    rerank_m: int = Field(
+        10, ge=0,
+        description="the replay's two-stage examples: a test user whose held-out tip falls on "
+                    "the day gets MSPA's top rerank_m authors (the model day's vectors, which "
+                    "never saw that day) in MSPA's order, for the champion to rerank; 0 = none")
 
     @field_validator("train_m", "eval_m")
     @classmethod
@@ -570,7 +575,8 @@ class ExamplesConfig(Section):
 
     @model_validator(mode="after")
     def _labels_fit(self) -> ExamplesConfig:
-        _check(self.candidate_labels == "ids" or max((*self.train_m, *self.eval_m)) <= 26,
+        _check(self.candidate_labels == "ids"
+               or max((*self.train_m, *self.eval_m, self.rerank_m)) <= 26,
                "align.examples.candidate_labels", self.candidate_labels,
                "letters label at most 26 candidates; use ids for larger sets")
         return self

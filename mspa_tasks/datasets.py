@@ -330,7 +330,8 @@ USER_VECTORS = Dataset(
              "mspa_daily: encoder.forward_day"), asset="mspa_user_vector_data")
 ALIGN_EXAMPLES = Dataset(
     "align_examples", Producer("mspa_retrain", "prepare", "the alignment examples (mspa_retrain)"),
-    "recommendation prompts with m candidates each, the labelled tip held out",
+    "recommendation prompts with m candidates each, the labelled tip held out; split "
+    "rerank: MSPA's own shortlist of the model day for the two-stage replay",
     lambda: {"examples": example_schema(ANY_DIM)},
     readers=("mspa_retrain: train", "mspa_daily: replay.u2a (after replay.prepare_examples "
              "publishes it when missing)"))
@@ -407,7 +408,8 @@ FORWARD_DAY = Dataset(
     "trained on the model day's window; the manifest names the model day and its encoder",
     _forward_day,
     readers=("mspa_daily: encoder.align", "mspa_daily: replay.offline",
-             "mspa_daily: replay.ann_parity"))
+             "mspa_daily: replay.ann_parity",
+             "mspa_daily: replay.u2a (the baselines of the two-stage rows)"))
 
 
 CATALOG: dict[str, Dataset] = {d.name: d for d in (

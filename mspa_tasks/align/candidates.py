@@ -103,3 +103,19 @@ def candidate_set(user_id: int, gt: int, tipped: set[int], author_ids: Sequence[
     ([10, 11], False, 4)
     """
     return CandidatePool(author_ids, categories, vectors).draw(user_id, gt, tipped, m, salt)
+
+
+def shortlist(user_vector: np.ndarray, author_vectors: np.ndarray, author_ids: Sequence[int],
+              m: int) -> list[int]:
+    """The first stage of the two-stage use: the ``m`` authors whose vectors score highest
+    against ``user_vector`` (the dot product the serving collection ranks by), best first;
+    ties keep the authors' order.
+
+    >>> v = np.array([[1, 0], [0.6, 0.8], [0, 1], [0.8, 0.6]], dtype=np.float32)
+    >>> shortlist(np.array([1, 0], np.float32), v, [10, 11, 12, 13], 3)
+    [10, 13, 11]
+    """
+    scores = author_vectors @ user_vector
+    order = np.lexsort((np.arange(len(scores)), -scores))[:m]
+    ids = np.asarray(author_ids, dtype=np.int64)
+    return [int(a) for a in ids[order]]

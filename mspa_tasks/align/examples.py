@@ -37,12 +37,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter, defaultdict
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from mspa_tasks.align.candidates import CandidatePool, NotEnoughAuthors
+from mspa_tasks.align.candidates import CandidatePool, NotEnoughAuthors, shortlist
 from mspa_tasks.artifacts import ArtifactStore
 from mspa_tasks.config import Settings
 from mspa_tasks.datasets import (
@@ -51,12 +52,14 @@ from mspa_tasks.datasets import (
     AUTHOR_VECTORS,
     PREFERENCE_TEXTS,
     SESSIONS,
+    USER_VECTORS,
     InputsMissing,
     SchemaMismatch,
     example_schema,
     read_vectors,
 )
 from mspa_tasks.days import DAY_MS, code_version, window_for
+from mspa_tasks.forward_day import NoEarlierDay, model_day
 from mspa_tasks.live import live_rooms
 from mspa_tasks.llm.answers import LETTERS, answer_line
 from mspa_tasks.llm.content import load_author_content
@@ -260,6 +263,49 @@ class PreferencesBefore:
         return self.loaded[before].get(int(user_id)), day_start
 
 
+class Labelled(NamedTuple):
+    """One labelled tip as its examples show it: the user, the tip's session position and
+    author (the ground truth), the user's side of the prompt, whether it shows the truth, how
+    candidates' tips are counted at that moment, who was live then, and the history before."""
+
+    user: int
+    seq: int
+    gt: int
+    data: str
+    shown: bool
+    count: Callable[[int], int]
+    live: np.ndarray | None
+    history: list[tuple[int, int]]
+
+
+def first_stage_shortlists(store: ArtifactStore, ds: str, users: list[int], m: int,
+                           keep: Mapping[int, int]) -> tuple[str | None, dict[int, list[int]]]:
+    """``(model day, {user: MSPA's top m author ids, best first})``: the first stage of the
+    two-stage use (retrieval shortlists, the recommender ranks), from the *model day*'s
+    user and author vectors (the newest day before ``ds`` with both published: nothing of
+    ``ds``, the held-out tips' day, is in them), over the authors in ``keep`` (those with a
+    vector on ``ds``, whose vectors the rows carry). ``(None, {})`` with ``m = 0``, no such
+    user, or on a deployment's first day."""
+    if m == 0 or not users:
+        return None, {}
+    try:
+        day = model_day(ds, store)
+    except NoEarlierDay:
+        log.info("two-stage examples: no day before %s has vectors; none this day", ds)
+        return None, {}
+    a_table, a_vectors = read_vectors(store, AUTHOR_VECTORS, day)
+    ids = a_table.column("author_id").to_numpy()
+    ok = np.isin(ids, np.fromiter(keep, np.int64, count=len(keep)))
+    u_table, u_vectors = read_vectors(store, USER_VECTORS, day)
+    wanted = set(users)
+    out = {int(u): shortlist(v, a_vectors[ok], ids[ok], m)
+           for u, v in zip(u_table.column("user_id").to_pylist(), u_vectors, strict=True)
+           if int(u) in wanted}
+    log.info("two-stage examples: MSPA's top %d of %s for %d of %d test users whose held-out "
+             "tip is on %s", m, day, len(out), len(users), ds)
+    return day, out
+
+
 def ensure_examples(run: DayRun) -> None:
     """Publish ``align_examples/ds=<ds>/`` unless it is already published: what another
     stage (the replay's ``u2a`` part) calls when it needs the examples of a day that no
@@ -334,6 +380,28 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
         return candidate_line(label, profile, count, settings.ingest.window_days, texts.get(a),
                               cfg.candidate_chars)
 
+    # The two-stage examples (split "rerank"): a test user whose held-out tip falls on ds,
+    # with MSPA's own shortlist of the model day instead of a drawn set (:func:`first_stage`).
+    shortlist_day, first_stage = first_stage_shortlists(
+        store, ds, [u for u in chosen["test"] if events[u][-1][2] >= window.end_ms - DAY_MS],
+        cfg.rerank_m, index)
+    def example(split: str, tip: Labelled, ids: list[int]) -> dict[str, Any]:
+        labels = (list(LETTERS[:len(ids)]) if cfg.candidate_labels == "letters"
+                  else [str(a) for a in ids])
+        return {
+            "user_id": tip.user, "split": split, "m": len(ids), "tip_seq": tip.seq,
+            "prompt": build_prompt(tip.data, [line(lb, a, tip.count(a), tip.live)
+                                              for lb, a in zip(labels, ids, strict=True)],
+                                   cfg.user_side),
+            "candidate_ids": ids, "candidate_labels": labels, "ground_truth": tip.gt,
+            "candidate_vectors": vectors[[index[a] for a in ids]].tolist(),
+            # a shortlist may miss the truth: nothing to learn from then
+            "target": sft_target(tip.gt, tip.history, categories, locations,
+                                 {tip.gt: tip.count(tip.gt)}, labels[ids.index(tip.gt)])
+            if tip.gt in ids else "",
+            "gt_in_history": tip.shown,
+            "gt_tipped_before": any(a == tip.gt for a, _ in tip.history)}
+
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = defaultdict(int)
     preferences = PreferencesBefore(store) if cfg.user_side == "preference_text" else None
@@ -366,6 +434,7 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                     shown = any(a == gt and t < day_start for _, a, t in events[u][:i])
                 salt = cfg.candidate_salt if s == "test" else f"{cfg.candidate_salt}:{seq}"
                 live = rooms.live_at(ts) if rooms is not None else None
+                tip = Labelled(u, seq, gt, data, shown, count, live, history)
                 for m in sizes:
                     try:
                         ids = pool.draw(u, gt, tipped_by[u] - {gt}, m, salt, cfg.negatives,
@@ -373,22 +442,13 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                     except NotEnoughAuthors:
                         skipped[f"not_enough_authors_m{m}"] += 1
                         continue
-                    labels = (list(LETTERS[:m]) if cfg.candidate_labels == "letters"
-                              else [str(a) for a in ids])
-                    rows.append({
-                        "user_id": u, "split": s, "m": m, "tip_seq": seq,
-                        "prompt": build_prompt(data, [line(lb, a, count(a), live) for lb, a in
-                                                      zip(labels, ids, strict=True)],
-                                               cfg.user_side),
-                        "candidate_ids": ids, "candidate_labels": labels, "ground_truth": gt,
-                        "candidate_vectors": vectors[[index[a] for a in ids]].tolist(),
-                        "target": sft_target(gt, history, categories, locations,
-                                             {gt: count(gt)}, labels[ids.index(gt)]),
-                        "gt_in_history": shown,
-                        "gt_tipped_before": any(a == gt for a, _ in history)})
+                    rows.append(example(s, tip, ids))
+                if s == "test" and u in first_stage and ts >= window.end_ms - DAY_MS:
+                    rows.append(example("rerank", tip, first_stage[u]))
     table = pa.Table.from_pylist(rows, schema=example_schema(vectors.shape[1]))
     counts = {s: {str(m): sum(1 for r in rows if r["split"] == s and r["m"] == m)
                   for m in sizes} for s in ("train", "val", "test")}
+    counts["rerank"] = {str(cfg.rerank_m): sum(1 for r in rows if r["split"] == "rerank")}
     log.info("examples per split and m: %s (%s per user: train/val one per tip after the "
              "first %d, test the last tip)", counts, cfg.per_user,
              cfg.min_history_tips)
@@ -399,6 +459,10 @@ def build_examples(ds: str, warehouse_url: str, store: ArtifactStore,
                 "negatives": cfg.negatives if rooms is not None or cfg.negatives == "hard"
                 else "random (who is live unknown)",
                 "min_history_tips": cfg.min_history_tips,
+                # the two-stage examples' first stage: MSPA's vectors of this earlier day
+                "rerank": {"m": cfg.rerank_m, "shortlist_day": shortlist_day,
+                           "in_shortlist": sum(1 for r in rows if r["split"] == "rerank"
+                                               and r["ground_truth"] in r["candidate_ids"])},
                 "counts": {"examples": counts, "skipped": dict(skipped),
                            "users": {s: len(chosen[s]) for s in chosen},
                            "users_available": {s: len(by_split[s]) for s in chosen}}}

@@ -29,6 +29,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Ranking (the day's impressions)", ("auc_click", "uauc_click", "uauc_weighted_click",
                                          "auc_gift", "uauc_gift", "uauc_weighted_gift")),
     ("U2A (test users)", ("acc@", "recall@", "ndcg@")),
+    ("Two-stage (MSPA shortlists, the champion reranks; test users' held-out tips on the day)",
+     ("two_stage_", "first_stage_")),
     ("A2A (author triples)", ("a2a_alignment",)),
     ("Serving parity (sampled requests through the Milvus alias)", ("ann_",)),
 )

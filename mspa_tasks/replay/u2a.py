@@ -1,6 +1,7 @@
 """The ``u2a`` part of the replay: Acc@m of the champion recommender model on test users'
 alignment examples (the last tip held out), and the baselines' pick among the same
-candidates. It only reads: the examples come through the catalog (``align_examples``,
+candidates; and the two-stage use, the champion reranking MSPA's shortlist
+(:mod:`mspa_tasks.replay.rerank`). It only reads: the examples come through the catalog (``align_examples``,
 published before it by the task ``replay.prepare_examples``).
 """
 
@@ -17,6 +18,7 @@ from mspa_tasks.llm.answers import answer_line, labels_of
 from mspa_tasks.llm.ranking import Choices, accuracy_intervals, accuracy_report, evaluate_model
 from mspa_tasks.model_store import resolve_model
 from mspa_tasks.replay.parts import BASELINES, MSPA, row, write_part
+from mspa_tasks.replay.rerank import rerank_part
 from mspa_tasks.run import DayRun
 from mspa_tasks.sampling import stable_sample
 from mspa_tasks.scoring.baselines import Scorer
@@ -62,8 +64,8 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
     ds, warehouse_url, store, settings = run.ds, run.url, run.artifacts, run.settings
     cfg = settings.replay
     sizes = set(settings.align.examples.eval_m)
-    rows = [r for r in ALIGN_EXAMPLES.read(store, ds, "examples", READER).to_pylist()
-            if r["split"] == "test" and r["m"] in sizes]
+    published = ALIGN_EXAMPLES.read(store, ds, "examples", READER).to_pylist()
+    rows = [r for r in published if r["split"] == "test" and r["m"] in sizes]
     chosen = set(stable_sample({r["user_id"] for r in rows}, cfg.acc_max_users, f"{ds}:acc"))
     rows = [r for r in rows if r["user_id"] in chosen]
     if not rows:
@@ -95,6 +97,9 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
                     for m in settings.align.examples.eval_m]
     metrics += [row(f"chance@{m}", "chance", 1 / m, report[f"n@{m}"])
                 for m in settings.align.examples.eval_m]
+    two_stage_rows, two_stage = rerank_part(
+        run, [r for r in published if r["split"] == "rerank"], path, version)
+    metrics += two_stage_rows
     warnings = chance_warnings(version, [b for (name, _), b in bounds.items() if name == MSPA])
     samples = [{"user_id": r["user_id"], "m": r["m"], "ground_truth": r["ground_truth"],
                 "answer": a[:400]} for r, a in list(zip(rows, answers.texts, strict=True))[:5]]
@@ -103,5 +108,6 @@ def replay_u2a(run: DayRun) -> dict[str, Any]:
         "warnings": warnings, "choice": settings.align.gate.choice,
         "artifacts": {"mspa": f"champion {version} on the examples of {ds} (last tip held out)",
                       "baselines": f"tips of the window ending {ds}, held-out tips excluded"},
+        "two_stage": two_stage,
         "format": {f"format@{m}": report[f"format@{m}"] for m in settings.align.examples.eval_m},
         "samples": samples})

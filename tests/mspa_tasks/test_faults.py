@@ -31,7 +31,7 @@ from mspa_tasks.publish import published_days, read_manifest, read_table
 from mspa_tasks.run import DayRun
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.killpoint import run_arg, run_killed
-from tests.mspa_tasks.align.conftest import DS, days, encoder  # noqa: F401 (fixtures)
+from tests.mspa_tasks.align.conftest import DS, days  # noqa: F401 (fixtures)
 
 D1, D2 = "2026-11-19", "2026-11-20"
 

@@ -261,6 +261,9 @@ SPECIFIED_IN = {
     "mspa_tasks.replay.results": (
         "publish_report", "mspa_tasks/replay/test_report_guards.py",
         "merging parts into the report"),
+    "mspa_tasks.replay.rerank": (
+        "rerank_part", "mspa_tasks/replay/test_replay.py",
+        "the two-stage rows: the champion reranks MSPA's shortlist (and the module's doctests)"),
     "mspa_tasks.replay.u2a": (
         "replay_u2a", "mspa_tasks/replay/test_replay.py",
         "Acc@m of the champion and the baselines"),

@@ -9,20 +9,14 @@ import dataclasses
 import pytest
 
 from mspa_tasks import compose, ingest
-from mspa_tasks.config import VectorsConfig
 from mspa_tasks.forward_day import publish_forward_day
 from mspa_tasks.run import DayRun
-from mspa_tasks.vectors.encode import Encoder, encode_day
+from mspa_tasks.vectors.encode import encode_day
 from mspa_tasks.world.generate import PRESETS, generate_world
 from tests.mspa_tasks.compose.conftest import WordsFromDataBackend
 
 DS = "2026-11-20"
 D0 = "2026-11-19"  # the day before: what a forward replay of DS scores with
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    return Encoder(VectorsConfig())
 
 
 def publish_day(ds, url, store, settings, encoder) -> None:
@@ -38,7 +32,8 @@ def publish_day(ds, url, store, settings, encoder) -> None:
     encode_day(DayRun(ds, settings, store), encoder)
 
 
-def _world(tmp_path):
+def _opened(tmp_path):
+    """``(warehouse_url, store, settings)`` of the world folder ``tmp_path``."""
     from mspa_tasks.artifacts import open_store
     from mspa_tasks.config import load_settings
 
@@ -46,22 +41,26 @@ def _world(tmp_path):
     settings = settings.with_align(examples={"max_train_users": 20, "max_eval_users": 6})
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     store = open_store(f"file://{tmp_path / 'artifacts'}")
+    return url, store, settings
+
+
+def _world(tmp_path):
+    url, store, settings = _opened(tmp_path)
     generate_world(dataclasses.replace(PRESETS["tiny"], end_ds=DS), url, store)
     return url, store, settings
 
 
+# ``encoder`` and ``published`` (the published world, built once per test process) are in
+# tests/mspa_tasks/conftest.py, shared with the replay, vectors and fault tests.
+
+
 @pytest.fixture
-def day(tmp_path, encoder):
+def day(tmp_path, published):
     """``(warehouse_url, store, settings)`` with sessions, texts and vectors of ``DS``."""
-    url, store, settings = _world(tmp_path)
-    publish_day(DS, url, store, settings, encoder)
-    return url, store, settings
+    return published((DS,), tmp_path)
 
 
 @pytest.fixture
-def days(tmp_path, encoder):
+def days(tmp_path, published):
     """Like ``day``, with ``D0`` (the day before) published first."""
-    url, store, settings = _world(tmp_path)
-    for ds in (D0, DS):
-        publish_day(ds, url, store, settings, encoder)
-    return url, store, settings
+    return published((D0, DS), tmp_path)

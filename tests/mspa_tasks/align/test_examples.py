@@ -170,6 +170,9 @@ def test_the_prompt_shows_the_history_without_the_last_tip(day):
 def test_splits_are_capped_and_rerun_is_byte_identical(day):
     url, store, settings = day
     first = build_examples(DS, url, store, settings).manifest
+    # the first published day: nothing earlier to shortlist the two-stage examples from
+    assert first["rerank"]["shortlist_day"] is None and not read_examples(
+        store, DS, "rerank", (settings.align.examples.rerank_m,))
     users = first["counts"]["users"]
     assert users["train"] == 20 and users["val"] == min(6, first["counts"]["users_available"]["val"])
     assert users["test"] == first["counts"]["users_available"]["test"]
@@ -264,3 +267,44 @@ def test_the_preference_text_side_shows_the_text_of_the_day_before_the_labelled_
         assert user_block == clean(texts[r["user_id"]], settings.align.examples.history_chars)
         assert "preferences, written from their tips up to the day before" in \
             r["prompt"][-1]["content"]
+
+
+def test_two_stage_examples_hold_mspas_top_m_by_the_vectors_of_the_day_before(days):
+    """split "rerank": each test user whose held-out tip is on DS gets MSPA's top rerank_m
+    authors by D0's user and author vectors (which never saw DS), in MSPA's order, with the
+    prompt of that user's test examples; the truth may be missing from it."""
+    from mspa_tasks.datasets import USER_VECTORS
+
+    from .conftest import D0
+
+    url, store, settings = days
+    manifest = build_examples(DS, url, store, settings).manifest
+    m = settings.align.examples.rerank_m
+    rows = read_examples(store, DS, "rerank", (m,))
+    tests = {r["user_id"]: r for r in read_examples(store, DS, "test", (4,))}
+    a_table, a_vectors = read_vectors(store, AUTHOR_VECTORS, D0)
+    u_table, u_vectors = read_vectors(store, USER_VECTORS, D0)
+    on_ds = set(read_vectors(store, AUTHOR_VECTORS, DS)[0].column("author_id").to_pylist())
+    a_ids = a_table.column("author_id").to_pylist()
+    keep = [i for i, a in enumerate(a_ids) if a in on_ds]
+    user_vector = dict(zip(u_table.column("user_id").to_pylist(), u_vectors, strict=True))
+    sessions = _sessions(store)
+    ds_start = window_for(DS, 1).start_ms
+
+    def tip_ts(r):
+        return next(e["ts"] for e in sessions[r["user_id"]] if e["seq"] == r["tip_seq"])
+
+    assert manifest["rerank"]["shortlist_day"] == D0
+    assert {r["user_id"] for r in rows} == {
+        u for u, r in tests.items() if tip_ts(r) >= ds_start and u in user_vector} != set()
+    for r in rows:
+        scores = a_vectors[keep] @ user_vector[r["user_id"]]
+        assert r["candidate_ids"] == [a_ids[keep[i]] for i in
+                                      np.argsort(-scores, kind="stable")[:m]]
+        test = tests[r["user_id"]]
+        assert (r["tip_seq"], r["ground_truth"]) == (test["tip_seq"], test["ground_truth"])
+        assert r["prompt"][-1]["content"].split("Candidates")[0] == \
+            test["prompt"][-1]["content"].split("Candidates")[0]
+        assert (r["target"] != "") == (r["ground_truth"] in r["candidate_ids"])
+    assert manifest["rerank"]["in_shortlist"] == sum(
+        r["ground_truth"] in r["candidate_ids"] for r in rows)

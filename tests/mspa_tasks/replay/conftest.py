@@ -3,7 +3,7 @@ published too (a forward replay of DS scores with D0's artifacts)."""
 
 import pytest
 
-from tests.mspa_tasks.align.conftest import days, encoder  # noqa: F401 (pytest fixtures)
+from tests.mspa_tasks.align.conftest import days  # noqa: F401 (pytest fixtures)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from mspa_tasks.run import DayRun
 from mspa_tasks.vectors.build import build_collection
 from mspa_tasks.vectors.gate import validate_collection
 from mspa_tasks.vectors.lifecycle import publish_collection
-from tests.mspa_tasks.align.conftest import D0, DS, _world, publish_day
+from tests.mspa_tasks.align.conftest import D0, DS, publish_day
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +41,11 @@ def _rows(url: str, ds: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def replayed(tmp_path_factory, encoder):
+def replayed(tmp_path_factory, published):
     """One full replay of DS (every part, the report, a rerun of the report) on a world built
     once for this module; the tests below each read one behaviour off it."""
     home = tmp_path_factory.mktemp("replayed")
-    url, store, settings = _world(home)
-    for ds in (D0, DS):
-        publish_day(ds, url, store, settings, encoder)
+    url, store, settings = published((D0, DS), home)
     settings = settings.replaced(replay={"acc_max_users": 3, "ann_sample": 20})
     target = _publish_alias(settings, store, home)
     run = DayRun(DS, settings, store, url, target)
@@ -86,6 +84,39 @@ def test_u2a_rows_carry_intervals_and_a_chance_level_champion_is_said_first(repl
         {"m": m, **rows[(f"acc@{m}", "mspa")]} for m in (4, 10)])
     assert replayed.u2a["warnings"] == expected
     assert set(expected) <= set(replayed.report["warnings"])
+
+
+def test_the_champion_reranks_mspas_shortlist_and_every_list_is_scored_on_the_same_tips(
+        replayed):
+    """The two-stage rows (``rerank_part``): the reranked list (mspa), MSPA's own order
+    (first_stage) and the fused score, popularity and ALS over the whole catalogue, on the
+    same held-out tips."""
+    from mspa_tasks.align.examples import read_examples
+    from mspa_tasks.sampling import stable_sample
+
+    two = replayed.u2a["two_stage"]
+    rows = read_examples(replayed.store, DS, "rerank", (two["m"],))
+    users = set(stable_sample({r["user_id"] for r in rows}, 3, f"{DS}:rerank"))
+    rows = [r for r in rows if r["user_id"] in users]
+    assert two["tips"] == len(rows) > 0 and two["users"] == len(users)
+    in_top = [r["ground_truth"] in r["candidate_ids"] for r in rows]
+    assert two["truth_in_shortlist"] == sum(in_top)
+    metrics = {(r["metric"], r["model"]): r for r in replayed.u2a["metrics"]}
+    own = [r["candidate_ids"].index(r["ground_truth"]) if t else -1
+           for r, t in zip(rows, in_top, strict=True)]
+    assert metrics["first_stage_hr@5", "mspa"]["value"] == pytest.approx(
+        sum(0 <= k < 5 for k in own) / len(rows))
+    assert metrics["first_stage_hr@1", "mspa"]["value"] == pytest.approx(own.count(0) / len(rows))
+    for k in ("hr@1", "hr@5", "ndcg@5"):
+        reranked = metrics[f"two_stage_{k}", "mspa"]
+        # a reranker orders the shortlist; it cannot add an author MSPA did not retrieve
+        assert reranked["value"] <= sum(in_top) / len(rows)
+        for model in ("mspa", "fused", "popularity", "als"):
+            r = metrics[f"two_stage_{k}", model]
+            assert r["n"] == len(rows) and r["low"] <= r["value"] <= r["high"]
+    assert [v.split(":")[0] for v in two["verdicts"]] == ["hr@1", "hr@5", "ndcg@5"]
+    html = replayed.store.get_text(f"reports/replay/ds={DS}/report.html")
+    assert "<b>Two-stage</b>" in html and "two_stage_hr@5" in html
 
 
 def test_ann_parity_on_flat_finds_the_exact_top_k(replayed):

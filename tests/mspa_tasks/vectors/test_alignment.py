@@ -27,22 +27,16 @@ from mspa_tasks.vectors.encode import (
     resolve_encoder,
     serving_encoder,
 )
-from tests.mspa_tasks.align.conftest import D0, DS, _world, publish_day
+from tests.mspa_tasks.align.conftest import D0, DS
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def days(tmp_path_factory):
-    """The tiny world with D0 and DS published (one build for this module: the first test
+def days(tmp_path_factory, published):
+    """The tiny world with D0 and DS published (one copy for this module: the first test
     only reads; the second aligns, encodes and replays on top)."""
-    from mspa_tasks.config import VectorsConfig
-
-    url, store, settings = _world(tmp_path_factory.mktemp("alignment"))
-    encoder = Encoder(VectorsConfig())
-    for ds in (D0, DS):
-        publish_day(ds, url, store, settings, encoder)
-    return url, store, settings
+    return published((D0, DS), tmp_path_factory.mktemp("alignment"))
 
 
 def _splits(store, ds) -> dict[int, str]:
