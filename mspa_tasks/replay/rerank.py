@@ -113,8 +113,10 @@ def rerank_part(run: DayRun, rows: list[dict[str, Any]], model_path: str,
             if name == FIRST_STAGE:
                 metrics.append(row(f"first_stage_{metric}", MSPA, e.value, len(rows),
                                    low=fields["low"], high=fields["high"]))
-                d = -(e.diff or 0.0), -(e.diff_high or 0.0), -(e.diff_low or 0.0)
-                verdict = ("no different from" if not e.significant else
+                # reranked - MSPA's order (the bootstrap gives MSPA's order - reranked)
+                d = tuple(0.0 - (x or 0.0) for x in (e.diff, e.diff_high, e.diff_low))
+                verdict = ("beside (one user: no interval)" if len(chosen) < 2 else
+                           "no different from" if not e.significant else
                            "above" if d[0] > 0 else "below")
                 sentences.append(
                     f"{metric}: the champion's rerank {outcomes[MSPA][metric].mean():.3f} is "

@@ -29,8 +29,13 @@ def _run(env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("e2e")
-    conf = home / "e2e.toml"  # the embedded default; the champion answers 4 test users (not 32)
-    conf.write_text("[replay]\nacc_max_users = 4\n")
+    # The embedded default, but the champion answers 4 test users (not 32) in at most 32
+    # tokens, and the recommender's train and validation examples are one per user (its last
+    # tip): the retrain test trains and evaluates 16 and 4 examples instead of ~240 and ~60
+    # (one per tip is tested in tests/mspa_tasks/align/test_examples.py).
+    conf = home / "e2e.toml"
+    conf.write_text("[replay]\nacc_max_users = 4\n\n[align.gate]\nmax_new_tokens = 32\n\n"
+                    "[align.examples]\nper_user = \"last_tip\"\n")
     env = {**os.environ, "AIRFLOW_HOME": str(home / "airflow"), "MSPA_HOME": str(home / "mspa"),
            "MSPA_ENV": "local", "MSPA_CONFIG": str(conf)}
     migrated = _run(env, str(BIN / "airflow"), "db", "migrate")
