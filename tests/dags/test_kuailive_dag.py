@@ -36,7 +36,8 @@ def kuailive_env(tmp_path_factory) -> tuple[dict, object]:
     conf.write_text((CONF_DIR / "sources" / "kuailive.toml").read_text()
                     + '\n[compose]\nbackend = "keywords"\n'
                     + '\n[vectors.align]\nenabled = false\n'  # tested on its own
-                    + '\n[replay]\nacc_max_users = 2\n')  # the champion answers 2 test users
+                    + '\n[replay]\nacc_max_users = 2\n'  # the champion answers 2 test users
+                    + '\n[align.gate]\nmax_new_tokens = 24\n')  # in short answers
     env = {**os.environ, "AIRFLOW_HOME": str(home / "airflow"), "MSPA_HOME": str(home / "mspa"),
            "MSPA_ENV": "local", "MSPA_CONFIG": str(conf)}
     migrated = _run(env, str(BIN / "airflow"), "db", "migrate")

@@ -46,7 +46,8 @@ def replayed(tmp_path_factory, published):
     once for this module; the tests below each read one behaviour off it."""
     home = tmp_path_factory.mktemp("replayed")
     url, store, settings = published((D0, DS), home)
-    settings = settings.replaced(replay={"acc_max_users": 3, "ann_sample": 20})
+    settings = settings.replaced(replay={"acc_max_users": 3, "ann_sample": 20},
+                                 align={"gate": {"max_new_tokens": 32}})
     target = _publish_alias(settings, store, home)
     run = DayRun(DS, settings, store, url, target)
     offline = replay.replay_offline(run)
