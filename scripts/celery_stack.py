@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default=os.environ.get("MSPA_CELERY_BROKER",
                                                            "redis://127.0.0.1:6379/0"))
     parser.add_argument("--rerun-middle", action="store_true",
-                        help="clear the middle day once it succeeded; check it republishes "
+                        help="clear the day before the last once it succeeded (the middle "
+                             "day of three); check it republishes "
                              "the same outputs")
     parser.add_argument("--timeout", type=int, default=3600)
     parser.add_argument("--fresh", action="store_true", help="delete --home first")
@@ -278,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         print(stack.run(airflow, "backfill", "create", "--dag-id", DAG, "--from-date",
                         f"{days[0]}T00:00:00+00:00", "--to-date", f"{days[-1]}T23:59:59+00:00",
                         "--max-active-runs", "1").strip()[-600:], flush=True)
-        middle = days[len(days) // 2]
-        if args.rerun_middle and len(days) >= 3:
+        # the day rerun while the backfill goes on: the one before the last (the middle of a
+        # three-day backfill), so a later run is still to come when it is cleared
+        middle = days[-2] if len(days) >= 2 else days[0]
+        if args.rerun_middle and len(days) >= 2:
             def middle_done() -> bool:
                 stack.watch_deadlines()
                 return stack.backfill_runs().get(middle, {}).get("state") == "success"

@@ -1,6 +1,8 @@
-"""The daily DAG beyond one process: a three-day ``airflow backfill create`` run by the
+"""The daily DAG beyond one process: a two-day ``airflow backfill create`` run by the
 scheduler on Airflow's CeleryExecutor (PostgreSQL metadata database, the local Redis as
-broker, two workers), with the middle day cleared and rerun while the backfill goes on.
+broker, two workers), with the first day cleared and rerun while the backfill goes on (two
+days, not three: each DAG run under Celery costs about 150 CPU seconds on this 2-core suite,
+and a third day added nothing the second does not check).
 
 ``scripts/celery_stack.py`` (also ``make celery``) starts and stops every process; the
 composer runs its keyword backend here (``scripts/celery_fast.toml``) so the test measures
@@ -20,10 +22,10 @@ import pytest
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.slow]
-DAYS = ["2026-11-18", "2026-11-19", "2026-11-20"]
+DAYS = ["2026-11-19", "2026-11-20"]
 
 
-def test_three_day_backfill_on_two_celery_workers_with_a_mid_backfill_rerun(pg_url, tmp_path):
+def test_a_backfill_on_two_celery_workers_with_a_mid_backfill_rerun(pg_url, tmp_path):
     home = tmp_path / "celery"
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "celery_stack.py"), "--home", str(home),
@@ -33,7 +35,7 @@ def test_three_day_backfill_on_two_celery_workers_with_a_mid_backfill_rerun(pg_u
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:] + _logs(home)
     run = json.loads((home / "celery-run.json").read_text())
 
-    # three backfill runs, one partition each, all published
+    # one backfill run per day, one partition each, all published
     assert list(run["runs"]) == DAYS and {r["state"] for r in run["runs"].values()} == {"success"}
     for ds in DAYS:
         out = run["outputs"][ds]
@@ -56,7 +58,7 @@ def test_three_day_backfill_on_two_celery_workers_with_a_mid_backfill_rerun(pg_u
     for worker, tasks in by_worker.items():
         assert any("compose.compose_shard" in t for t in tasks), (worker, tasks)
 
-    # the middle day, cleared while the backfill went on, republished the same day
+    # the first day, cleared while the backfill went on, republished the same day
     last = DAYS[-1]
     assert run["middle_cleared_while"][last]["state"] != "success"
     before, after = run["middle_before"], run["middle_after"]
