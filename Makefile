@@ -17,6 +17,11 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
+# The packaged SmolLM2's conversion is shared by every clone and MSPA_HOME on this machine, as
+# pip's and Hugging Face's caches are: content-keyed (a new package gives a new folder), never
+# changed in place; a home links it instead of converting again (~40 s). Set it to a folder of
+# your own, or to the home's models folder to keep a home self-contained.
+export MSPA_MODELS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mspa/models
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
