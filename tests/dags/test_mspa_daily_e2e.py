@@ -121,6 +121,10 @@ def test_daily_dag_ingests_composes_and_publishes(airflow_env):
     else:
         assert "recall@5" not in report["metrics"]
     assert report["metrics"]["ann_recall"]["mspa"]["value"] == 1.0  # FLAT index: exact
+    # the two-stage rows: the champion reranked MSPA's shortlist of D0, the baselines beside
+    assert report["u2a"]["two_stage"]["tips"] >= 1
+    assert {"mspa", "fused", "popularity", "als"} <= set(report["metrics"]["two_stage_hr@5"])
+    assert "mspa" in report["metrics"]["first_stage_hr@5"]
     assert "replay 2026-11-20 summary:" in log and "auc_click" in log
     warehouse = sqlite3.connect(Path(airflow_env["MSPA_HOME"]) / "warehouse.db")
     (n_rows,) = warehouse.execute("SELECT COUNT(*) FROM replay_metrics WHERE ds = ?",
